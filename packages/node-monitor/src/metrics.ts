@@ -1,0 +1,189 @@
+import {
+  Counter as PromCounter,
+  Gauge as PromGauge,
+  Histogram as PromHistogram,
+  Registry,
+  collectDefaultMetrics,
+} from 'prom-client'
+import { MonitorError } from './errors'
+
+/** Label values by label name. Every name must have been declared when the metric was created. */
+export type MetricLabels = Readonly<Record<string, string | number>>
+
+/** A monotonically increasing count. */
+export interface Counter {
+  /** Adds `value` (default 1, must be ≥ 0) to the series selected by `labels`. */
+  inc(labels?: MetricLabels, value?: number): void
+}
+
+/** A value that goes up and down. */
+export interface Gauge {
+  set(value: number, labels?: MetricLabels): void
+  /** Adds `value` (default 1). */
+  inc(labels?: MetricLabels, value?: number): void
+  /** Subtracts `value` (default 1). */
+  dec(labels?: MetricLabels, value?: number): void
+}
+
+/** A distribution of observed values (durations in seconds, sizes in bytes). */
+export interface Histogram {
+  observe(value: number, labels?: MetricLabels): void
+}
+
+/**
+ * The structural metrics interface. Any package can accept `metrics?: Metrics` as a component and declare
+ * this interface itself (copy these few lines) instead of depending on `@x/node-monitor`: structural typing
+ * makes the two compatible. A plain object literal satisfies it, so a no-op or a test recorder is trivial:
+ *
+ * ```ts
+ * const metrics: Metrics = {
+ *   counter: () => ({ inc() {} }),
+ *   gauge: () => ({ set() {}, inc() {}, dec() {} }),
+ *   histogram: () => ({ observe() {} }),
+ * }
+ * ```
+ *
+ * Asking twice for the same name and type returns the same series, so a factory may call these freely.
+ * Values are in base units (seconds, bytes) as Prometheus recommends.
+ */
+export interface Metrics {
+  counter(name: string, help: string, labelNames?: readonly string[]): Counter
+  gauge(name: string, help: string, labelNames?: readonly string[]): Gauge
+  /** `buckets` are upper bounds, ascending. @default prom-client's defaults (5 ms … 10 s) */
+  histogram(
+    name: string,
+    help: string,
+    labelNames?: readonly string[],
+    buckets?: readonly number[],
+  ): Histogram
+}
+
+/** {@link Metrics} backed by a prom-client registry, with Prometheus text output. */
+export interface PrometheusMetrics extends Metrics {
+  readonly registry: Registry
+  /** The `Content-Type` header for {@link PrometheusMetrics.metricsText}. */
+  readonly contentType: string
+  /** Every metric of the registry in the Prometheus text exposition format (0.0.4). */
+  metricsText(): Promise<string>
+}
+
+export interface PrometheusMetricsInit {
+  /**
+   * Also collect prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`). Off by
+   * default: prom-client enables its own event-loop-delay histogram for them and offers no way to disable it,
+   * and `createSystemMonitor` already reports the same figures with a `stop()`.
+   * @default false
+   */
+  defaultMetrics?: boolean
+}
+
+/** A {@link Metrics} whose every method does nothing. */
+export function createNoopMetrics(): Metrics {
+  const noop = (): void => {}
+  return {
+    counter: () => ({ inc: noop }),
+    gauge: () => ({ set: noop, inc: noop, dec: noop }),
+    histogram: () => ({ observe: noop }),
+  }
+}
+
+const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
+const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
+
+type Kind = 'counter' | 'gauge' | 'histogram'
+
+interface Made {
+  readonly kind: Kind
+  readonly labelKey: string
+  readonly metric: Counter | Gauge | Histogram
+}
+
+/**
+ * Creates {@link PrometheusMetrics} over `registry` (a new one by default: never the prom-client global
+ * registry, so two nodes in one process do not collide).
+ */
+export function createPrometheusMetrics(
+  registry: Registry = new Registry(),
+  init: PrometheusMetricsInit = {},
+): PrometheusMetrics {
+  if (!(registry instanceof Registry)) throw new TypeError(`'registry' must be a prom-client Registry`)
+  if (init.defaultMetrics === true) collectDefaultMetrics({ register: registry })
+  const made = new Map<string, Made>()
+
+  function lookup(kind: Kind, name: string, help: string, labelNames: readonly string[]): Made | undefined {
+    if (typeof name !== 'string' || !METRIC_NAME.test(name)) {
+      throw new TypeError(`'name' must be a Prometheus metric name, got ${JSON.stringify(name)}`)
+    }
+    if (typeof help !== 'string' || help.length === 0)
+      throw new TypeError(`'help' must be a non-empty string`)
+    if (!Array.isArray(labelNames) || !labelNames.every((l) => typeof l === 'string' && LABEL_NAME.test(l))) {
+      throw new TypeError(`'labelNames' must be an array of Prometheus label names`)
+    }
+    const existing = made.get(name)
+    if (existing === undefined) {
+      if (registry.getSingleMetric(name) !== undefined) {
+        throw new MonitorError('X_MON_METRIC_CONFLICT', `metric '${name}' already exists in the registry`)
+      }
+      return undefined
+    }
+    if (existing.kind !== kind || existing.labelKey !== labelKey(labelNames)) {
+      throw new MonitorError(
+        'X_MON_METRIC_CONFLICT',
+        `metric '${name}' already exists as a ${existing.kind} with labels [${existing.labelKey}]`,
+      )
+    }
+    return existing
+  }
+
+  function remember<M extends Counter | Gauge | Histogram>(
+    kind: Kind,
+    name: string,
+    labelNames: readonly string[],
+    metric: M,
+  ): M {
+    made.set(name, { kind, labelKey: labelKey(labelNames), metric })
+    return metric
+  }
+
+  return {
+    registry,
+    contentType: registry.contentType,
+    metricsText: () => registry.metrics(),
+    counter(name, help, labelNames = []) {
+      const existing = lookup('counter', name, help, labelNames)
+      if (existing !== undefined) return existing.metric as Counter
+      const c = new PromCounter({ name, help, labelNames: [...labelNames], registers: [registry] })
+      return remember('counter', name, labelNames, {
+        inc: (labels, value = 1) => (labels === undefined ? c.inc(value) : c.inc(labels, value)),
+      })
+    },
+    gauge(name, help, labelNames = []) {
+      const existing = lookup('gauge', name, help, labelNames)
+      if (existing !== undefined) return existing.metric as Gauge
+      const g = new PromGauge({ name, help, labelNames: [...labelNames], registers: [registry] })
+      return remember('gauge', name, labelNames, {
+        set: (value, labels) => (labels === undefined ? g.set(value) : g.set(labels, value)),
+        inc: (labels, value = 1) => (labels === undefined ? g.inc(value) : g.inc(labels, value)),
+        dec: (labels, value = 1) => (labels === undefined ? g.dec(value) : g.dec(labels, value)),
+      })
+    },
+    histogram(name, help, labelNames = [], buckets) {
+      const existing = lookup('histogram', name, help, labelNames)
+      if (existing !== undefined) return existing.metric as Histogram
+      const h = new PromHistogram({
+        name,
+        help,
+        labelNames: [...labelNames],
+        registers: [registry],
+        ...(buckets === undefined ? {} : { buckets: [...buckets] }),
+      })
+      return remember('histogram', name, labelNames, {
+        observe: (value, labels) => (labels === undefined ? h.observe(value) : h.observe(labels, value)),
+      })
+    },
+  }
+}
+
+function labelKey(labelNames: readonly string[]): string {
+  return [...labelNames].sort().join(',')
+}

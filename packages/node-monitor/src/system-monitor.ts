@@ -1,0 +1,290 @@
+import { loadavg } from 'node:os'
+import {
+  type EventLoopUtilization,
+  type IntervalHistogram,
+  monitorEventLoopDelay,
+  performance,
+} from 'node:perf_hooks'
+import { type Clock, type Logger, SILENT_LOGGER, SYSTEM_CLOCK, assertNumberInRange } from './components'
+import { type Gauge, type Metrics } from './metrics'
+
+/** One sample of the process's vital signs. */
+export interface SystemSnapshot {
+  /** When the sample was taken, in milliseconds since the epoch (injected clock). */
+  readonly timestamp: number
+  /** Span the rates below cover, in milliseconds (time since the previous sample). */
+  readonly windowMs: number
+  readonly cpu: {
+    /** CPU time used over the window as a share of one core, in percent (200 = two cores fully busy). */
+    readonly percent: number
+    readonly userPercent: number
+    readonly systemPercent: number
+  }
+  /** From `process.memoryUsage()`, in bytes. */
+  readonly memory: {
+    readonly rss: number
+    readonly heapUsed: number
+    readonly heapTotal: number
+    readonly external: number
+    readonly arrayBuffers: number
+  }
+  readonly eventLoop: {
+    /**
+     * Event-loop delay over the window, in milliseconds, from `perf_hooks.monitorEventLoopDelay`, minus its
+     * sampling resolution (the raw figures include it, so an idle loop would read as the resolution). `0`
+     * when no timer fired in the window.
+     */
+    readonly delayP50Ms: number
+    readonly delayP99Ms: number
+    readonly delayMaxMs: number
+    readonly delayMeanMs: number
+    /** Share of the window the loop spent busy, 0…1 (`performance.eventLoopUtilization`). */
+    readonly utilization: number
+  }
+  /** `process.getActiveResourcesInfo().length`: sockets, timers, handles keeping the loop alive. */
+  readonly activeHandles: number
+  /** `process.uptime()` in milliseconds. */
+  readonly uptimeMs: number
+  /** `os.loadavg()`: 1, 5 and 15 minute load averages (zeros on Windows). */
+  readonly loadAverage: readonly [number, number, number]
+}
+
+export interface SystemMonitorInit {
+  /**
+   * Time between samples, in milliseconds.
+   * @default 5000
+   */
+  intervalMs?: number
+  /**
+   * Sampling resolution of the event-loop delay histogram, in milliseconds. Smaller catches shorter stalls
+   * and costs more wake-ups.
+   * @default 20
+   */
+  eventLoopResolutionMs?: number
+  /**
+   * Prefix of the gauge names given to `metrics` (e.g. `'mynode_'`).
+   * @default ''
+   */
+  metricsPrefix?: string
+}
+
+export interface SystemMonitorComponents {
+  /** @default `Date.now` */
+  clock?: Clock
+  /** When given, every sample also sets the `system_*` gauges listed in the README. */
+  metrics?: Metrics
+  /** @default silent */
+  logger?: Logger
+}
+
+export interface SystemMonitor {
+  /** Starts sampling every `intervalMs` (timer unref'd: it never keeps the process alive). Idempotent. */
+  start(): void
+  /** Clears the interval and disables the event-loop histogram. Idempotent; `start()` may follow. */
+  stop(): void
+  readonly running: boolean
+  /** The latest sample; takes one now if none was taken since `start()` (or when stopped). */
+  snapshot(): SystemSnapshot
+  /** Same as {@link SystemMonitor.snapshot}, shaped as a stats provider for `StatsRegistry.register`. */
+  getStats(): SystemSnapshot
+}
+
+/** Default time between samples. */
+export const SYSTEM_SAMPLE_INTERVAL_MS = 5_000
+/** Default event-loop delay histogram resolution. */
+export const EVENT_LOOP_RESOLUTION_MS = 20
+const NS_PER_MS = 1e6
+const MAX_TIMER_MS = 2_147_483_647
+
+interface SystemGauges {
+  cpu: Gauge
+  memory: Gauge
+  delay: Gauge
+  utilization: Gauge
+  handles: Gauge
+  uptime: Gauge
+  load: Gauge
+}
+
+/** Creates a system monitor. Nothing is sampled and no timer runs until `start()`. */
+export function createSystemMonitor(
+  components: SystemMonitorComponents = {},
+  init: SystemMonitorInit = {},
+): SystemMonitor {
+  return new DefaultSystemMonitor(components, init)
+}
+
+class DefaultSystemMonitor implements SystemMonitor {
+  readonly #clock: Clock
+  readonly #log: Logger
+  readonly #metrics: Metrics | undefined
+  readonly #intervalMs: number
+  readonly #resolutionMs: number
+  readonly #prefix: string
+  #gauges: SystemGauges | undefined
+  #timer: ReturnType<typeof setInterval> | undefined
+  #histogram: IntervalHistogram | undefined
+  #last: SystemSnapshot | undefined
+  // Baselines of the current window.
+  #cpu = process.cpuUsage()
+  #hrtime = process.hrtime.bigint()
+  #elu: EventLoopUtilization = performance.eventLoopUtilization()
+
+  constructor(components: SystemMonitorComponents, init: SystemMonitorInit) {
+    this.#clock = components.clock ?? SYSTEM_CLOCK
+    this.#log = components.logger ?? SILENT_LOGGER
+    this.#metrics = components.metrics
+    this.#intervalMs = assertNumberInRange(
+      'intervalMs',
+      init.intervalMs ?? SYSTEM_SAMPLE_INTERVAL_MS,
+      10,
+      MAX_TIMER_MS,
+    )
+    this.#resolutionMs = assertNumberInRange(
+      'eventLoopResolutionMs',
+      init.eventLoopResolutionMs ?? EVENT_LOOP_RESOLUTION_MS,
+      1,
+      60_000,
+    )
+    const prefix = init.metricsPrefix ?? ''
+    if (typeof prefix !== 'string' || !/^[a-zA-Z_:]?[a-zA-Z0-9_:]*$/.test(prefix)) {
+      throw new TypeError(`'metricsPrefix' must be a valid start of a Prometheus metric name`)
+    }
+    this.#prefix = prefix
+  }
+
+  get running(): boolean {
+    return this.#timer !== undefined
+  }
+
+  start(): void {
+    if (this.#timer !== undefined) return
+    if (this.#metrics !== undefined && this.#gauges === undefined)
+      this.#gauges = makeGauges(this.#metrics, this.#prefix)
+    this.#histogram = monitorEventLoopDelay({ resolution: this.#resolutionMs })
+    this.#histogram.enable()
+    this.#last = undefined
+    this.#resetBaselines()
+    this.#timer = setInterval(() => this.#sample(), this.#intervalMs)
+    this.#timer.unref()
+    this.#log.debug({ intervalMs: this.#intervalMs }, 'system monitor started')
+  }
+
+  stop(): void {
+    if (this.#timer === undefined) return
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    this.#histogram?.disable()
+    this.#histogram = undefined
+    this.#last = undefined
+    this.#log.debug({}, 'system monitor stopped')
+  }
+
+  snapshot(): SystemSnapshot {
+    return this.#last ?? this.#sample()
+  }
+
+  getStats(): SystemSnapshot {
+    return this.snapshot()
+  }
+
+  #resetBaselines(): void {
+    this.#cpu = process.cpuUsage()
+    this.#hrtime = process.hrtime.bigint()
+    this.#elu = performance.eventLoopUtilization()
+  }
+
+  #sample(): SystemSnapshot {
+    const hrtime = process.hrtime.bigint()
+    const cpu = process.cpuUsage(this.#cpu)
+    const elu = performance.eventLoopUtilization(this.#elu)
+    const elapsedUs = Number(hrtime - this.#hrtime) / 1000
+    const share = (us: number): number => (elapsedUs > 0 ? round2((us / elapsedUs) * 100) : 0)
+    const mem = process.memoryUsage()
+    const h = this.#histogram
+    const hasDelay = h !== undefined && h.count > 0
+    const delay = (ns: number): number =>
+      hasDelay ? round2(Math.max(0, ns / NS_PER_MS - this.#resolutionMs)) : 0
+    const [l1 = 0, l5 = 0, l15 = 0] = loadavg()
+    const snapshot: SystemSnapshot = Object.freeze({
+      timestamp: this.#clock.now(),
+      windowMs: round2(elapsedUs / 1000),
+      cpu: Object.freeze({
+        percent: share(cpu.user + cpu.system),
+        userPercent: share(cpu.user),
+        systemPercent: share(cpu.system),
+      }),
+      memory: Object.freeze({
+        rss: mem.rss,
+        heapUsed: mem.heapUsed,
+        heapTotal: mem.heapTotal,
+        external: mem.external,
+        arrayBuffers: mem.arrayBuffers,
+      }),
+      eventLoop: Object.freeze({
+        delayP50Ms: delay(h?.percentile(50) ?? 0),
+        delayP99Ms: delay(h?.percentile(99) ?? 0),
+        delayMaxMs: delay(h?.max ?? 0),
+        delayMeanMs: delay(h?.mean ?? 0),
+        utilization: round2(elu.utilization),
+      }),
+      activeHandles: process.getActiveResourcesInfo().length,
+      uptimeMs: Math.round(process.uptime() * 1000),
+      loadAverage: Object.freeze([l1, l5, l15] as const),
+    })
+    h?.reset()
+    this.#hrtime = hrtime
+    this.#cpu = process.cpuUsage()
+    this.#elu = performance.eventLoopUtilization()
+    if (this.#timer !== undefined) this.#last = snapshot
+    if (this.#gauges !== undefined) setGauges(this.#gauges, snapshot)
+    return snapshot
+  }
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100
+}
+
+function makeGauges(metrics: Metrics, p: string): SystemGauges {
+  return {
+    cpu: metrics.gauge(
+      `${p}system_cpu_usage_percent`,
+      'CPU time used over the last window, percent of one core',
+    ),
+    memory: metrics.gauge(`${p}system_memory_bytes`, 'Process memory by kind (process.memoryUsage)', [
+      'kind',
+    ]),
+    delay: metrics.gauge(
+      `${p}system_event_loop_delay_seconds`,
+      'Event-loop delay over the last window beyond the sampling resolution',
+      ['stat'],
+    ),
+    utilization: metrics.gauge(
+      `${p}system_event_loop_utilization_ratio`,
+      'Share of the last window the loop was busy',
+    ),
+    handles: metrics.gauge(`${p}system_active_handles`, 'Active resources keeping the event loop alive'),
+    uptime: metrics.gauge(`${p}system_uptime_seconds`, 'Process uptime'),
+    load: metrics.gauge(`${p}system_load_average`, 'OS load average', ['window']),
+  }
+}
+
+function setGauges(g: SystemGauges, s: SystemSnapshot): void {
+  g.cpu.set(s.cpu.percent)
+  g.memory.set(s.memory.rss, { kind: 'rss' })
+  g.memory.set(s.memory.heapUsed, { kind: 'heap_used' })
+  g.memory.set(s.memory.heapTotal, { kind: 'heap_total' })
+  g.memory.set(s.memory.external, { kind: 'external' })
+  g.memory.set(s.memory.arrayBuffers, { kind: 'array_buffers' })
+  g.delay.set(s.eventLoop.delayP50Ms / 1000, { stat: 'p50' })
+  g.delay.set(s.eventLoop.delayP99Ms / 1000, { stat: 'p99' })
+  g.delay.set(s.eventLoop.delayMaxMs / 1000, { stat: 'max' })
+  g.delay.set(s.eventLoop.delayMeanMs / 1000, { stat: 'mean' })
+  g.utilization.set(s.eventLoop.utilization)
+  g.handles.set(s.activeHandles)
+  g.uptime.set(s.uptimeMs / 1000)
+  g.load.set(s.loadAverage[0], { window: '1m' })
+  g.load.set(s.loadAverage[1], { window: '5m' })
+  g.load.set(s.loadAverage[2], { window: '15m' })
+}
