@@ -1,0 +1,354 @@
+import { readFileSync } from 'node:fs'
+import { networkInterfaces } from 'node:os'
+
+/**
+ * Node configuration: defaults, overridden by a JSON config file, then by `X_NODE_*` environment variables,
+ * then by command-line flags (each later source wins). Every setting is validated; a bad value is reported
+ * with the setting's name, where it came from and the allowed values.
+ */
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+export type LogLevel = (typeof LOG_LEVELS)[number]
+
+export interface NodeConfig {
+  /** REST API (Fastify) port. */
+  restPort: number
+  /** WebSocket port (signaling, CRDT, P2P links). */
+  wsPort: number
+  /** DHT UDP port. */
+  dhtPort: number
+  /** Interface the servers bind to. */
+  host: string
+  /** Host or IP other nodes use to reach this node (advertised in signed DHT records). */
+  publicHost: string
+  /** Data directory (identity key file, LevelDB). */
+  dataDir: string
+  /** DHT bootstrap nodes, `host:port` (UDP). */
+  seedNodes: string[]
+  /** Pino log level. */
+  logLevel: LogLevel
+  /** Passphrase that encrypts the identity key file at rest; empty = unencrypted. */
+  passphrase: string
+  /** Interval between bootstrap retries and DHT refreshes, in milliseconds. */
+  bootstrapIntervalMs: number
+  /** How long `/api/health` results are cached, in milliseconds. */
+  healthCacheMs: number
+  /** Maximum time a graceful shutdown may take before the process exits anyway, in milliseconds. */
+  shutdownTimeoutMs: number
+}
+
+type Kind = 'port' | 'string' | 'host' | 'list' | 'level' | 'ms'
+
+interface Setting {
+  key: keyof NodeConfig
+  flag: string
+  env: string
+  kind: Kind
+  description: string
+  secret?: boolean
+}
+
+/** Every setting, in `--help` order. */
+export const SETTINGS: readonly Setting[] = [
+  {
+    key: 'restPort',
+    flag: '--rest-port',
+    env: 'X_NODE_REST_PORT',
+    kind: 'port',
+    description: 'REST API port',
+  },
+  {
+    key: 'wsPort',
+    flag: '--ws-port',
+    env: 'X_NODE_WS_PORT',
+    kind: 'port',
+    description: 'WebSocket port (/p2p-signaling, /y-webrtc, /peerjs, /crdt/<doc>, /p2p-node)',
+  },
+  { key: 'dhtPort', flag: '--dht-port', env: 'X_NODE_DHT_PORT', kind: 'port', description: 'DHT UDP port' },
+  {
+    key: 'host',
+    flag: '--host',
+    env: 'X_NODE_HOST',
+    kind: 'host',
+    description: 'interface the servers bind to',
+  },
+  {
+    key: 'publicHost',
+    flag: '--public-host',
+    env: 'X_NODE_PUBLIC_HOST',
+    kind: 'host',
+    description: 'host other nodes use to reach this one (default: --host, or the first non-internal IPv4)',
+  },
+  {
+    key: 'dataDir',
+    flag: '--data-dir',
+    env: 'X_NODE_DATA_DIR',
+    kind: 'string',
+    description: 'data directory (identity key file, LevelDB)',
+  },
+  {
+    key: 'seedNodes',
+    flag: '--seed-nodes',
+    env: 'X_NODE_SEED_NODES',
+    kind: 'list',
+    description: 'DHT bootstrap nodes, comma-separated host:port (UDP)',
+  },
+  { key: 'logLevel', flag: '--log-level', env: 'X_NODE_LOG_LEVEL', kind: 'level', description: 'log level' },
+  {
+    key: 'passphrase',
+    flag: '--passphrase',
+    env: 'X_NODE_PASSPHRASE',
+    kind: 'string',
+    description: 'encrypts the identity key file at rest (prefer the env variable)',
+    secret: true,
+  },
+  {
+    key: 'bootstrapIntervalMs',
+    flag: '--bootstrap-interval-ms',
+    env: 'X_NODE_BOOTSTRAP_INTERVAL_MS',
+    kind: 'ms',
+    description: 'DHT bootstrap retry / refresh interval',
+  },
+  {
+    key: 'healthCacheMs',
+    flag: '--health-cache-ms',
+    env: 'X_NODE_HEALTH_CACHE_MS',
+    kind: 'ms',
+    description: 'how long a /api/health result is cached',
+  },
+  {
+    key: 'shutdownTimeoutMs',
+    flag: '--shutdown-timeout-ms',
+    env: 'X_NODE_SHUTDOWN_TIMEOUT_MS',
+    kind: 'ms',
+    description: 'hard limit for a graceful shutdown',
+  },
+]
+
+/** Defaults. `publicHost: ''` means derived from `host` at parse time. */
+export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
+  restPort: 3000,
+  wsPort: 3001,
+  dhtPort: 3001,
+  host: '0.0.0.0',
+  publicHost: '',
+  dataDir: './data',
+  seedNodes: [],
+  logLevel: 'info',
+  passphrase: '',
+  bootstrapIntervalMs: 60_000,
+  healthCacheMs: 1_000,
+  shutdownTimeoutMs: 10_000,
+})
+
+const ALLOWED: Record<Kind, string> = {
+  port: 'an integer from 0 to 65535 (0 = any free port)',
+  string: 'a non-empty string',
+  host: 'a hostname or IP address (letters, digits, ".", "-", ":")',
+  list: 'comma-separated host:port entries with ports 1-65535 (or a JSON array of them)',
+  level: LOG_LEVELS.join(', '),
+  ms: 'an integer number of milliseconds from 1 to 86400000',
+}
+
+/** A configuration value was rejected. `setting` names it, `source` says where it came from. */
+export class ConfigError extends Error {
+  readonly code = 'X_NODE_CONFIG_INVALID'
+  constructor(
+    message: string,
+    readonly setting: string,
+    readonly source: string,
+  ) {
+    super(message)
+    this.name = 'ConfigError'
+  }
+}
+
+export interface ParseConfigOptions {
+  /** Command-line arguments (without `node` and the script). */
+  argv?: readonly string[]
+  /** Environment (defaults to none, so tests are hermetic; the server passes `process.env`). */
+  env?: Readonly<Record<string, string | undefined>>
+  /** Reads the config file (injected for tests). */
+  readFile?: (path: string) => string
+}
+
+export type ParseResult = { help: true; text: string } | { help: false; config: NodeConfig }
+
+const HOST_RE = /^[A-Za-z0-9.:\-[\]%]{1,253}$/
+
+function fail(setting: Setting | string, source: string, value: unknown, allowed: string): never {
+  const name = typeof setting === 'string' ? setting : setting.key
+  const shown = typeof setting !== 'string' && setting.secret ? '<redacted>' : JSON.stringify(value)
+  throw new ConfigError(
+    `invalid setting '${name}' from ${source}: ${shown}; allowed: ${allowed}`,
+    name,
+    source,
+  )
+}
+
+function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[keyof NodeConfig] {
+  const allowed = ALLOWED[setting.kind]
+  switch (setting.kind) {
+    case 'port':
+    case 'ms': {
+      const n =
+        typeof raw === 'number'
+          ? raw
+          : typeof raw === 'string' && /^\d+$/.test(raw.trim())
+            ? Number(raw)
+            : NaN
+      const [min, max] = setting.kind === 'port' ? [0, 65_535] : [1, 86_400_000]
+      if (!Number.isInteger(n) || n < min || n > max) fail(setting, source, raw, allowed)
+      return n
+    }
+    case 'string':
+      if (typeof raw !== 'string' || (raw.length === 0 && setting.key !== 'passphrase')) {
+        fail(setting, source, raw, allowed)
+      }
+      return raw
+    case 'host':
+      if (typeof raw !== 'string' || !HOST_RE.test(raw)) fail(setting, source, raw, allowed)
+      return raw
+    case 'level':
+      if (typeof raw !== 'string' || !(LOG_LEVELS as readonly string[]).includes(raw)) {
+        fail(setting, source, raw, allowed)
+      }
+      return raw
+    case 'list': {
+      let items: unknown[]
+      if (Array.isArray(raw)) items = raw
+      else if (typeof raw === 'string') {
+        const trimmed = raw.trim()
+        if (trimmed.startsWith('[')) {
+          try {
+            items = JSON.parse(trimmed) as unknown[]
+          } catch {
+            fail(setting, source, raw, allowed)
+          }
+          if (!Array.isArray(items)) fail(setting, source, raw, allowed)
+        } else items = trimmed === '' ? [] : trimmed.split(',').map((s) => s.trim())
+      } else fail(setting, source, raw, allowed)
+      for (const item of items) {
+        if (typeof item !== 'string' || parseHostPort(item) === undefined) fail(setting, source, raw, allowed)
+      }
+      return items as string[]
+    }
+  }
+}
+
+/** Splits `host:port` / `[v6]:port`; `undefined` when malformed or the port is out of 1–65535. */
+export function parseHostPort(value: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value)
+  if (!m) return undefined
+  const port = Number(m[3])
+  if (port < 1 || port > 65_535) return undefined
+  return { host: (m[1] ?? m[2])!, port }
+}
+
+function defaultPublicHost(host: string): string {
+  if (host !== '0.0.0.0' && host !== '::') return host
+  for (const list of Object.values(networkInterfaces())) {
+    for (const ni of list ?? []) if (ni.family === 'IPv4' && !ni.internal) return ni.address
+  }
+  return '127.0.0.1'
+}
+
+/** The `--help` text: every setting with its flag, environment variable, default and allowed values. */
+export function helpText(): string {
+  const lines = [
+    'Usage: x-node [--config <file.json>] [flags]',
+    '',
+    'Every setting comes from (later wins): defaults < JSON config file (--config or X_NODE_CONFIG)',
+    '< environment variables < command-line flags. Flags take "--flag value" or "--flag=value".',
+    '',
+  ]
+  for (const s of SETTINGS) {
+    const def = DEFAULT_CONFIG[s.key]
+    const shown =
+      s.key === 'publicHost' ? '(derived)' : Array.isArray(def) ? `[${def.join(',')}]` : JSON.stringify(def)
+    lines.push(`  ${s.flag.padEnd(24)} ${s.env.padEnd(30)} ${s.description}`)
+    lines.push(`  ${''.padEnd(24)} ${''.padEnd(30)} default ${shown}; allowed: ${ALLOWED[s.kind]}`)
+  }
+  lines.push(
+    `  ${'--config'.padEnd(24)} ${'X_NODE_CONFIG'.padEnd(30)} JSON file whose keys are the setting names`,
+  )
+  lines.push(`  ${'--help'.padEnd(24)} ${''.padEnd(30)} print this text`)
+  return lines.join('\n')
+}
+
+/**
+ * Builds the configuration from defaults, config file, environment and flags. Throws {@link ConfigError}
+ * naming the bad setting.
+ */
+export function parseConfig(options: ParseConfigOptions = {}): ParseResult {
+  const argv = options.argv ?? []
+  const env = options.env ?? {}
+  const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
+  const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]))
+  const values: Record<string, unknown> = { ...DEFAULT_CONFIG, seedNodes: [...DEFAULT_CONFIG.seedNodes] }
+  const flags: { setting: Setting; raw: string }[] = []
+  let configPath = env.X_NODE_CONFIG
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!
+    if (arg === '--help' || arg === '-h') return { help: true, text: helpText() }
+    const eq = arg.indexOf('=')
+    const name = eq > 0 ? arg.slice(0, eq) : arg
+    let raw: string | undefined = eq > 0 ? arg.slice(eq + 1) : undefined
+    if (name !== '--config' && !byFlag.has(name)) {
+      fail(name, 'the command line', arg, `one of ${[...byFlag.keys(), '--config', '--help'].join(', ')}`)
+    }
+    if (raw === undefined) {
+      raw = argv[i + 1]
+      if (raw === undefined) fail(name, 'the command line', null, 'a value after the flag')
+      i++
+    }
+    if (name === '--config') configPath = raw
+    else flags.push({ setting: byFlag.get(name)!, raw })
+  }
+
+  if (configPath !== undefined && configPath !== '') {
+    const source = `config file ${configPath}`
+    let parsed: unknown
+    try {
+      parsed = JSON.parse(readFile(configPath))
+    } catch (err) {
+      throw new ConfigError(
+        `cannot read config file ${configPath}: ${(err as Error).message}`,
+        'config',
+        'the command line',
+      )
+    }
+    if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+      fail('config', source, parsed, 'a JSON object whose keys are setting names')
+    }
+    const byKey = new Map(SETTINGS.map((s) => [s.key as string, s]))
+    for (const [key, raw] of Object.entries(parsed)) {
+      const setting = byKey.get(key)
+      if (!setting) fail(key, source, raw, `one of ${[...byKey.keys()].join(', ')}`)
+      values[key] = parseValue(setting, raw, source)
+    }
+  }
+  for (const s of SETTINGS) {
+    const raw = env[s.env]
+    if (raw !== undefined) values[s.key] = parseValue(s, raw, `environment variable ${s.env}`)
+  }
+  for (const { setting, raw } of flags) values[setting.key] = parseValue(setting, raw, `flag ${setting.flag}`)
+
+  const config = values as unknown as NodeConfig
+  if (config.publicHost === '') config.publicHost = defaultPublicHost(config.host)
+  if (config.restPort !== 0 && config.restPort === config.wsPort) {
+    fail(
+      'wsPort',
+      'the combined settings',
+      config.wsPort,
+      `a port different from restPort (${config.restPort})`,
+    )
+  }
+  return { help: false, config }
+}
+
+/** The configuration with secrets replaced, for logs. */
+export function redactConfig(config: NodeConfig): Record<string, unknown> {
+  return { ...config, passphrase: config.passphrase === '' ? '' : '<redacted>' }
+}

@@ -1,0 +1,123 @@
+import { describe, expect, it } from 'vitest'
+import {
+  ConfigError,
+  DEFAULT_CONFIG,
+  SETTINGS,
+  helpText,
+  parseConfig,
+  parseHostPort,
+  redactConfig,
+} from '../src/config'
+
+function config(options: Parameters<typeof parseConfig>[0]) {
+  const result = parseConfig(options)
+  if (result.help) throw new Error('unexpected help')
+  return result.config
+}
+
+describe('parseConfig', () => {
+  it('uses the documented defaults', () => {
+    const c = config({})
+    expect(c).toMatchObject({
+      restPort: 3000,
+      wsPort: 3001,
+      dhtPort: 3001,
+      host: '0.0.0.0',
+      dataDir: './data',
+      seedNodes: [],
+      logLevel: 'info',
+      passphrase: '',
+    })
+    expect(c.publicHost.length).toBeGreaterThan(0)
+  })
+
+  it('applies file < env < flags in that order', () => {
+    const files: Record<string, string> = {
+      'a.json': JSON.stringify({ restPort: 4000, wsPort: 4001, dataDir: '/tmp/file', logLevel: 'warn' }),
+    }
+    const c = config({
+      argv: ['--config', 'a.json', '--ws-port=5001', '--log-level', 'debug'],
+      env: {
+        X_NODE_WS_PORT: '6001',
+        X_NODE_DATA_DIR: '/tmp/env',
+        X_NODE_SEED_NODES: '127.0.0.1:7001, [::1]:7002',
+      },
+      readFile: (p) => files[p]!,
+    })
+    expect(c.restPort).toBe(4000) // file
+    expect(c.dataDir).toBe('/tmp/env') // env beats file
+    expect(c.wsPort).toBe(5001) // flag beats env
+    expect(c.logLevel).toBe('debug') // flag beats file
+    expect(c.seedNodes).toEqual(['127.0.0.1:7001', '[::1]:7002'])
+  })
+
+  it('reads the config file path from X_NODE_CONFIG', () => {
+    const c = config({ env: { X_NODE_CONFIG: 'x.json' }, readFile: () => '{"seedNodes":["10.0.0.1:3001"]}' })
+    expect(c.seedNodes).toEqual(['10.0.0.1:3001'])
+  })
+
+  it.each([
+    [{ argv: ['--rest-port', '70000'] }, 'restPort', 'flag --rest-port'],
+    [{ env: { X_NODE_DHT_PORT: 'abc' } }, 'dhtPort', 'environment variable X_NODE_DHT_PORT'],
+    [{ argv: ['--log-level', 'loud'] }, 'logLevel', 'flag --log-level'],
+    [{ argv: ['--seed-nodes', 'nohost'] }, 'seedNodes', 'flag --seed-nodes'],
+    [{ argv: ['--config', 'c.json'], readFile: () => '{"wsport": 1}' }, 'wsport', 'config file c.json'],
+    [{ argv: ['--config', 'c.json'], readFile: () => '{"restPort": -1}' }, 'restPort', 'config file c.json'],
+    [{ argv: ['--bogus', '1'] }, '--bogus', 'the command line'],
+    [{ argv: ['--rest-port'] }, '--rest-port', 'the command line'],
+    [{ argv: ['--rest-port', '4000', '--ws-port', '4000'] }, 'wsPort', 'the combined settings'],
+  ])('rejects %j naming the setting', (options, setting, source) => {
+    let error: unknown
+    try {
+      parseConfig(options)
+    } catch (err) {
+      error = err
+    }
+    expect(error).toBeInstanceOf(ConfigError)
+    const e = error as ConfigError
+    expect(e.code).toBe('X_NODE_CONFIG_INVALID')
+    expect(e.setting).toBe(setting)
+    expect(e.source).toBe(source)
+    expect(e.message).toContain(setting)
+    expect(e.message).toMatch(/allowed|cannot read/)
+  })
+
+  it('reports an unreadable config file', () => {
+    expect(() =>
+      parseConfig({
+        argv: ['--config', 'nope.json'],
+        readFile: () => {
+          throw new Error('ENOENT')
+        },
+      }),
+    ).toThrow(/cannot read config file nope.json/)
+  })
+
+  it('never echoes the passphrase in errors or redacted output', () => {
+    const c = config({ env: { X_NODE_PASSPHRASE: 'hunter2' } })
+    expect(c.passphrase).toBe('hunter2')
+    expect(JSON.stringify(redactConfig(c))).not.toContain('hunter2')
+  })
+
+  it('--help lists every setting with its flag, env variable and default', () => {
+    const result = parseConfig({ argv: ['--rest-port', '1', '--help'] })
+    expect(result.help).toBe(true)
+    const text = helpText()
+    for (const s of SETTINGS) {
+      expect(text).toContain(s.flag)
+      expect(text).toContain(s.env)
+    }
+    expect(text).toContain(String(DEFAULT_CONFIG.restPort))
+  })
+})
+
+describe('parseHostPort', () => {
+  it('accepts IPv4, names and bracketed IPv6; rejects the rest', () => {
+    expect(parseHostPort('127.0.0.1:3001')).toEqual({ host: '127.0.0.1', port: 3001 })
+    expect(parseHostPort('node-a.example:1')).toEqual({ host: 'node-a.example', port: 1 })
+    expect(parseHostPort('[::1]:65535')).toEqual({ host: '::1', port: 65535 })
+    for (const bad of ['127.0.0.1', ':3001', '1.2.3.4:0', '1.2.3.4:65536', 'a b:1', '::1:3001']) {
+      expect(parseHostPort(bad)).toBeUndefined()
+    }
+  })
+})
