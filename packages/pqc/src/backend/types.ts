@@ -1,0 +1,57 @@
+/**
+ * The interface every ML-KEM-1024 / ML-DSA-87 backend implements. Keys and ciphertexts are the FIPS 203 /
+ * FIPS 204 byte encodings, so any backend accepts what another produced.
+ */
+
+/** Names of the built-in backends. */
+export type BackendName = 'noble' | 'node' | 'liboqs'
+
+/** A key pair in FIPS byte encodings. */
+export interface RawKeyPair {
+  publicKey: Uint8Array
+  secretKey: Uint8Array
+}
+
+/** Result of ML-KEM encapsulation. */
+export interface Encapsulation {
+  cipherText: Uint8Array
+  sharedSecret: Uint8Array
+}
+
+/** One ML-KEM-1024 + ML-DSA-87 implementation. */
+export interface PqcBackend {
+  readonly name: BackendName
+  /** Human-readable origin, e.g. `"OpenSSL 3.5.1"`. */
+  readonly description: string
+  /** True when the implementation claims constant-time secret-key operations (native OpenSSL, liboqs). */
+  readonly constantTime: boolean
+  /** ML-KEM-1024 KeyGen_internal(d, z) from the 64-byte seed `d ‖ z` (FIPS 203 §6.1). */
+  mlKemKeygen(seed64: Uint8Array): RawKeyPair
+  /**
+   * ML-KEM-1024 Encaps. With `m` (32 bytes) the derandomized Encaps_internal (FIPS 203 §6.2); a backend that
+   * cannot take `m` never receives it (the facade routes such calls to noble).
+   */
+  mlKemEncapsulate(publicKey: Uint8Array, m?: Uint8Array): Encapsulation
+  /** ML-KEM-1024 Decaps with implicit rejection (FIPS 203 §6.3). `secretKey` is the 3168-byte dk. */
+  mlKemDecapsulate(cipherText: Uint8Array, secretKey: Uint8Array): Uint8Array
+  /** ML-DSA-87 KeyGen_internal(ξ) from the 32-byte seed (FIPS 204 §6.1). `secretKey` is the 4896-byte sk. */
+  mlDsaKeygen(seed32: Uint8Array): RawKeyPair
+  /**
+   * ML-DSA-87 Sign with context (FIPS 204 Algorithm 2, pure). Hedged when `rnd` is undefined; with `rnd`
+   * (32 bytes, all-zero = deterministic) only on backends with `derandomized`.
+   */
+  mlDsaSign(secretKey: Uint8Array, message: Uint8Array, context: Uint8Array, rnd?: Uint8Array): Uint8Array
+  /** ML-DSA-87 Verify with context (FIPS 204 Algorithm 3). False for any malformed input. */
+  mlDsaVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, context: Uint8Array): boolean
+  /** True when `m` / `rnd` can be supplied (known-answer tests, deterministic signing). */
+  readonly derandomized: boolean
+}
+
+/** Pino-shaped logger; the package defaults to a silent one. */
+export interface PqcLogger {
+  debug(obj: object, msg?: string): void
+  info(obj: object, msg?: string): void
+  warn(obj: object, msg?: string): void
+  error(obj: object, msg?: string): void
+  child(bindings: object): PqcLogger
+}

@@ -1,0 +1,145 @@
+/**
+ * Hybrid KEM ML-KEM-1024 + X25519 with an X-Wing-style combiner (draft-connolly-cfrg-xwing-kem, with
+ * ML-KEM-1024 in place of ML-KEM-768 and our own domain label):
+ *
+ *   expand   = SHAKE256(seed, 96);  (d ‖ z) = expand[0..64);  skX = expand[64..96)
+ *   pk       = ek_M (1568) ‖ pkX (32)                                  → 1600 bytes
+ *   sk       = dk_M (3168) ‖ skX (32) ‖ pkX (32)                        → 3232 bytes (expanded; `seed` suffices)
+ *   encaps   : (ss_M, ct_M) = ML-KEM.Encaps(ek_M; m);  ekX ← random;  ctX = X25519(ekX, 9);  ss_X = X25519(ekX, pkX)
+ *   ct       = ct_M (1568) ‖ ctX (32)                                   → 1600 bytes
+ *   ss       = SHA3-256(ss_M ‖ ss_X ‖ ctX ‖ pkX ‖ HYBRID_KEM_LABEL)     → 32 bytes
+ *
+ * As in X-Wing, ct_M and ek_M are not hashed: ML-KEM's ciphertext is bound by its own FO transform
+ * (C2PRI), while the X25519 ciphertext and key are hashed because X25519 alone is not binding. The result
+ * is IND-CCA secure if either ML-KEM-1024 or X25519 (strong DH in the ROM) holds.
+ */
+import { shake256 } from '@noble/hashes/sha3.js'
+import { assertBytes } from './bytes'
+import { PqcError } from './errors'
+import { randomBytes, sha3_256 } from './kdf'
+import {
+  checkMlKemSecretKey,
+  mlKemDecapsulate,
+  mlKemEncapsulate,
+  mlKemKeygen,
+  ML_KEM_1024_CIPHERTEXT_BYTES,
+  ML_KEM_1024_PUBLIC_KEY_BYTES,
+  ML_KEM_1024_SECRET_KEY_BYTES,
+} from './ml-kem'
+import { x25519PublicKey, x25519SharedSecret, X25519_BYTES } from './x25519'
+
+/** Key generation seed length. */
+export const HYBRID_SEED_BYTES = 32
+/** Public key: ML-KEM-1024 ek ‖ X25519 public key. */
+export const HYBRID_PUBLIC_KEY_BYTES = ML_KEM_1024_PUBLIC_KEY_BYTES + X25519_BYTES
+/** Secret key: ML-KEM-1024 dk ‖ X25519 secret ‖ X25519 public key. */
+export const HYBRID_SECRET_KEY_BYTES = ML_KEM_1024_SECRET_KEY_BYTES + 2 * X25519_BYTES
+/** Ciphertext: ML-KEM-1024 ciphertext ‖ X25519 ephemeral public key. */
+export const HYBRID_CIPHERTEXT_BYTES = ML_KEM_1024_CIPHERTEXT_BYTES + X25519_BYTES
+/** Shared secret length. */
+export const HYBRID_SHARED_SECRET_BYTES = 32
+/** Encapsulation randomness: ML-KEM `m` (32) ‖ X25519 ephemeral secret (32). */
+export const HYBRID_ENCAPS_RANDOM_BYTES = 64
+/** Domain label hashed last into the combiner. */
+export const HYBRID_KEM_LABEL = new TextEncoder().encode('x-pqc hybrid-kem v1 ML-KEM-1024+X25519')
+
+/** A hybrid key pair. `seed` alone regenerates the rest. */
+export interface HybridKeyPair {
+  publicKey: Uint8Array
+  secretKey: Uint8Array
+  seed: Uint8Array
+}
+
+interface SplitSecret {
+  dk: Uint8Array
+  skX: Uint8Array
+  pkX: Uint8Array
+}
+const splitCache = new WeakMap<Uint8Array, SplitSecret>()
+
+function split(secretKey: Uint8Array): SplitSecret {
+  let s = splitCache.get(secretKey)
+  if (s === undefined) {
+    if (!(secretKey instanceof Uint8Array) || secretKey.length !== HYBRID_SECRET_KEY_BYTES) {
+      throw new PqcError('X_PQC_BAD_KEY', `hybrid secret key must be ${HYBRID_SECRET_KEY_BYTES} bytes`)
+    }
+    const k = ML_KEM_1024_SECRET_KEY_BYTES
+    s = {
+      dk: secretKey.subarray(0, k),
+      skX: secretKey.subarray(k, k + X25519_BYTES),
+      pkX: secretKey.subarray(k + X25519_BYTES),
+    }
+    checkMlKemSecretKey(s.dk)
+    splitCache.set(secretKey, s)
+  }
+  return s
+}
+
+function combine(ssM: Uint8Array, ssX: Uint8Array, ctX: Uint8Array, pkX: Uint8Array): Uint8Array {
+  return sha3_256(ssM, ssX, ctX, pkX, HYBRID_KEM_LABEL)
+}
+
+/** Hybrid key pair from a 32-byte seed (random when omitted). */
+export function hybridKeygen(seed?: Uint8Array): HybridKeyPair {
+  if (seed !== undefined) assertBytes(seed, 'seed', HYBRID_SEED_BYTES)
+  const s = seed === undefined ? randomBytes(HYBRID_SEED_BYTES) : seed.slice()
+  const expanded = shake256(s, { dkLen: 96 })
+  const kem = mlKemKeygen(expanded.subarray(0, 64))
+  const skX = expanded.slice(64, 96)
+  const pkX = x25519PublicKey(skX)
+  const publicKey = new Uint8Array(HYBRID_PUBLIC_KEY_BYTES)
+  publicKey.set(kem.publicKey, 0)
+  publicKey.set(pkX, ML_KEM_1024_PUBLIC_KEY_BYTES)
+  const secretKey = new Uint8Array(HYBRID_SECRET_KEY_BYTES)
+  secretKey.set(kem.secretKey, 0)
+  secretKey.set(skX, ML_KEM_1024_SECRET_KEY_BYTES)
+  secretKey.set(pkX, ML_KEM_1024_SECRET_KEY_BYTES + X25519_BYTES)
+  expanded.fill(0)
+  return { publicKey, secretKey, seed: s }
+}
+
+/**
+ * Encapsulate a fresh 32-byte shared secret to `publicKey`. `random` (64 bytes) makes it deterministic
+ * (known-answer tests only: never reuse randomness). Throws `X_PQC_BAD_KEY` for a malformed public key.
+ */
+export function hybridEncapsulate(
+  publicKey: Uint8Array,
+  random?: Uint8Array,
+): { cipherText: Uint8Array; sharedSecret: Uint8Array } {
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== HYBRID_PUBLIC_KEY_BYTES) {
+    throw new PqcError('X_PQC_BAD_KEY', `hybrid public key must be ${HYBRID_PUBLIC_KEY_BYTES} bytes`)
+  }
+  if (random !== undefined) assertBytes(random, 'random', HYBRID_ENCAPS_RANDOM_BYTES)
+  const ekM = publicKey.subarray(0, ML_KEM_1024_PUBLIC_KEY_BYTES)
+  const pkX = publicKey.subarray(ML_KEM_1024_PUBLIC_KEY_BYTES)
+  const m = mlKemEncapsulate(ekM, random?.subarray(0, 32))
+  const ekX = random === undefined ? randomBytes(X25519_BYTES) : random.slice(32, 64)
+  const ctX = x25519PublicKey(ekX)
+  let ssX: Uint8Array
+  try {
+    ssX = x25519SharedSecret(ekX, pkX)
+  } catch (cause) {
+    throw new PqcError('X_PQC_BAD_KEY', 'hybrid public key has a low-order X25519 point', { cause })
+  }
+  const cipherText = new Uint8Array(HYBRID_CIPHERTEXT_BYTES)
+  cipherText.set(m.cipherText, 0)
+  cipherText.set(ctX, ML_KEM_1024_CIPHERTEXT_BYTES)
+  const sharedSecret = combine(m.sharedSecret, ssX, ctX, pkX)
+  ekX.fill(0)
+  return { cipherText, sharedSecret }
+}
+
+/**
+ * Recover the shared secret. Throws `X_PQC_BAD_CIPHERTEXT` for a wrong length or a low-order X25519 point;
+ * an altered ML-KEM part yields an unrelated secret (implicit rejection), so the caller's AEAD fails later.
+ */
+export function hybridDecapsulate(cipherText: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  if (!(cipherText instanceof Uint8Array) || cipherText.length !== HYBRID_CIPHERTEXT_BYTES) {
+    throw new PqcError('X_PQC_BAD_CIPHERTEXT', `hybrid ciphertext must be ${HYBRID_CIPHERTEXT_BYTES} bytes`)
+  }
+  const { dk, skX, pkX } = split(secretKey)
+  const ctX = cipherText.subarray(ML_KEM_1024_CIPHERTEXT_BYTES)
+  const ssM = mlKemDecapsulate(cipherText.subarray(0, ML_KEM_1024_CIPHERTEXT_BYTES), dk)
+  const ssX = x25519SharedSecret(skX, ctX)
+  return combine(ssM, ssX, ctX, pkX)
+}

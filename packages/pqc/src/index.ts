@@ -1,0 +1,49 @@
+/**
+ * Post-quantum building blocks for a P2P node: ML-DSA-87 identities, ML-KEM-1024 and a hybrid
+ * ML-KEM-1024 + X25519 KEM, sealed boxes, AEAD, and pluggable backends (pure JS, Node's OpenSSL, liboqs WASM).
+ *
+ * @example
+ * ```ts
+ * import { initPqc, Identity, verify, hybridKeygen, sealBox, openBox, getStatus } from '@x/pqc'
+ *
+ * await initPqc() // optional: picks the fastest backend that passes its self-test
+ * const alice = Identity.generate()
+ * const ctx = new TextEncoder().encode('example/v1')
+ * const sig = alice.sign(new TextEncoder().encode('hello'), ctx)
+ * console.log(alice.idString, verify(alice.publicKey, new TextEncoder().encode('hello'), sig, ctx))
+ *
+ * const bob = hybridKeygen()
+ * const box = sealBox(bob.publicKey, new TextEncoder().encode('secret'))
+ * console.log(new TextDecoder().decode(openBox(bob.secretKey, box)), getStatus())
+ * ```
+ *
+ * @packageDocumentation
+ */
+export { PqcError, isPqcError, type PqcErrorCode } from './errors'
+export {
+  Identity,
+  verify,
+  idFromPublicKey,
+  formatId,
+  parseId,
+  ID_BYTES,
+  ID_STRING_LENGTH,
+  IDENTITY_SEED_BYTES,
+} from './identity'
+export * from './hybrid-kem'
+export * from './ml-kem'
+export * from './ml-dsa'
+export * from './aead'
+export { hkdfSha256, sha3_256, sha256, randomBytes, HKDF_SHA256_MAX_BYTES } from './kdf'
+export * from './sealed-box'
+export { getStatus, type PqcStatus } from './status'
+export {
+  initPqc,
+  activeBackend,
+  loadedBackends,
+  backendReports,
+  type PqcInitOptions,
+  type PqcInitResult,
+  type BackendReport,
+} from './backend/registry'
+export type { BackendName, PqcBackend, PqcLogger, RawKeyPair, Encapsulation } from './backend/types'

@@ -1,0 +1,61 @@
+/**
+ * Hashes, HKDF (RFC 5869) and randomness. `node:crypto` on Node (OpenSSL, faster for large inputs), the
+ * audited `@noble/hashes` elsewhere; both give the same bytes.
+ */
+import { hkdf } from '@noble/hashes/hkdf.js'
+import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
+import { sha3_256 as nobleSha3_256 } from '@noble/hashes/sha3.js'
+import { nodeCrypto } from './runtime'
+
+/** Largest HKDF output, 255 × HashLen (RFC 5869 §2.3). */
+export const HKDF_SHA256_MAX_BYTES = 255 * 32
+/** OpenSSL's limit on the HKDF `info` length in `hkdfSync`; longer infos use noble. */
+const NODE_HKDF_MAX_INFO_BYTES = 1024
+/** `crypto.getRandomValues` refuses more than 65 536 bytes per call (WebCrypto). */
+const GET_RANDOM_VALUES_MAX_BYTES = 65_536
+
+/** HKDF-SHA256 (RFC 5869): extract with `salt`, expand with `info` to `length` bytes. */
+export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  if (!Number.isInteger(length) || length < 1 || length > HKDF_SHA256_MAX_BYTES) {
+    throw new RangeError(`"length" must be an integer in 1..${HKDF_SHA256_MAX_BYTES}`)
+  }
+  const c = nodeCrypto()
+  if (c !== undefined && info.length <= NODE_HKDF_MAX_INFO_BYTES) {
+    return new Uint8Array(c.hkdfSync('sha256', ikm, salt, info, length))
+  }
+  return hkdf(nobleSha256, ikm, salt, info, length)
+}
+
+/** SHA3-256 (FIPS 202) over the concatenation of `parts`. */
+export function sha3_256(...parts: Uint8Array[]): Uint8Array {
+  const c = nodeCrypto()
+  if (c !== undefined) {
+    const h = c.createHash('sha3-256')
+    for (const p of parts) h.update(p)
+    const d = h.digest()
+    return new Uint8Array(d.buffer, d.byteOffset, d.length)
+  }
+  const h = nobleSha3_256.create()
+  for (const p of parts) h.update(p)
+  return h.digest()
+}
+
+/** SHA-256 (FIPS 180-4). */
+export function sha256(data: Uint8Array): Uint8Array {
+  const c = nodeCrypto()
+  if (c !== undefined) {
+    const d = c.createHash('sha256').update(data).digest()
+    return new Uint8Array(d.buffer, d.byteOffset, d.length)
+  }
+  return nobleSha256(data)
+}
+
+/** `n` bytes from the platform CSPRNG (`crypto.getRandomValues`). */
+export function randomBytes(n: number): Uint8Array {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError('"n" must be a non-negative integer')
+  const out = new Uint8Array(n)
+  for (let o = 0; o < n; o += GET_RANDOM_VALUES_MAX_BYTES) {
+    globalThis.crypto.getRandomValues(out.subarray(o, Math.min(n, o + GET_RANDOM_VALUES_MAX_BYTES)))
+  }
+  return out
+}
