@@ -1,0 +1,193 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import * as Y from 'yjs'
+import { createDocStore, type DocStore } from '../src/index'
+import { instrumented, tempLevel, type TempLevel } from './helpers'
+
+let level: TempLevel | undefined
+let store: DocStore | undefined
+
+afterEach(async () => {
+  await store?.close().catch(() => undefined)
+  await level?.dispose()
+  store = undefined
+  level = undefined
+})
+
+function update(fn: (doc: Y.Doc) => void, doc = new Y.Doc()): Uint8Array {
+  let out: Uint8Array = new Uint8Array()
+  doc.once('update', (u: Uint8Array) => (out = u))
+  fn(doc)
+  return out
+}
+
+describe('DocStore', () => {
+  it('persists updates and finds them again after reopening the database', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db })
+    const h = await store.open('notes')
+    h.doc.getText('t').insert(0, 'hello ')
+    h.applyUpdate(update((d) => d.getText('t').insert(0, 'world')))
+    await h.whenDurable()
+    h.release()
+    await store.close()
+    level = await level.reopen()
+    store = createDocStore({ db: level.db })
+    const again = await store.open('notes')
+    expect(again.doc.getText('t').toJSON()).toMatch(/hello |world/)
+    expect(again.doc.getText('t').length).toBe(11)
+    expect([...(await collect(store.listDocuments()))]).toEqual(['notes'])
+  })
+
+  it('announces an update only after the batch holding it completed, one batch per tick', async () => {
+    level = await tempLevel()
+    const db = instrumented(level.db)
+    store = createDocStore({ db })
+    const a = await store.open('a')
+    const b = await store.open('b')
+    const seen: string[] = []
+    store.onUpdate((name) => seen.push(`${name}@${db.batches.length}`))
+    a.doc.getText('t').insert(0, 'x')
+    b.doc.getText('t').insert(0, 'y')
+    a.doc.getText('t').insert(0, 'z')
+    expect(seen).toEqual([]) // nothing relayed before the write
+    let ran = false
+    a.afterDurable(() => (ran = true))
+    expect(ran).toBe(false)
+    await store.flush()
+    expect(db.batches).toHaveLength(1) // three changes, two documents, one batch
+    expect(seen.sort()).toEqual(['a@1', 'a@1', 'b@1'])
+    expect(ran).toBe(true)
+  })
+
+  it('compacts when updates outweigh the snapshot, and the content survives', async () => {
+    level = await tempLevel()
+    const db = instrumented(level.db)
+    store = createDocStore({ db }, { compactionMinBytes: 200, compactionRatio: 1 })
+    const h = await store.open('c')
+    for (let i = 0; i < 300; i++) {
+      h.doc.getText('t').insert(i, String(i % 10))
+      await store.flush()
+    }
+    expect(store.getStats().lastCompaction?.name).toBe('c')
+    const keys: string[] = []
+    for await (const [k] of level.db.iterator({ gt: 'd!', lt: 'd!~' })) keys.push(k)
+    expect(keys.filter((k) => k.includes('!u!')).length).toBeLessThan(300)
+    expect(keys).toContain('d!c!s')
+    const text = h.doc.getText('t').toJSON()
+    h.release()
+    await store.close()
+    store = createDocStore({ db: level.db })
+    const again = await store.open('c')
+    expect(again.doc.getText('t').toJSON()).toBe(text)
+    // Stored size stays within the ratio bound: snapshot + updates ≤ (1 + ratio) × snapshot + one batch.
+    expect(store.getStats().bytesStored).toBeLessThan(3 * Y.encodeStateAsUpdate(again.doc).length + 200)
+  })
+
+  it('evicts idle documents after the idle timeout (injected clock), never held ones', async () => {
+    level = await tempLevel()
+    let now = 1_000_000
+    store = createDocStore({ db: level.db, clock: { now: () => now } }, { idleTimeoutMs: 1000 })
+    const held = await store.open('held')
+    const idle = await store.open('idle')
+    idle.doc.getText('t').insert(0, 'bye')
+    idle.release()
+    expect(await store.evictIdle()).toBe(0)
+    now += 1000
+    expect(await store.evictIdle()).toBe(1)
+    expect(store.get('idle')).toBeUndefined()
+    expect(store.get('held')).toBe(held.doc)
+    const back = await store.open('idle')
+    expect(back.doc.getText('t').toJSON()).toBe('bye')
+  })
+
+  it('caps open documents: evicts the least recently used idle one, else X_CRDT_TOO_MANY_DOCS', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db }, { maxOpenDocuments: 2 })
+    const a = await store.open('a')
+    a.doc.getText('t').insert(0, 'a')
+    a.release()
+    const b = await store.open('b')
+    const c = await store.open('c')
+    expect(store.get('a')).toBeUndefined()
+    await expect(store.open('d')).rejects.toMatchObject({ code: 'X_CRDT_TOO_MANY_DOCS' })
+    b.release()
+    c.release()
+    const a2 = await store.open('a')
+    expect(a2.doc.getText('t').toJSON()).toBe('a')
+    expect(store.getStats().errors.X_CRDT_TOO_MANY_DOCS).toBe(1)
+  })
+
+  it('refuses updates that would exceed maxDocumentBytes and malformed updates, leaving the doc as it was', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db }, { maxDocumentBytes: 1000 })
+    const h = await store.open('small')
+    h.applyUpdate(update((d) => d.getText('t').insert(0, 'ok')))
+    expect(() => h.applyUpdate(update((d) => d.getText('t').insert(0, 'x'.repeat(2000))))).toThrow(
+      expect.objectContaining({ code: 'X_CRDT_DOC_TOO_LARGE' }),
+    )
+    expect(() => h.applyUpdate(new Uint8Array([1, 200, 7, 7, 7]))).toThrow(
+      expect.objectContaining({ code: 'X_CRDT_BAD_MESSAGE' }),
+    )
+    expect(h.doc.getText('t').toJSON()).toBe('ok')
+  })
+
+  it('surfaces a failed write: health degraded, waiters rejected, document dropped, nothing announced', async () => {
+    level = await tempLevel()
+    const db = instrumented(level.db)
+    store = createDocStore({ db })
+    const h = await store.open('f')
+    const announced: string[] = []
+    const failed: string[] = []
+    store.onUpdate((n) => announced.push(n))
+    store.onDocumentFailed((n, e) => failed.push(`${n}:${e.code}`))
+    db.failWrites = true
+    h.doc.getText('t').insert(0, 'lost')
+    await expect(h.whenDurable()).rejects.toMatchObject({ code: 'X_CRDT_DOC_FAILED' })
+    expect(announced).toEqual([])
+    expect(failed).toEqual(['f:X_CRDT_DOC_FAILED'])
+    expect(store.health.status).toBe('degraded')
+    expect(store.health.lastError?.code).toBe('X_CRDT_STORAGE')
+    expect(store.get('f')).toBeUndefined()
+    db.failWrites = false
+    const again = await store.open('f')
+    again.doc.getText('t').insert(0, 'kept')
+    await again.whenDurable()
+    expect(store.health.status).toBe('ok')
+  })
+
+  it('reads state vectors from the metadata index without loading the document', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db })
+    const h = await store.open('sv')
+    h.doc.getText('t').insert(0, 'abc')
+    const expected = Y.encodeStateVector(h.doc)
+    await h.whenDurable()
+    h.release()
+    await store.close()
+    store = createDocStore({ db: level.db })
+    expect(await store.getStateVector('sv')).toEqual(expected)
+    expect(store.get('sv')).toBeUndefined()
+    expect(await store.getStateVector('nothing')).toEqual(new Uint8Array([0]))
+  })
+
+  it('rejects bad names and use after close with typed errors; closes the db only when it owns it', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db })
+    await expect(store.open('')).rejects.toMatchObject({ code: 'X_CRDT_BAD_DOC_NAME' })
+    await expect(store.open('a\u0000b')).rejects.toMatchObject({ code: 'X_CRDT_BAD_DOC_NAME' })
+    const odd = await store.open('a!b/c d')
+    odd.doc.getText('t').insert(0, '!')
+    await store.close()
+    await expect(store.open('x')).rejects.toMatchObject({ code: 'X_CRDT_CLOSED' })
+    expect(level.level.status).toBe('open')
+    const owned = createDocStore({ db: level.db }, { ownsDatabase: true })
+    expect([...(await collect(owned.listDocuments()))]).toEqual(['a!b/c d'])
+    await owned.close()
+  })
+})
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = []
+  for await (const x of it) out.push(x)
+  return out
+}
