@@ -1,1 +1,534 @@
-export {}
+/**
+ * Client for the native `/p2p-signaling` protocol, for browsers and Node: connects, answers the challenge,
+ * relays signals, joins topics, reconnects with exponential back-off and jitter, and wires an
+ * `RTCPeerConnection` with the perfect-negotiation pattern (W3C WebRTC §10.7 example, MDN "Perfect negotiation").
+ *
+ * @example
+ * ```ts
+ * import WebSocket from 'ws' // browsers: omit, the global WebSocket is used
+ * import { createSignalingClient, attachPerfectNegotiation } from '@x/signaling/client'
+ *
+ * const client = createSignalingClient(
+ *   { publicKey, sign: (message) => ml_dsa87.sign(message, secretKey), WebSocket },
+ *   { url: 'ws://127.0.0.1:3001/p2p-signaling' },
+ * )
+ * const myId = await client.connect()
+ * const pc = new RTCPeerConnection()
+ * const negotiation = attachPerfectNegotiation(pc, {
+ *   polite: myId < remoteId,
+ *   send: (type, data) => client.signal(type, remoteId, data),
+ * })
+ * client.on('signal', (s) => { if (s.from === remoteId) void negotiation.handle(s.type, s.data) })
+ * pc.createDataChannel('chat')
+ * ```
+ *
+ * @packageDocumentation
+ */
+import { SignalingError, type SignalingErrorCode } from './errors'
+import { challengeBytes, toBase64, type RelayType } from './protocol'
+import { SILENT_LOGGER, type Logger } from './types'
+
+/** Default first reconnect delay. */
+export const MIN_RECONNECT_DELAY_MS = 500
+/** Default longest reconnect delay. */
+export const MAX_RECONNECT_DELAY_MS = 30_000
+/** Default timeout for connect/register and for join/leave/discover replies. */
+export const REQUEST_TIMEOUT_MS = 10_000
+/** Default period of application-level pings (keeps NATs and the server's liveness check happy). */
+export const CLIENT_PING_INTERVAL_MS = 25_000
+
+/** The subset of the WHATWG WebSocket the client uses (browser global or `ws`). */
+export interface WebSocketLike {
+  readonly readyState: number
+  send(data: string): void
+  close(code?: number, reason?: string): void
+  onopen: ((ev: unknown) => void) | null
+  onclose: ((ev: { code: number; reason: string }) => void) | null
+  onerror: ((ev: unknown) => void) | null
+  onmessage: ((ev: { data: unknown }) => void) | null
+}
+
+/** A WebSocket constructor (`globalThis.WebSocket`, or `ws`'s default export in Node). */
+export type WebSocketConstructor = new (url: string) => WebSocketLike
+
+/** Injected services of the client. */
+export interface SignalingClientComponents {
+  /** The peer's public key (ML-DSA-87 in the node). */
+  publicKey: Uint8Array
+  /** Signs the challenge bytes with the matching secret key. */
+  sign(message: Uint8Array): Uint8Array | Promise<Uint8Array>
+  /** @default globalThis.WebSocket */
+  WebSocket?: WebSocketConstructor
+  /** @default silent */
+  logger?: Logger
+  /** Uniform [0, 1) for back-off jitter. @default Math.random */
+  random?: () => number
+}
+
+/** Client options. */
+export interface SignalingClientInit {
+  /** `ws://host:port/p2p-signaling` */
+  url: string
+  /** Reconnect after an unexpected close. @default true */
+  reconnect?: boolean
+  /** @default 500 */
+  minReconnectDelayMs?: number
+  /** @default 30_000 */
+  maxReconnectDelayMs?: number
+  /** @default 10_000 */
+  requestTimeoutMs?: number
+  /** Application-level ping period; 0 disables it. @default 25_000 */
+  pingIntervalMs?: number
+}
+
+/** A signal received from another peer. */
+export interface IncomingSignal {
+  type: RelayType
+  from: string
+  data: unknown
+}
+
+/** Events emitted by the client. */
+export interface SignalingClientEvents {
+  /** Registered (also after each reconnect). */
+  open: { id: string }
+  signal: IncomingSignal
+  /** A signal sent to `peer` was held and expired: the peer did not come online. */
+  expire: { peer: string }
+  /** An error frame not tied to a request (e.g. `PEER_NOT_FOUND` for a signal, `RATE_LIMITED`). */
+  error: SignalingError & { to?: string }
+  close: { code: number; reason: string }
+  reconnecting: { attempt: number; delayMs: number }
+}
+
+/** A native-protocol signaling client. */
+export interface SignalingClient {
+  /** The registered peer ID, once known. */
+  readonly id: string | undefined
+  /** `'idle' | 'connecting' | 'open' | 'closed'` */
+  readonly state: 'idle' | 'connecting' | 'open' | 'closed'
+  /** Connects and registers; resolves with the peer ID. Rejects with `X_SIG_*` codes. */
+  connect(): Promise<string>
+  /** Sends an offer, answer or candidate to `to`. Throws `X_SIG_CLOSED` when not registered. */
+  signal(type: RelayType, to: string, data: object): void
+  /** Joins a topic (re-joined automatically after reconnects). */
+  join(topic: string): Promise<void>
+  /** Leaves a topic. */
+  leave(topic: string): Promise<void>
+  /** Peer IDs in a topic (local server and directory). */
+  discover(topic: string): Promise<string[]>
+  on<K extends keyof SignalingClientEvents>(
+    event: K,
+    handler: (value: SignalingClientEvents[K]) => void,
+  ): () => void
+  /** Closes for good: no reconnect; pending requests reject with `X_SIG_CLOSED`. */
+  close(): void
+}
+
+interface Pending {
+  resolve(value: Record<string, unknown>): void
+  reject(err: Error): void
+  timer: ReturnType<typeof setTimeout>
+}
+
+/** Creates a client. Nothing connects until {@link SignalingClient.connect}. */
+export function createSignalingClient(
+  components: SignalingClientComponents,
+  init: SignalingClientInit,
+): SignalingClient {
+  if (!(components?.publicKey instanceof Uint8Array)) {
+    throw new TypeError('"components.publicKey" must be a Uint8Array')
+  }
+  if (typeof components.sign !== 'function') throw new TypeError('"components.sign" must be a function')
+  if (typeof init?.url !== 'string') throw new TypeError('"init.url" must be a string')
+  const WS = components.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
+  if (WS === undefined)
+    throw new TypeError('"components.WebSocket" is required where no global WebSocket exists')
+  return new Client(components, init, WS)
+}
+
+class Client implements SignalingClient {
+  readonly #c: SignalingClientComponents
+  readonly #url: string
+  readonly #WS: WebSocketConstructor
+  readonly #log: Logger
+  readonly #random: () => number
+  readonly #reconnect: boolean
+  readonly #minDelay: number
+  readonly #maxDelay: number
+  readonly #timeout: number
+  readonly #pingMs: number
+  readonly #handlers = new Map<string, Set<(v: never) => void>>()
+  readonly #pending = new Map<number, Pending>()
+  readonly #topics = new Set<string>()
+  #ws: WebSocketLike | undefined
+  #id: string | undefined
+  #state: 'idle' | 'connecting' | 'open' | 'closed' = 'idle'
+  #rid = 0
+  #attempt = 0
+  #retryTimer: ReturnType<typeof setTimeout> | undefined
+  #pingTimer: ReturnType<typeof setInterval> | undefined
+  #connectWaiters: { resolve(id: string): void; reject(err: Error): void }[] = []
+
+  constructor(components: SignalingClientComponents, init: SignalingClientInit, WS: WebSocketConstructor) {
+    this.#c = components
+    this.#url = init.url
+    this.#WS = WS
+    this.#log = (components.logger ?? SILENT_LOGGER).child({ component: 'signaling-client' })
+    this.#random = components.random ?? Math.random
+    this.#reconnect = init.reconnect ?? true
+    this.#minDelay = init.minReconnectDelayMs ?? MIN_RECONNECT_DELAY_MS
+    this.#maxDelay = init.maxReconnectDelayMs ?? MAX_RECONNECT_DELAY_MS
+    this.#timeout = init.requestTimeoutMs ?? REQUEST_TIMEOUT_MS
+    this.#pingMs = init.pingIntervalMs ?? CLIENT_PING_INTERVAL_MS
+  }
+
+  get id(): string | undefined {
+    return this.#id
+  }
+
+  get state(): 'idle' | 'connecting' | 'open' | 'closed' {
+    return this.#state
+  }
+
+  connect(): Promise<string> {
+    if (this.#state === 'closed')
+      return Promise.reject(new SignalingError('X_SIG_CLOSED', 'client is closed'))
+    if (this.#state === 'open' && this.#id !== undefined) return Promise.resolve(this.#id)
+    const promise = new Promise<string>((resolve, reject) => this.#connectWaiters.push({ resolve, reject }))
+    if (this.#state === 'idle') this.#open()
+    return promise
+  }
+
+  on<K extends keyof SignalingClientEvents>(
+    event: K,
+    handler: (value: SignalingClientEvents[K]) => void,
+  ): () => void {
+    let set = this.#handlers.get(event)
+    if (set === undefined) this.#handlers.set(event, (set = new Set()))
+    set.add(handler)
+    return () => set.delete(handler)
+  }
+
+  #emit<K extends keyof SignalingClientEvents>(event: K, value: SignalingClientEvents[K]): void {
+    const set = this.#handlers.get(event)
+    if (set === undefined) return
+    for (const handler of set) {
+      try {
+        ;(handler as (v: SignalingClientEvents[K]) => void)(value)
+      } catch (err) {
+        this.#log.error({ err: (err as Error).message, event }, 'event handler threw')
+      }
+    }
+  }
+
+  signal(type: RelayType, to: string, data: object): void {
+    if (this.#state !== 'open' || this.#ws === undefined) {
+      throw new SignalingError('X_SIG_CLOSED', 'not connected')
+    }
+    if (typeof to !== 'string' || to.length === 0) throw new TypeError('"to" must be a peer ID')
+    this.#ws.send(JSON.stringify({ type, to, data }))
+  }
+
+  async join(topic: string): Promise<void> {
+    this.#topics.add(topic)
+    await this.#request({ type: 'join', topic })
+  }
+
+  async leave(topic: string): Promise<void> {
+    this.#topics.delete(topic)
+    await this.#request({ type: 'leave', topic })
+  }
+
+  async discover(topic: string): Promise<string[]> {
+    const reply = await this.#request({ type: 'discover', topic })
+    return Array.isArray(reply.peers) ? reply.peers.filter((p): p is string => typeof p === 'string') : []
+  }
+
+  close(): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    clearTimeout(this.#retryTimer)
+    clearInterval(this.#pingTimer)
+    const err = new SignalingError('X_SIG_CLOSED', 'client closed')
+    this.#failAll(err)
+    for (const w of this.#connectWaiters.splice(0)) w.reject(err)
+    const ws = this.#ws
+    this.#ws = undefined
+    if (ws !== undefined) {
+      ws.onclose = null
+      ws.onmessage = null
+      ws.onerror = () => {}
+      ws.close(1000, 'client closed')
+    }
+  }
+
+  #request(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
+    const ws = this.#ws
+    if (this.#state !== 'open' || ws === undefined) {
+      return Promise.reject(new SignalingError('X_SIG_CLOSED', 'not connected'))
+    }
+    const rid = ++this.#rid
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.#pending.delete(rid)
+        reject(new SignalingError('X_SIG_TIMEOUT', `no reply to ${String(msg.type)}`))
+      }, this.#timeout)
+      this.#pending.set(rid, { resolve, reject, timer })
+      ws.send(JSON.stringify({ ...msg, rid }))
+    })
+  }
+
+  #failAll(err: Error): void {
+    for (const p of this.#pending.values()) {
+      clearTimeout(p.timer)
+      p.reject(err)
+    }
+    this.#pending.clear()
+  }
+
+  #open(): void {
+    this.#state = 'connecting'
+    let ws: WebSocketLike
+    try {
+      ws = new this.#WS(this.#url)
+    } catch (err) {
+      this.#onDown(1006, (err as Error).message)
+      return
+    }
+    this.#ws = ws
+    ws.onerror = () => {}
+    ws.onclose = (ev) => {
+      if (this.#ws !== ws) return
+      this.#ws = undefined
+      this.#onDown(ev.code, ev.reason)
+    }
+    ws.onmessage = (ev) => {
+      if (this.#ws !== ws || typeof ev.data !== 'string') return
+      let msg: unknown
+      try {
+        msg = JSON.parse(ev.data)
+      } catch {
+        return
+      }
+      if (typeof msg === 'object' && msg !== null) void this.#onMessage(ws, msg as Record<string, unknown>)
+    }
+  }
+
+  #onDown(code: number, reason: string): void {
+    clearInterval(this.#pingTimer)
+    this.#failAll(new SignalingError('X_SIG_CLOSED', `connection closed (${code})`))
+    if (this.#state === 'closed') return
+    const wasOpen = this.#state === 'open'
+    this.#emit('close', { code, reason })
+    // Refusals that a retry cannot fix end the client: failed authentication.
+    if (!this.#reconnect || code === 4003) {
+      this.#state = 'closed'
+      const err = new SignalingError('X_SIG_CONNECT_FAILED', `connection closed (${code} ${reason})`)
+      for (const w of this.#connectWaiters.splice(0)) w.reject(err)
+      return
+    }
+    if (wasOpen) this.#attempt = 0
+    this.#state = 'connecting'
+    const base = Math.min(this.#maxDelay, this.#minDelay * 2 ** this.#attempt)
+    const delayMs = Math.round(base / 2 + (this.#random() * base) / 2)
+    this.#attempt++
+    this.#emit('reconnecting', { attempt: this.#attempt, delayMs })
+    this.#retryTimer = setTimeout(() => this.#open(), delayMs)
+  }
+
+  async #onMessage(ws: WebSocketLike, msg: Record<string, unknown>): Promise<void> {
+    switch (msg.type) {
+      case 'challenge': {
+        if (typeof msg.nonce !== 'string') return
+        let signature: Uint8Array
+        try {
+          signature = await this.#c.sign(challengeBytes(msg.nonce))
+        } catch (err) {
+          this.#log.error({ err: (err as Error).message }, 'signing the challenge failed')
+          ws.close(1000, 'sign failed')
+          return
+        }
+        if (this.#ws !== ws) return
+        ws.send(
+          JSON.stringify({
+            type: 'register',
+            publicKey: toBase64(this.#c.publicKey),
+            signature: toBase64(signature),
+          }),
+        )
+        return
+      }
+      case 'registered': {
+        if (typeof msg.id !== 'string') return
+        this.#id = msg.id
+        this.#state = 'open'
+        this.#attempt = 0
+        if (this.#pingMs > 0) {
+          clearInterval(this.#pingTimer)
+          this.#pingTimer = setInterval(() => ws.send('{"type":"ping"}'), this.#pingMs)
+        }
+        for (const w of this.#connectWaiters.splice(0)) w.resolve(msg.id)
+        this.#emit('open', { id: msg.id })
+        for (const topic of this.#topics) {
+          this.#request({ type: 'join', topic }).catch((err: unknown) =>
+            this.#log.warn({ err: (err as Error).message, topic }, 're-join failed'),
+          )
+        }
+        return
+      }
+      case 'offer':
+      case 'answer':
+      case 'candidate':
+        if (typeof msg.from === 'string')
+          this.#emit('signal', { type: msg.type, from: msg.from, data: msg.data })
+        return
+      case 'expire':
+        if (typeof msg.peer === 'string') this.#emit('expire', { peer: msg.peer })
+        return
+      case 'error': {
+        const code = `X_SIG_${typeof msg.code === 'string' ? msg.code : 'INTERNAL'}` as SignalingErrorCode
+        const err = Object.assign(
+          new SignalingError(code, typeof msg.message === 'string' ? msg.message : code),
+          {
+            to: typeof msg.to === 'string' ? msg.to : undefined,
+          },
+        )
+        if (typeof msg.rid === 'number' && this.#settle(msg.rid, undefined, err)) return
+        if (this.#state === 'connecting' && (msg.code === 'UNAUTHENTICATED' || msg.code === 'ID_TAKEN')) {
+          for (const w of this.#connectWaiters.splice(0)) w.reject(err)
+        }
+        this.#emit('error', err)
+        return
+      }
+      default:
+        if (typeof msg.rid === 'number') this.#settle(msg.rid, msg)
+    }
+  }
+
+  #settle(rid: number, value: Record<string, unknown> | undefined, err?: Error): boolean {
+    const pending = this.#pending.get(rid)
+    if (pending === undefined) return false
+    this.#pending.delete(rid)
+    clearTimeout(pending.timer)
+    if (err !== undefined) pending.reject(err)
+    else pending.resolve(value ?? {})
+    return true
+  }
+}
+
+/** The subset of `RTCPeerConnection` the negotiation helper uses. */
+export interface PeerConnectionLike {
+  readonly signalingState: string
+  readonly localDescription: { type: string; sdp: string } | null
+  setLocalDescription(description?: { type: string; sdp?: string }): Promise<void>
+  setRemoteDescription(description: { type: string; sdp?: string }): Promise<void>
+  createOffer(): Promise<{ type: string; sdp?: string }>
+  createAnswer(): Promise<{ type: string; sdp?: string }>
+  addIceCandidate(candidate: object): Promise<void>
+  addEventListener(type: string, listener: (ev: never) => void): void
+  removeEventListener(type: string, listener: (ev: never) => void): void
+}
+
+/** Options of {@link attachPerfectNegotiation}. */
+export interface PerfectNegotiationOptions {
+  /** Exactly one side is polite (it yields on offer collisions); e.g. `myId < remoteId`. */
+  polite: boolean
+  /** Sends a signal to the remote peer (usually `client.signal(type, remoteId, data)`). */
+  send(type: RelayType, data: object): void
+  /** @default silent */
+  logger?: Logger
+}
+
+/** Handle returned by {@link attachPerfectNegotiation}. */
+export interface PerfectNegotiation {
+  /** Feeds a signal from the remote peer. Never rejects; failures are logged. */
+  handle(type: RelayType, data: unknown): Promise<void>
+  /** Removes the listeners from the peer connection. */
+  detach(): void
+}
+
+/**
+ * Wires `pc` with the perfect-negotiation pattern: `negotiationneeded` → offer, `icecandidate` → candidate,
+ * remote offers answered, glare resolved by politeness. Falls back to explicit createOffer/createAnswer where
+ * `setLocalDescription()` without arguments is not supported (older Node WebRTC bindings).
+ */
+export function attachPerfectNegotiation(
+  pc: PeerConnectionLike,
+  options: PerfectNegotiationOptions,
+): PerfectNegotiation {
+  const log = options.logger ?? SILENT_LOGGER
+  let makingOffer = false
+  let ignoreOffer = false
+  let settingRemoteAnswer = false
+
+  const setLocal = async (): Promise<void> => {
+    try {
+      await pc.setLocalDescription()
+    } catch {
+      const description =
+        pc.signalingState === 'have-remote-offer' ? await pc.createAnswer() : await pc.createOffer()
+      await pc.setLocalDescription(description)
+    }
+  }
+  const sendLocal = (): void => {
+    const d = pc.localDescription
+    if (d !== null) options.send(d.type === 'answer' ? 'answer' : 'offer', { type: d.type, sdp: d.sdp })
+  }
+  const onNegotiationNeeded = async (): Promise<void> => {
+    try {
+      makingOffer = true
+      await setLocal()
+      sendLocal()
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'negotiation failed')
+    } finally {
+      makingOffer = false
+    }
+  }
+  const negotiationListener = (): void => void onNegotiationNeeded()
+  const candidateListener = (ev: { candidate: { toJSON?(): object } | null }): void => {
+    const candidate = ev.candidate
+    if (candidate === null) return
+    options.send('candidate', typeof candidate.toJSON === 'function' ? candidate.toJSON() : candidate)
+  }
+  pc.addEventListener('negotiationneeded', negotiationListener)
+  pc.addEventListener('icecandidate', candidateListener)
+
+  return {
+    async handle(type, data) {
+      try {
+        if (typeof data !== 'object' || data === null) return
+        if (type === 'candidate') {
+          try {
+            await pc.addIceCandidate(data)
+          } catch (err) {
+            if (!ignoreOffer) throw err
+          }
+          return
+        }
+        const description = data as { type: string; sdp?: string }
+        const readyForOffer = !makingOffer && (pc.signalingState === 'stable' || settingRemoteAnswer)
+        const collision = description.type === 'offer' && !readyForOffer
+        ignoreOffer = !options.polite && collision
+        if (ignoreOffer) return
+        settingRemoteAnswer = description.type === 'answer'
+        await pc.setRemoteDescription(description)
+        settingRemoteAnswer = false
+        if (description.type === 'offer') {
+          await setLocal()
+          sendLocal()
+        }
+      } catch (err) {
+        log.warn({ err: (err as Error).message, type }, 'handling a remote signal failed')
+      }
+    },
+    detach() {
+      pc.removeEventListener('negotiationneeded', negotiationListener)
+      pc.removeEventListener('icecandidate', candidateListener)
+    },
+  }
+}
+
+export { SignalingError, type SignalingErrorCode } from './errors'
+export { PROTOCOL_VERSION, challengeBytes, type RelayType } from './protocol'

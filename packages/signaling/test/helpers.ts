@@ -25,7 +25,7 @@ export const components = { verify: ed25519Verify, peerIdFromPublicKey }
 export interface TestIdentity {
   publicKey: Uint8Array
   id: string
-  sign(message: Uint8Array): Uint8Array
+  sign: (message: Uint8Array) => Uint8Array
 }
 
 export function ed25519Identity(): TestIdentity {
