@@ -7,7 +7,9 @@ import { createNodeBackend } from './backend/node'
 import { loadLiboqsBackend } from './backend/liboqs'
 import type { PqcBackend } from './backend/types'
 
-export { _resetPqcForTesting } from './backend/registry'
+export { _resetPqcForTesting, _useBackendForTesting } from './backend/registry'
+export { selfTest } from './backend/self-test'
+export { _setNodeCryptoForTesting } from './runtime'
 export { nobleBackend }
 
 /** A deterministic identity: seed = 32 copies of `n`. */

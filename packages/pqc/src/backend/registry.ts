@@ -160,3 +160,8 @@ export function _resetPqcForTesting(): void {
   loaded = [nobleBackend]
   lastReports = [{ name: 'noble', ok: true }]
 }
+
+/** Test hook: make `b` the active backend without self-test or benchmark. */
+export function _useBackendForTesting(b: PqcBackend): void {
+  active = b
+}
