@@ -36,3 +36,12 @@ export {
   type DocStoreStats,
   type UpdateListener,
 } from './doc-store'
+export {
+  createSyncServer,
+  type Access,
+  type Authorize,
+  type SyncServer,
+  type SyncServerComponents,
+  type SyncServerInit,
+  type SyncServerStats,
+} from './sync-server'

@@ -1,0 +1,179 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import * as encoding from 'lib0/encoding'
+import * as decoding from 'lib0/decoding'
+import type { WebsocketProvider } from 'y-websocket'
+import { createDocStore, createSyncServer, type CrdtDatabase } from '../src/index'
+import { tempLevel, type TempLevel } from './helpers'
+import { connect, synced, until } from './ws-client'
+
+const cleanups: (() => unknown)[] = []
+afterEach(async () => {
+  for (const c of cleanups.reverse()) await c()
+  cleanups.length = 0
+})
+
+async function serve(
+  level: TempLevel,
+  components: Partial<Parameters<typeof createSyncServer>[0]> = {},
+  db?: CrdtDatabase,
+) {
+  const store = createDocStore({ db: db ?? level.db })
+  const server = createSyncServer({ store, ...components }, { keepaliveIntervalMs: 200 })
+  const { port } = await server.listen({ port: 0 })
+  const stop = async () => {
+    await server.close()
+    await store.close()
+  }
+  return { store, server, port, stop }
+}
+
+function track(p: WebsocketProvider): WebsocketProvider {
+  cleanups.push(() => p.destroy())
+  return p
+}
+
+describe('sync server with the real y-websocket client', () => {
+  it('syncs two clients through the server and finds the text again after a restart', async () => {
+    let level = await tempLevel()
+    cleanups.push(() => level.dispose())
+    let s = await serve(level)
+    const a = track(connect(s.port, 'doc/1'))
+    const b = track(connect(s.port, 'doc/1'))
+    await Promise.all([synced(a), synced(b)])
+    a.doc.getText('t').insert(0, 'hello from a')
+    await until(b.doc, () => b.doc.getText('t').toJSON() === 'hello from a')
+    b.doc.getText('t').insert(0, '> ')
+    await until(a.doc, () => a.doc.getText('t').toJSON() === '> hello from a')
+    expect(s.server.getStats().clients).toBe(2)
+    a.destroy()
+    b.destroy()
+    await s.stop()
+    level = await level.reopen()
+    s = await serve(level)
+    const c = track(connect(s.port, 'doc/1'))
+    await synced(c)
+    expect(c.doc.getText('t').toJSON()).toBe('> hello from a')
+    await s.stop()
+  })
+
+  it('answers nothing before the document is loaded', async () => {
+    const level = await tempLevel()
+    cleanups.push(() => level.dispose())
+    const pre = createDocStore({ db: level.db })
+    await pre.applyUpdate('slow', Y.encodeStateAsUpdate(docWith('persisted text')))
+    await pre.close()
+    let release!: () => void
+    const gate = new Promise<void>((r) => (release = r))
+    let loadStarted!: () => void
+    const started = new Promise<void>((r) => (loadStarted = r))
+    const slowDb: CrdtDatabase = {
+      get: (k) => level.db.get(k),
+      batch: (ops) => level.db.batch(ops),
+      close: () => level.db.close(),
+      iterator: (o) =>
+        o.gt?.startsWith('d!')
+          ? (async function* () {
+              loadStarted()
+              await gate
+              yield* level.db.iterator(o)
+            })()
+          : level.db.iterator(o),
+    }
+    const s = await serve(level, {}, slowDb)
+    cleanups.push(s.stop)
+    const p = track(connect(s.port, 'slow'))
+    await started
+    let syncedEarly = p.synced
+    p.on('sync', () => (syncedEarly ||= p.doc.getText('t').toJSON() !== 'persisted text'))
+    release()
+    await synced(p)
+    expect(syncedEarly).toBe(false)
+    expect(p.doc.getText('t').toJSON()).toBe('persisted text')
+  })
+
+  it('refuses updates from read-only clients and closes denied ones with 4403 and a reason', async () => {
+    const level = await tempLevel()
+    cleanups.push(() => level.dispose())
+    const s = await serve(level, {
+      authorize: (_doc, req) => {
+        const role = new URL(req.url ?? '/', 'http://x').searchParams.get('role')
+        return role === 'writer' ? 'read-write' : role === 'reader' ? 'read-only' : 'deny'
+      },
+    })
+    cleanups.push(s.stop)
+    const writer = track(connect(s.port, 'acl', new Y.Doc(), { role: 'writer' }))
+    const reader = track(connect(s.port, 'acl', new Y.Doc(), { role: 'reader' }))
+    await Promise.all([synced(writer), synced(reader)])
+    reader.doc.getText('t').insert(0, 'vandalism')
+    writer.doc.getText('t').insert(0, 'legit')
+    await until(reader.doc, () => reader.doc.getText('t').toJSON().includes('legit'))
+    // The reader's edit reached neither the writer nor the disk.
+    await s.store.flush()
+    expect(writer.doc.getText('t').toJSON()).toBe('legit')
+    expect(s.server.getStats().refusedUpdates).toBeGreaterThan(0)
+    const denied = track(connect(s.port, 'acl', new Y.Doc(), { role: 'stranger' }))
+    const closed = await new Promise<{ code: number; reason: string }>((resolve) =>
+      denied.on('closed', (e: { code: number; reason: string }) => resolve(e)),
+    )
+    expect(closed).toEqual({ code: 4403, reason: 'access denied' })
+    expect(s.server.getStats().deniedClients).toBe(1)
+  })
+
+  it('keeps an idle client alive with real messages and closes with 1001 on shutdown', async () => {
+    const level = await tempLevel()
+    cleanups.push(() => level.dispose())
+    const s = await serve(level)
+    const ws = new WebSocket(`ws://127.0.0.1:${s.port}/quiet`)
+    cleanups.push(() => ws.terminate())
+    const types: number[] = []
+    let keepalive!: () => void
+    const gotKeepalive = new Promise<void>((r) => (keepalive = r))
+    ws.on('message', (data: Buffer) => {
+      const d = decoding.createDecoder(new Uint8Array(data))
+      const type = decoding.readVarUint(d)
+      types.push(type)
+      if (type === 1 && types.length > 1) keepalive()
+    })
+    await new Promise((r) => ws.once('open', r))
+    await gotKeepalive // an empty awareness update arrives although the client never spoke
+    expect(types[0]).toBe(0) // sync step 1 first
+    const code = new Promise<number>((r) => ws.once('close', (c: number) => r(c)))
+    await s.stop()
+    expect(await code).toBe(1001)
+  })
+
+  it('closes a client that sends an oversize update with 4413, keeping the document', async () => {
+    const level = await tempLevel()
+    cleanups.push(() => level.dispose())
+    const store = createDocStore({ db: level.db }, { maxDocumentBytes: 2000 })
+    const server = createSyncServer({ store })
+    const { port } = await server.listen({ port: 0 })
+    cleanups.push(async () => {
+      await server.close()
+      await store.close()
+    })
+    const p = track(connect(port, 'big'))
+    await synced(p)
+    p.doc.getText('t').insert(0, 'x'.repeat(5000))
+    const closed = await new Promise<{ code: number }>((r) => p.on('closed', (e: { code: number }) => r(e)))
+    expect(closed.code).toBe(4413)
+    expect(server.getStats().errors.X_CRDT_DOC_TOO_LARGE).toBe(1)
+    const other = track(connect(port, 'big'))
+    await synced(other)
+    expect(other.doc.getText('t').toJSON()).toBe('')
+  })
+})
+
+function docWith(text: string): Y.Doc {
+  const d = new Y.Doc()
+  d.getText('t').insert(0, text)
+  return d
+}
+
+export function frame(write: (e: encoding.Encoder) => void): Uint8Array {
+  const e = encoding.createEncoder()
+  write(e)
+  return encoding.toUint8Array(e)
+}
