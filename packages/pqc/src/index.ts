@@ -38,6 +38,13 @@ export { hkdfSha256, sha3_256, sha256, randomBytes, HKDF_SHA256_MAX_BYTES } from
 export * from './sealed-box'
 export { getStatus, type PqcStatus } from './status'
 export {
+  createPqcWorkerPool,
+  type PqcWorkerPool,
+  type PqcWorkerPoolInit,
+  type PqcWorkerPoolComponents,
+  type PqcWorkerPoolStats,
+} from './worker-pool'
+export {
   initPqc,
   activeBackend,
   loadedBackends,

@@ -5,6 +5,7 @@
 import type * as NodeCrypto from 'node:crypto'
 import type * as NodeWorkerThreads from 'node:worker_threads'
 import type * as NodeModule from 'node:module'
+import type * as NodeUrl from 'node:url'
 
 interface ProcessLike {
   getBuiltinModule?: (id: string) => unknown
@@ -34,6 +35,11 @@ export function nodeWorkerThreads(): typeof NodeWorkerThreads | undefined {
 /** `node:module`, or undefined outside Node. */
 export function nodeModule(): typeof NodeModule | undefined {
   return nodeProcess()?.getBuiltinModule?.('node:module') as typeof NodeModule | undefined
+}
+
+/** `node:url`, or undefined outside Node. */
+export function nodeUrl(): typeof NodeUrl | undefined {
+  return nodeProcess()?.getBuiltinModule?.('node:url') as typeof NodeUrl | undefined
 }
 
 /** The Node version string (`"20.20.2"`), or undefined. */

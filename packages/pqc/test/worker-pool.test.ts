@@ -1,0 +1,65 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { createPqcWorkerPool, Identity, isPqcError, verify, type PqcWorkerPool } from '../src/index'
+
+const enc = new TextEncoder()
+let pool: PqcWorkerPool | undefined
+afterEach(async () => {
+  await pool?.close()
+  pool = undefined
+})
+
+describe('worker pool', () => {
+  it('signs in worker threads; signatures verify on the main thread', async () => {
+    pool = createPqcWorkerPool({}, { size: 2 })
+    const id = Identity.generate(new Uint8Array(32).fill(5))
+    const ctx = enc.encode('x/pool/v1')
+    const msgs = Array.from({ length: 8 }, (_, i) => enc.encode(`message ${i}`))
+    const sigs = await Promise.all(msgs.map((m) => pool!.sign(id, m, ctx)))
+    sigs.forEach((s, i) => expect(verify(id.publicKey, msgs[i]!, s, ctx)).toBe(true))
+    expect(verify(id.publicKey, msgs[0]!, sigs[1]!, ctx)).toBe(false)
+    const st = pool.stats()
+    expect(st.mode).toBe('worker_threads')
+    expect(st.workers).toBe(2)
+    expect(st.completed).toBe(8)
+    expect(st.pending).toBe(0)
+  })
+
+  it('generates identities in a worker that equal the synchronous ones', async () => {
+    pool = createPqcWorkerPool({}, { size: 1, backend: 'noble' })
+    const seed = new Uint8Array(32).fill(6)
+    const a = await pool.generateIdentity(seed)
+    expect(a.idString).toBe(Identity.generate(seed).idString)
+    const sig = a.sign(enc.encode('sync after async keygen'))
+    expect(verify(a.publicKey, enc.encode('sync after async keygen'), sig)).toBe(true)
+    expect(await pool.verify(a.publicKey, enc.encode('sync after async keygen'), sig)).toBe(true)
+  })
+
+  it('rejects pending and later jobs with X_PQC_CLOSED after close()', async () => {
+    pool = createPqcWorkerPool({}, { size: 1 })
+    const id = Identity.generate()
+    const p = pool.sign(id, enc.encode('x')).catch((e: unknown) => e)
+    await pool.close()
+    expect(isPqcError(await p, 'X_PQC_CLOSED')).toBe(true)
+    await expect(pool.sign(id, enc.encode('y'))).rejects.toSatisfy((e: unknown) =>
+      isPqcError(e, 'X_PQC_CLOSED'),
+    )
+  })
+
+  it('bounds its queue', async () => {
+    pool = createPqcWorkerPool({}, { size: 1, maxPending: 1 })
+    const id = Identity.generate()
+    const first = pool.sign(id, enc.encode('a'))
+    await expect(pool.sign(id, enc.encode('b'))).rejects.toSatisfy((e: unknown) =>
+      isPqcError(e, 'X_PQC_WORKER_FAILED'),
+    )
+    await first
+  })
+
+  it('checks arguments as programmer errors', async () => {
+    pool = createPqcWorkerPool()
+    await expect(pool.sign(new Uint8Array(3), enc.encode('a'))).rejects.toThrow(RangeError)
+    await expect(pool.sign(Identity.generate(), enc.encode('a'), new Uint8Array(256))).rejects.toThrow(
+      RangeError,
+    )
+  })
+})
