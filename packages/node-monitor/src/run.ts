@@ -1,6 +1,6 @@
 import { type Clock } from './components'
 
-export type Settled<T> =
+type Settled<T> =
   | { readonly kind: 'value'; readonly value: T }
   | { readonly kind: 'error'; readonly error: unknown }
   | { readonly kind: 'timeout' }

@@ -1,4 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest'
+import fc from 'fast-check'
 import {
   type AggregateStatus,
   type CheckResult,
@@ -98,6 +99,30 @@ describe('aggregateHealth', () => {
   ]
   it.each(table)('%s', (_label, rows, expected) => {
     expect(aggregateHealth(rows.map(([status, required]) => ({ status, required })))).toBe(expected)
+  })
+
+  it('matches the rules for any mix of components, and disabled ones never change the result', () => {
+    const component = fc.record({
+      status: fc.constantFrom<HealthStatus>('ok', 'degraded', 'down', 'disabled'),
+      required: fc.boolean(),
+    })
+    fc.assert(
+      fc.property(
+        fc.array(component, { maxLength: 12 }),
+        fc.array(fc.boolean(), { maxLength: 5 }),
+        (cs, extra) => {
+          const result = aggregateHealth(cs)
+          const requiredDown = cs.some((c) => c.required && c.status === 'down')
+          const anyTrouble = cs.some((c) => c.status === 'down' || c.status === 'degraded')
+          expect(result).toBe(requiredDown ? 'down' : anyTrouble ? 'degraded' : 'ok')
+          const withDisabled = [
+            ...cs,
+            ...extra.map((required) => ({ status: 'disabled' as const, required })),
+          ]
+          expect(aggregateHealth(withDisabled)).toBe(result)
+        },
+      ),
+    )
   })
 })
 
