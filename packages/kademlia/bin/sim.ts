@@ -1,0 +1,72 @@
+/**
+ * Simulator CLI: `pnpm sim --nodes 10000 --lookups 1000 --churn 0.2 --hostile 0.2 --disjoint 4 --seed 1`.
+ * Prints a table and, as its last line, one JSON object with the same figures.
+ */
+import { parseArgs } from 'node:util'
+import { runSimulation } from '../src/simulator'
+
+const { values } = parseArgs({
+  options: {
+    nodes: { type: 'string', default: '1000' },
+    lookups: { type: 'string', default: '1000' },
+    churn: { type: 'string', default: '0' },
+    rounds: { type: 'string' },
+    'round-ms': { type: 'string', default: '600000' },
+    hostile: { type: 'string', default: '0' },
+    disjoint: { type: 'string', default: '1' },
+    seed: { type: 'string', default: '1' },
+    k: { type: 'string', default: '20' },
+    alpha: { type: 'string', default: '3' },
+    latency: { type: 'string', default: '50' },
+    jitter: { type: 'string', default: '20' },
+    loss: { type: 'string', default: '0' },
+    'refresh-ms': { type: 'string', default: '600000' },
+    quiet: { type: 'boolean', default: false },
+  },
+})
+
+const num = (name: string, v: string | undefined): number => {
+  const x = Number(v)
+  if (!Number.isFinite(x)) throw new RangeError(`--${name} must be a number`)
+  return x
+}
+
+const result = await runSimulation({
+  nodes: num('nodes', values.nodes),
+  lookups: num('lookups', values.lookups),
+  churn: num('churn', values.churn),
+  rounds: values.rounds === undefined ? undefined : num('rounds', values.rounds),
+  roundMs: num('round-ms', values['round-ms']),
+  hostile: num('hostile', values.hostile),
+  disjoint: num('disjoint', values.disjoint),
+  seed: num('seed', values.seed),
+  k: num('k', values.k),
+  alpha: num('alpha', values.alpha),
+  latencyMs: num('latency', values.latency),
+  jitterMs: num('jitter', values.jitter),
+  loss: num('loss', values.loss),
+  refreshIntervalMs: num('refresh-ms', values['refresh-ms']),
+  onProgress: values.quiet ? undefined : (m) => console.error(`[sim] ${m}`),
+})
+
+const rows: Array<[string, string]> = [
+  ['nodes (hostile)', `${result.nodes} (${result.hostileNodes})`],
+  ['k / alpha / disjoint paths', `${result.k} / ${result.alpha} / ${result.disjoint}`],
+  ['churn per round', `${result.churn * 100}%`],
+  ['lookups', String(result.lookups)],
+  ['success', `${(result.successRate * 100).toFixed(2)}% (${result.succeeded}/${result.lookups})`],
+  ['hops mean / p50 / p99', `${result.hops.mean} / ${result.hops.p50} / ${result.hops.p99}`],
+  ['RPCs per lookup mean / p50 / p99', `${result.rpcs.mean} / ${result.rpcs.p50} / ${result.rpcs.p99}`],
+  [
+    'virtual latency ms mean / p50 / p99',
+    `${result.latencyMs.mean} / ${result.latencyMs.p50} / ${result.latencyMs.p99}`,
+  ],
+  ['avg table size', String(result.avgTableSize)],
+  ['datagrams while forming', String(result.joinRpcs)],
+  ['events', String(result.events)],
+  ['wall time', `${(result.wallMs / 1000).toFixed(1)} s`],
+  ['peak RSS', `${result.peakRssMiB} MiB`],
+]
+const width = Math.max(...rows.map((r) => r[0].length))
+for (const [k, v] of rows) console.log(`${k.padEnd(width)}  ${v}`)
+console.log(JSON.stringify(result))

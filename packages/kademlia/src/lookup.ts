@@ -1,0 +1,192 @@
+/**
+ * Iterative node lookup (Kademlia §2.3): keep α queries in flight to the closest not-yet-queried contacts,
+ * and stop when the k closest contacts that have not failed have all answered. With `paths` = d > 1 the
+ * lookup runs d disjoint paths (S/Kademlia, Baumgart & Mies 2007, §4.4): the initial contacts are dealt
+ * round-robin among the paths and no node is queried by more than one path, so a hostile node can only
+ * mislead the path that reached it.
+ */
+import { KademliaError, throwIfAborted } from './errors'
+import { compareDistance, idEquals, toHex } from './id'
+import type { Contact } from './routing-table'
+
+/** What one queried contact told us. */
+export interface QueryResult {
+  contacts: Contact[]
+  token?: Uint8Array | undefined
+  record?: { value: Uint8Array; ttlMs: number } | undefined
+}
+
+export interface LookupOptions {
+  target: Uint8Array
+  selfId: Uint8Array
+  k: number
+  alpha: number
+  paths: number
+  initial: Contact[]
+  query: (contact: Contact, signal: AbortSignal) => Promise<QueryResult>
+  /** Return true to stop the whole lookup (e.g. a valid value was found). */
+  onRecord?:
+    ((record: { value: Uint8Array; ttlMs: number }, from: Contact) => boolean | Promise<boolean>) | undefined
+  signal?: AbortSignal | undefined
+}
+
+/** A contact that answered, with the write token it gave us. */
+export interface Responder {
+  contact: Contact
+  token: Uint8Array | undefined
+  /** Hops from us: initial contacts are 1. */
+  depth: number
+  hadRecord: boolean
+}
+
+/** Outcome of a lookup. */
+export interface LookupResult {
+  /** Up to k closest contacts that answered, closest first. */
+  closest: Responder[]
+  /** RPCs sent. */
+  rpcs: number
+  /** RPCs that failed (timeout, bad response). */
+  failures: number
+  /** Depth of the closest answering contact (1 = it was in our own table). */
+  hops: number
+  /** Whether the lookup was stopped early by `onRecord`. */
+  stoppedEarly: boolean
+}
+
+const NEW = 0
+const PENDING = 1
+const OK = 2
+const FAILED = 3
+const SKIPPED = 4
+
+interface Candidate {
+  contact: Contact
+  key: string
+  state: number
+  depth: number
+  token: Uint8Array | undefined
+  hadRecord: boolean
+}
+
+export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult> {
+  const { target, k, alpha, signal } = opts
+  if (signal?.aborted === true) throw new KademliaError('X_KAD_ABORTED', 'lookup aborted')
+  const paths = Math.max(1, Math.min(opts.paths, opts.initial.length || 1))
+  const controller = new AbortController()
+  const onAbort = (): void => controller.abort()
+  signal?.addEventListener('abort', onAbort, { once: true })
+  const claimed = new Set<string>()
+  let rpcs = 0
+  let failures = 0
+  const flags = { stopped: false }
+  const maxCandidates = k * 4 // bounds memory per path whatever the responses say
+
+  const lists: Candidate[][] = Array.from({ length: paths }, () => [])
+  const known: Set<string>[] = Array.from({ length: paths }, () => new Set<string>())
+  const sorted = opts.initial
+    .filter((c) => !idEquals(c.id, opts.selfId))
+    .sort((a, b) => compareDistance(a.id, b.id, target))
+  sorted.forEach((c, i) => insert(i % paths, c, 1))
+
+  function insert(path: number, contact: Contact, depth: number): void {
+    if (idEquals(contact.id, opts.selfId)) return
+    const key = toHex(contact.id)
+    const set = known[path]!
+    if (set.has(key)) return
+    const list = lists[path]!
+    // Binary search for the insertion point.
+    let lo = 0
+    let hi = list.length
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1
+      if (compareDistance(list[mid]!.contact.id, contact.id, target) < 0) lo = mid + 1
+      else hi = mid
+    }
+    if (lo >= maxCandidates) return
+    set.add(key)
+    list.splice(lo, 0, { contact, key, state: NEW, depth, token: undefined, hadRecord: false })
+    if (list.length > maxCandidates) {
+      // Drop the farthest never-queried candidate.
+      for (let i = list.length - 1; i >= 0; i--) {
+        if (list[i]!.state === NEW) {
+          set.delete(list[i]!.key)
+          list.splice(i, 1)
+          break
+        }
+      }
+    }
+  }
+
+  const runPath = (path: number): Promise<void> =>
+    new Promise<void>((resolve) => {
+      const list = lists[path]!
+      let inflight = 0
+      const pump = (): void => {
+        if (flags.stopped || controller.signal.aborted) {
+          if (inflight === 0) resolve()
+          return
+        }
+        let counted = 0
+        for (let i = 0; i < list.length && counted < k; i++) {
+          const c = list[i]!
+          if (c.state === FAILED || c.state === SKIPPED) continue
+          if (c.state === NEW) {
+            if (claimed.has(c.key)) {
+              c.state = SKIPPED
+              continue
+            }
+            if (inflight >= alpha) {
+              counted++
+              continue
+            }
+            claimed.add(c.key)
+            c.state = PENDING
+            inflight++
+            rpcs++
+            void query(c).then(() => {
+              inflight--
+              pump()
+            })
+          }
+          counted++
+        }
+        if (inflight === 0) resolve()
+      }
+      const query = async (c: Candidate): Promise<void> => {
+        try {
+          const result = await opts.query(c.contact, controller.signal)
+          c.state = OK
+          c.token = result.token
+          if (result.record !== undefined && opts.onRecord !== undefined) {
+            c.hadRecord = true
+            if (await opts.onRecord(result.record, c.contact)) {
+              flags.stopped = true
+              return
+            }
+          }
+          for (const next of result.contacts) insert(path, next, c.depth + 1)
+        } catch {
+          c.state = FAILED
+          failures++
+        }
+      }
+      pump()
+    })
+
+  try {
+    await Promise.all(lists.map((_, i) => runPath(i)))
+  } finally {
+    signal?.removeEventListener('abort', onAbort)
+  }
+  throwIfAborted(signal)
+  const responders: Candidate[] = []
+  for (const list of lists) for (const c of list) if (c.state === OK) responders.push(c)
+  responders.sort((a, b) => compareDistance(a.contact.id, b.contact.id, target))
+  const closest = responders.slice(0, k).map((c) => ({
+    contact: c.contact,
+    token: c.token,
+    depth: c.depth,
+    hadRecord: c.hadRecord,
+  }))
+  return { closest, rpcs, failures, hops: closest[0]?.depth ?? 0, stoppedEarly: flags.stopped }
+}

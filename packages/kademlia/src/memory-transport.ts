@@ -1,0 +1,81 @@
+/**
+ * In-memory datagram network for tests and the simulator: every transport is a named endpoint; delivery
+ * goes through the injected clock with configurable latency, jitter and loss (from an injected PRNG).
+ */
+import type { Clock, Transport } from './types'
+
+export interface MemoryNetworkInit {
+  clock: Clock
+  /** One-way latency. @default 20 */
+  latencyMs?: number
+  /** Uniform extra latency in [0, jitterMs). @default 0 */
+  jitterMs?: number
+  /** Probability a datagram is lost. @default 0 */
+  loss?: number
+  /** Uniform [0, 1) source. @default Math.random */
+  random?: () => number
+}
+
+export interface MemoryNetwork {
+  /** Creates an endpoint; throws if the address is taken. */
+  createTransport(address: string): MemoryTransport
+  readonly stats: { sent: number; delivered: number; lost: number; unreachable: number }
+}
+
+export interface MemoryTransport extends Transport {
+  readonly address: string
+}
+
+export function createMemoryNetwork(init: MemoryNetworkInit): MemoryNetwork {
+  const { clock } = init
+  const latency = init.latencyMs ?? 20
+  const jitter = init.jitterMs ?? 0
+  const loss = init.loss ?? 0
+  const random = init.random ?? Math.random
+  const endpoints = new Map<string, Endpoint>()
+  const stats = { sent: 0, delivered: 0, lost: 0, unreachable: 0 }
+
+  interface Endpoint {
+    handler: ((bytes: Uint8Array, from: string) => void) | undefined
+  }
+
+  return {
+    stats,
+    createTransport(address: string): MemoryTransport {
+      if (endpoints.has(address)) throw new RangeError(`'address' ${address} is already in use`)
+      const self: Endpoint = { handler: undefined }
+      endpoints.set(address, self)
+      let closed = false
+      return {
+        address,
+        send(bytes: Uint8Array, to: string): void {
+          if (closed) return
+          stats.sent++
+          if (loss > 0 && random() < loss) {
+            stats.lost++
+            return
+          }
+          const delay = jitter > 0 ? latency + random() * jitter : latency
+          clock.setTimeout(() => {
+            const target = endpoints.get(to)
+            if (target?.handler === undefined) {
+              stats.unreachable++
+              return
+            }
+            stats.delivered++
+            target.handler(bytes, address)
+          }, delay)
+        },
+        onMessage(handler) {
+          self.handler = handler
+        },
+        close() {
+          if (closed) return
+          closed = true
+          self.handler = undefined
+          if (endpoints.get(address) === self) endpoints.delete(address)
+        },
+      }
+    },
+  }
+}

@@ -1,0 +1,291 @@
+/**
+ * The routing table: 160 k-buckets indexed by the length of the prefix an ID shares with our own
+ * (Kademlia §2.2). Buckets keep least-recently-seen contacts first; a full bucket never drops a live
+ * contact for a new one (the caller pings the oldest and evicts it only if that ping fails), and keeps the
+ * newcomers in a bounded replacement cache (§4.1). Per-IP-group limits stop one /24 (IPv4) or /64 (IPv6)
+ * from filling a bucket or the table.
+ */
+import { ipGroup, parseAddress } from './address'
+import { assertId, commonPrefixLength, compareDistance, ID_LENGTH_BITS, idEquals } from './id'
+
+/** A node of the DHT: its 160-bit ID and the transport address it answers on. */
+export interface Contact {
+  readonly id: Uint8Array
+  readonly address: string
+}
+
+/** A contact as held by the table. */
+export interface TableEntry extends Contact {
+  /** Last time (clock ms) the contact answered or sent us a valid message. */
+  lastSeen: number
+  /** RPC failures since it was last seen. */
+  failures: number
+  /** @internal */
+  group: string
+}
+
+/** Options of {@link RoutingTable}. */
+export interface RoutingTableInit {
+  /** Bucket size. @default 20 */
+  k?: number
+  /** Contacts of one IP group (/24, /64) allowed in one bucket. @default 2 */
+  maxPerIpGroupPerBucket?: number
+  /** Contacts of one IP group allowed in the whole table. @default 10 */
+  maxPerIpGroupPerTable?: number
+  /** Replacement-cache size per bucket. @default k */
+  replacementCacheSize?: number
+  /** Addresses exempt from IP-group limits. @default loopback addresses (127.0.0.0/8, ::1) */
+  isLimitExempt?: (address: string) => boolean
+}
+
+/** Outcome of {@link RoutingTable.add}. */
+export type AddResult =
+  { status: 'added' | 'updated' | 'self' | 'rejected' | 'conflict' } | { status: 'full'; oldest: Contact }
+
+/** Default exemption from IP-group limits: loopback addresses, so local test networks work. */
+export function isLoopback(address: string): boolean {
+  const p = parseAddress(address)
+  if (p === undefined) return false
+  return p.family === 4 ? p.host.startsWith('127.') : p.host === '::1'
+}
+
+interface Bucket {
+  entries: TableEntry[]
+  replacements: Contact[] | undefined
+  /** Last time (clock ms) a lookup touched this bucket's range or a contact was added. */
+  refreshedAt: number
+}
+
+/** Exact XOR-ordered Kademlia routing table. */
+export class RoutingTable {
+  readonly selfId: Uint8Array
+  readonly k: number
+  readonly #perBucket: number
+  readonly #perTable: number
+  readonly #replacementCacheSize: number
+  readonly #exempt: (address: string) => boolean
+  readonly #buckets: Bucket[] = []
+  readonly #groupCounts = new Map<string, number>()
+  readonly #now: () => number
+  #size = 0
+
+  constructor(selfId: Uint8Array, init: RoutingTableInit = {}, now: () => number = Date.now) {
+    assertId(selfId, 'selfId')
+    this.selfId = selfId
+    this.k = init.k ?? 20
+    if (!Number.isInteger(this.k) || this.k < 1) throw new RangeError("'k' must be a positive integer")
+    this.#perBucket = init.maxPerIpGroupPerBucket ?? 2
+    this.#perTable = init.maxPerIpGroupPerTable ?? 10
+    if (!(this.#perBucket >= 1) || !(this.#perTable >= 1)) {
+      throw new RangeError("'maxPerIpGroupPerBucket' and 'maxPerIpGroupPerTable' must be >= 1")
+    }
+    this.#replacementCacheSize = init.replacementCacheSize ?? this.k
+    this.#exempt = init.isLimitExempt ?? isLoopback
+    this.#now = now
+    for (let i = 0; i < ID_LENGTH_BITS; i++)
+      this.#buckets.push({ entries: [], replacements: undefined, refreshedAt: 0 })
+  }
+
+  /** Number of contacts in the table. */
+  get size(): number {
+    return this.#size
+  }
+
+  /** Number of non-empty buckets. */
+  get bucketsUsed(): number {
+    let n = 0
+    for (const b of this.#buckets) if (b.entries.length > 0) n++
+    return n
+  }
+
+  /** Bucket index (common prefix length with our ID) of `id`; 160 for our own ID. */
+  bucketIndex(id: Uint8Array): number {
+    return commonPrefixLength(this.selfId, id)
+  }
+
+  /**
+   * Adds a contact, or marks it seen (moves it to the tail) if present. A full bucket puts the newcomer in
+   * the replacement cache and returns the least-recently-seen contact, which the caller should ping and
+   * {@link remove} if it does not answer.
+   */
+  add(contact: Contact): AddResult {
+    assertId(contact.id, 'contact.id')
+    if (typeof contact.address !== 'string' || contact.address === '') {
+      throw new TypeError("'contact.address' must be a non-empty string")
+    }
+    const index = this.bucketIndex(contact.id)
+    if (index >= ID_LENGTH_BITS) return { status: 'self' }
+    const bucket = this.#buckets[index]!
+    const now = this.#now()
+    const entries = bucket.entries
+    for (let i = 0; i < entries.length; i++) {
+      const e = entries[i]!
+      if (idEquals(e.id, contact.id)) {
+        // An ID that moved to another address keeps its old one until that stops answering: otherwise
+        // anyone could redirect a contact by claiming its ID.
+        if (e.address !== contact.address) return { status: 'conflict' }
+        e.lastSeen = now
+        e.failures = 0
+        entries.splice(i, 1)
+        entries.push(e)
+        return { status: 'updated' }
+      }
+    }
+    const exempt = this.#exempt(contact.address)
+    const group = exempt ? '' : ipGroup(contact.address)
+    if (!exempt) {
+      if ((this.#groupCounts.get(group) ?? 0) >= this.#perTable) return { status: 'rejected' }
+      let inBucket = 0
+      for (const e of entries) if (e.group === group) inBucket++
+      if (inBucket >= this.#perBucket) return { status: 'rejected' }
+    }
+    if (entries.length < this.k) {
+      entries.push({ id: contact.id, address: contact.address, lastSeen: now, failures: 0, group })
+      this.#size++
+      bucket.refreshedAt = now
+      if (!exempt) this.#groupCounts.set(group, (this.#groupCounts.get(group) ?? 0) + 1)
+      return { status: 'added' }
+    }
+    this.#addReplacement(bucket, contact)
+    return { status: 'full', oldest: entries[0]! }
+  }
+
+  #addReplacement(bucket: Bucket, contact: Contact): void {
+    if (this.#replacementCacheSize <= 0) return
+    const list = (bucket.replacements ??= [])
+    const at = list.findIndex((c) => idEquals(c.id, contact.id))
+    if (at >= 0) list.splice(at, 1)
+    list.push({ id: contact.id, address: contact.address })
+    if (list.length > this.#replacementCacheSize) list.shift()
+  }
+
+  /**
+   * Removes a contact; the most recently seen replacement (that fits the IP limits) takes its place.
+   * Returns whether the contact was present.
+   */
+  remove(id: Uint8Array): boolean {
+    assertId(id, 'id')
+    const index = this.bucketIndex(id)
+    if (index >= ID_LENGTH_BITS) return false
+    const bucket = this.#buckets[index]!
+    const at = bucket.entries.findIndex((e) => idEquals(e.id, id))
+    if (at < 0) {
+      if (bucket.replacements !== undefined) {
+        const r = bucket.replacements.findIndex((c) => idEquals(c.id, id))
+        if (r >= 0) bucket.replacements.splice(r, 1)
+      }
+      return false
+    }
+    const [removed] = bucket.entries.splice(at, 1)
+    this.#size--
+    if (removed!.group !== '') {
+      const n = (this.#groupCounts.get(removed!.group) ?? 1) - 1
+      if (n <= 0) this.#groupCounts.delete(removed!.group)
+      else this.#groupCounts.set(removed!.group, n)
+    }
+    const replacements = bucket.replacements
+    while (replacements !== undefined && replacements.length > 0) {
+      const next = replacements.pop()!
+      if (this.add(next).status === 'added') break
+    }
+    return true
+  }
+
+  /**
+   * Records an RPC failure; the contact is removed after `maxFailures` consecutive failures, or at the first
+   * failure when a replacement is waiting. Returns whether it was removed.
+   */
+  recordFailure(id: Uint8Array, maxFailures = 2): boolean {
+    const e = this.#find(id)
+    if (e === undefined) return false
+    e.failures++
+    const bucket = this.#buckets[this.bucketIndex(id)]!
+    if (e.failures >= maxFailures || (bucket.replacements?.length ?? 0) > 0) return this.remove(id)
+    return false
+  }
+
+  #find(id: Uint8Array): TableEntry | undefined {
+    const index = this.bucketIndex(id)
+    if (index >= ID_LENGTH_BITS) return undefined
+    for (const e of this.#buckets[index]!.entries) if (idEquals(e.id, id)) return e
+    return undefined
+  }
+
+  /** The contact with this ID, if present. */
+  get(id: Uint8Array): TableEntry | undefined {
+    assertId(id, 'id')
+    return this.#find(id)
+  }
+
+  /** Whether a contact with this ID is present. */
+  has(id: Uint8Array): boolean {
+    return this.get(id) !== undefined
+  }
+
+  /**
+   * The `n` contacts closest to `target` by exact XOR distance, closest first. Buckets are visited in
+   * distance order (bucket b = cpl(self, target), then every bucket above b, then b-1 … 0), so only the
+   * buckets needed are sorted.
+   */
+  closest(target: Uint8Array, n: number = this.k, exclude?: Uint8Array): TableEntry[] {
+    assertId(target, 'target')
+    const out: TableEntry[] = []
+    if (n <= 0) return out
+    const b = this.bucketIndex(target)
+    const cmp = (x: TableEntry, y: TableEntry): number => compareDistance(x.id, y.id, target)
+    const take = (group: TableEntry[]): void => {
+      if (group.length > 1) group.sort(cmp)
+      for (const e of group) if (exclude === undefined || !idEquals(e.id, exclude)) out.push(e)
+    }
+    if (b < ID_LENGTH_BITS) take(this.#buckets[b]!.entries.slice())
+    if (out.length < n) {
+      const above: TableEntry[] = []
+      for (let i = b + 1; i < ID_LENGTH_BITS; i++) for (const e of this.#buckets[i]!.entries) above.push(e)
+      take(above)
+    }
+    for (let i = Math.min(b, ID_LENGTH_BITS) - 1; i >= 0 && out.length < n; i--) {
+      take(this.#buckets[i]!.entries.slice())
+    }
+    if (out.length > n) out.length = n
+    return out
+  }
+
+  /** Every contact, bucket by bucket (farthest bucket first), least recently seen first within a bucket. */
+  *[Symbol.iterator](): IterableIterator<TableEntry> {
+    for (const bucket of this.#buckets) yield* bucket.entries.slice()
+  }
+
+  /** Same as iterating the table. */
+  iterate(): IterableIterator<TableEntry> {
+    return this[Symbol.iterator]()
+  }
+
+  /** Contacts of one bucket (least recently seen first). */
+  bucket(index: number): readonly TableEntry[] {
+    return this.#buckets[index]?.entries ?? []
+  }
+
+  /** Marks bucket `index` refreshed (a lookup went through its range). */
+  markRefreshed(index: number): void {
+    const b = this.#buckets[index]
+    if (b !== undefined) b.refreshedAt = this.#now()
+  }
+
+  /**
+   * Indexes of non-empty-range buckets not refreshed for `maxAgeMs`, up to the deepest bucket that holds
+   * a contact (deeper buckets are empty by construction in a healthy network).
+   */
+  staleBuckets(maxAgeMs: number): number[] {
+    const now = this.#now()
+    let deepest = -1
+    for (let i = ID_LENGTH_BITS - 1; i >= 0; i--) {
+      if (this.#buckets[i]!.entries.length > 0) {
+        deepest = i
+        break
+      }
+    }
+    const out: number[] = []
+    for (let i = 0; i <= deepest; i++) if (now - this.#buckets[i]!.refreshedAt >= maxAgeMs) out.push(i)
+    return out
+  }
+}

@@ -1,0 +1,338 @@
+/**
+ * Request/response over an unreliable datagram transport. Requests carry a random 32-bit ID; a response is
+ * accepted only from the address the request went to, with the matching ID and type, and (when the contact
+ * is known) the expected sender ID. Timeouts adapt per address from an RTT estimate (RFC 6298: SRTT + 4·RTTVAR,
+ * Karn's rule: no samples from retransmitted requests). Inbound requests pass a per-host token bucket;
+ * malformed datagrams are dropped and counted.
+ */
+import {
+  decodeMessage,
+  encodeMessage,
+  isRequest,
+  MAX_DATAGRAM_BYTES,
+  type Message,
+  MessageType,
+} from './codec'
+import { KademliaError } from './errors'
+import { idEquals } from './id'
+import { RateLimiter, sourceHost } from './rate-limit'
+import type { Clock, Logger, RandomSource, Transport } from './types'
+
+/** Request bodies (header fields are filled in by the RPC layer). */
+export type RequestBody =
+  | { type: typeof MessageType.PING }
+  | { type: typeof MessageType.FIND_NODE; target: Uint8Array }
+  | { type: typeof MessageType.FIND_VALUE; key: Uint8Array }
+  | { type: typeof MessageType.STORE; key: Uint8Array; token: Uint8Array; ttlMs: number; value: Uint8Array }
+
+type DistributiveOmit<T, K extends PropertyKey> = T extends unknown ? Omit<T, K> : never
+/** A response body. */
+export type ResponseBody = DistributiveOmit<Extract<Message, { type: 2 | 6 | 7 }>, 'requestId' | 'senderId'>
+
+export interface RpcInit {
+  initialTimeoutMs: number
+  minTimeoutMs: number
+  maxTimeoutMs: number
+  retries: number
+  rateLimitPerSecond: number
+  rateLimitBurst: number
+  maxRateLimitEntries: number
+  maxRttEntries: number
+  maxPendingRequests: number
+}
+
+export interface RpcStats {
+  sent: number
+  received: number
+  requestsHandled: number
+  responses: number
+  timeouts: number
+  retries: number
+  malformed: number
+  rateLimited: number
+  unexpected: number
+  idMismatch: number
+  handlerErrors: number
+  overloaded: number
+}
+
+interface Pending {
+  address: string
+  expectedId: Uint8Array | undefined
+  responseType: number
+  bytes: Uint8Array
+  attemptsLeft: number
+  retransmitted: boolean
+  sentAt: number
+  timeoutMs: number
+  timer: unknown
+  resolve: (msg: Message) => void
+  reject: (err: unknown) => void
+  cleanup: () => void
+}
+
+const RESPONSE_TYPE: Record<number, number> = {
+  [MessageType.PING]: MessageType.PONG,
+  [MessageType.FIND_NODE]: MessageType.NODES,
+  [MessageType.FIND_VALUE]: MessageType.NODES,
+  [MessageType.STORE]: MessageType.STORED,
+}
+
+export type RequestHandler = (
+  msg: Message,
+  from: string,
+) => ResponseBody | undefined | Promise<ResponseBody | undefined>
+
+export class Rpc {
+  readonly stats: RpcStats = {
+    sent: 0,
+    received: 0,
+    requestsHandled: 0,
+    responses: 0,
+    timeouts: 0,
+    retries: 0,
+    malformed: 0,
+    rateLimited: 0,
+    unexpected: 0,
+    idMismatch: 0,
+    handlerErrors: 0,
+    overloaded: 0,
+  }
+
+  readonly #selfId: Uint8Array
+  readonly #transport: Transport
+  readonly #clock: Clock
+  readonly #random: RandomSource
+  readonly #logger: Logger
+  readonly #init: RpcInit
+  readonly #limiter: RateLimiter
+  readonly #pending = new Map<number, Pending>()
+  readonly #rtt = new Map<string, { srtt: number; rttvar: number }>()
+  #handler: RequestHandler = () => undefined
+  #closed = false
+
+  constructor(
+    selfId: Uint8Array,
+    transport: Transport,
+    clock: Clock,
+    random: RandomSource,
+    logger: Logger,
+    init: RpcInit,
+  ) {
+    this.#selfId = selfId
+    this.#transport = transport
+    this.#clock = clock
+    this.#random = random
+    this.#logger = logger
+    this.#init = init
+    this.#limiter = new RateLimiter(init.rateLimitPerSecond, init.rateLimitBurst, init.maxRateLimitEntries)
+  }
+
+  setHandler(handler: RequestHandler): void {
+    this.#handler = handler
+  }
+
+  open(): void {
+    this.#closed = false
+    this.#transport.onMessage((bytes, from) => this.handle(bytes, from))
+  }
+
+  /** Rejects every pending request and stops answering. */
+  close(): void {
+    this.#closed = true
+    for (const p of [...this.#pending.values()]) {
+      p.cleanup()
+      p.reject(new KademliaError('X_KAD_STOPPED', 'node stopped'))
+    }
+    this.#pending.clear()
+  }
+
+  get pendingCount(): number {
+    return this.#pending.size
+  }
+
+  /** Current retransmission timeout for an address. */
+  timeoutFor(address: string): number {
+    const r = this.#rtt.get(address)
+    if (r === undefined) return this.#init.initialTimeoutMs
+    return Math.min(this.#init.maxTimeoutMs, Math.max(this.#init.minTimeoutMs, r.srtt + 4 * r.rttvar))
+  }
+
+  #sample(address: string, rttMs: number): void {
+    const r = this.#rtt.get(address)
+    if (r === undefined) {
+      if (this.#rtt.size >= this.#init.maxRttEntries) {
+        const oldest = this.#rtt.keys().next()
+        if (oldest.done !== true) this.#rtt.delete(oldest.value)
+      }
+      this.#rtt.set(address, { srtt: rttMs, rttvar: rttMs / 2 })
+      return
+    }
+    r.rttvar = 0.75 * r.rttvar + 0.25 * Math.abs(r.srtt - rttMs)
+    r.srtt = 0.875 * r.srtt + 0.125 * rttMs
+    // Refresh recency so the bounded map keeps active peers.
+    this.#rtt.delete(address)
+    this.#rtt.set(address, r)
+  }
+
+  #newRequestId(): number {
+    const b = this.#random(4)
+    let id = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0
+    while (this.#pending.has(id)) id = (id + 1) >>> 0
+    return id
+  }
+
+  /** Sends a request and resolves with the response message. */
+  request(
+    address: string,
+    body: RequestBody,
+    options: { signal?: AbortSignal | undefined; expectedId?: Uint8Array | undefined } = {},
+  ): Promise<Message> {
+    if (this.#closed) return Promise.reject(new KademliaError('X_KAD_STOPPED', 'node stopped'))
+    const { signal } = options
+    if (signal?.aborted === true) return Promise.reject(new KademliaError('X_KAD_ABORTED', 'request aborted'))
+    if (this.#pending.size >= this.#init.maxPendingRequests) {
+      this.stats.overloaded++
+      return Promise.reject(new KademliaError('X_KAD_TIMEOUT', 'too many requests in flight'))
+    }
+    const requestId = this.#newRequestId()
+    let bytes: Uint8Array
+    try {
+      bytes = encodeMessage({ ...body, requestId, senderId: this.#selfId })
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new TypeError(String(err)))
+    }
+    return new Promise<Message>((resolve, reject) => {
+      const onAbort = (): void => {
+        const p = this.#pending.get(requestId)
+        if (p === undefined) return
+        p.cleanup()
+        reject(new KademliaError('X_KAD_ABORTED', 'request aborted'))
+      }
+      const pending: Pending = {
+        address,
+        expectedId: options.expectedId,
+        responseType: RESPONSE_TYPE[body.type]!,
+        bytes,
+        attemptsLeft: this.#init.retries,
+        retransmitted: false,
+        sentAt: this.#clock.now(),
+        timeoutMs: this.timeoutFor(address),
+        timer: undefined,
+        resolve,
+        reject,
+        cleanup: () => {
+          this.#clock.clearTimeout(pending.timer)
+          this.#pending.delete(requestId)
+          signal?.removeEventListener('abort', onAbort)
+        },
+      }
+      this.#pending.set(requestId, pending)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      this.#transmit(requestId, pending)
+    })
+  }
+
+  #transmit(requestId: number, p: Pending): void {
+    p.timer = this.#clock.setTimeout(() => this.#onTimeout(requestId, p), p.timeoutMs)
+    this.stats.sent++
+    try {
+      this.#transport.send(p.bytes, p.address)
+    } catch (err) {
+      this.#logger.debug({ err, address: p.address }, 'send failed')
+    }
+  }
+
+  #onTimeout(requestId: number, p: Pending): void {
+    if (this.#pending.get(requestId) !== p) return
+    if (p.attemptsLeft > 0) {
+      p.attemptsLeft--
+      p.retransmitted = true
+      p.timeoutMs = Math.min(this.#init.maxTimeoutMs, p.timeoutMs * 2)
+      this.stats.retries++
+      this.#transmit(requestId, p)
+      return
+    }
+    this.stats.timeouts++
+    p.cleanup()
+    // Back the estimate off so the next request to this address waits longer (RFC 6298 §5.5).
+    const r = this.#rtt.get(p.address)
+    if (r !== undefined) r.srtt = Math.min(this.#init.maxTimeoutMs, r.srtt * 2)
+    p.reject(new KademliaError('X_KAD_TIMEOUT', `no response from ${p.address}`))
+  }
+
+  /** Entry point for inbound datagrams. Never throws. */
+  handle(bytes: Uint8Array, from: string): void {
+    if (this.#closed) return
+    this.stats.received++
+    if (!(bytes instanceof Uint8Array) || bytes.length > MAX_DATAGRAM_BYTES || typeof from !== 'string') {
+      this.stats.malformed++
+      return
+    }
+    const msg = decodeMessage(bytes)
+    if (msg === undefined || idEquals(msg.senderId, this.#selfId)) {
+      this.stats.malformed++
+      return
+    }
+    if (isRequest(msg.type)) {
+      if (!this.#limiter.take(sourceHost(from), this.#clock.now())) {
+        this.stats.rateLimited++
+        return
+      }
+      this.stats.requestsHandled++
+      let result: ResponseBody | undefined | Promise<ResponseBody | undefined>
+      try {
+        result = this.#handler(msg, from)
+      } catch (err) {
+        this.stats.handlerErrors++
+        this.#logger.warn({ err }, 'request handler failed')
+        return
+      }
+      if (result instanceof Promise) {
+        result.then(
+          (r) => this.#reply(r, msg.requestId, from),
+          (err: unknown) => {
+            this.stats.handlerErrors++
+            this.#logger.warn({ err }, 'request handler failed')
+          },
+        )
+      } else {
+        this.#reply(result, msg.requestId, from)
+      }
+      return
+    }
+    const p = this.#pending.get(msg.requestId)
+    if (p === undefined || p.address !== from || p.responseType !== msg.type) {
+      this.stats.unexpected++
+      return
+    }
+    if (p.expectedId !== undefined && !idEquals(p.expectedId, msg.senderId)) {
+      this.stats.idMismatch++
+      p.cleanup()
+      p.reject(new KademliaError('X_KAD_BAD_RESPONSE', `${from} answered with another node ID`))
+      return
+    }
+    this.stats.responses++
+    if (!p.retransmitted) this.#sample(from, Math.max(0, this.#clock.now() - p.sentAt))
+    p.cleanup()
+    p.resolve(msg)
+  }
+
+  #reply(body: ResponseBody | undefined, requestId: number, to: string): void {
+    if (body === undefined || this.#closed) return
+    let bytes: Uint8Array
+    try {
+      bytes = encodeMessage({ ...body, requestId, senderId: this.#selfId })
+    } catch (err) {
+      this.stats.handlerErrors++
+      this.#logger.warn({ err }, 'could not encode response')
+      return
+    }
+    this.stats.sent++
+    try {
+      this.#transport.send(bytes, to)
+    } catch (err) {
+      this.#logger.debug({ err, address: to }, 'send failed')
+    }
+  }
+}

@@ -1,0 +1,113 @@
+/**
+ * UDP transport on node:dgram, IPv4 or IPv6 (chosen from `host`). Oversized datagrams are dropped
+ * before they reach the node; send errors (unreachable, bad address) are counted, never thrown.
+ */
+import { createSocket, type Socket } from 'node:dgram'
+import { formatAddress, parseAddress } from './address'
+import { MAX_DATAGRAM_BYTES } from './codec'
+import { KademliaError } from './errors'
+import type { Transport } from './types'
+
+export interface UdpTransportInit {
+  /** Address to bind. `::` or an IPv6 literal binds IPv6. @default '0.0.0.0' */
+  host?: string
+  /** Port; 0 picks a free one. @default 0 */
+  port?: number
+  /** For `::`, also accept IPv4 (dual stack). @default false */
+  dualStack?: boolean
+}
+
+/** A bound UDP transport. */
+export interface UdpTransport extends Transport {
+  /** The bound address as `host:port` / `[v6]:port`. */
+  readonly address: string
+  readonly port: number
+  readonly stats: { sendErrors: number; oversized: number; received: number; sent: number }
+}
+
+/** Binds a UDP socket and resolves once it is listening. */
+export async function createUdpTransport(init: UdpTransportInit = {}): Promise<UdpTransport> {
+  const host = init.host ?? '0.0.0.0'
+  const port = init.port ?? 0
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError("'port' must be 0..65535")
+  const ipv6 = host.includes(':')
+  const socket = createSocket({ type: ipv6 ? 'udp6' : 'udp4', ipv6Only: ipv6 && init.dualStack !== true })
+  await new Promise<void>((resolve, reject) => {
+    const onError = (err: Error): void =>
+      reject(new KademliaError('X_KAD_TRANSPORT', `cannot bind udp ${host}:${port}`, { cause: err }))
+    socket.once('error', onError)
+    socket.bind(port, host, () => {
+      socket.off('error', onError)
+      resolve()
+    })
+  })
+  return new Udp(socket, host)
+}
+
+class Udp implements UdpTransport {
+  readonly stats = { sendErrors: 0, oversized: 0, received: 0, sent: 0 }
+  readonly #socket: Socket
+  readonly #host: string
+  #handler: (bytes: Uint8Array, from: string) => void = () => {}
+  #closed = false
+
+  constructor(socket: Socket, host: string) {
+    this.#socket = socket
+    this.#host = host
+    socket.on('error', () => {
+      this.stats.sendErrors++
+    })
+    socket.on('message', (msg, rinfo) => {
+      this.stats.received++
+      if (msg.length > MAX_DATAGRAM_BYTES) {
+        this.stats.oversized++
+        return
+      }
+      try {
+        this.#handler(
+          new Uint8Array(msg.buffer, msg.byteOffset, msg.length),
+          formatAddress(rinfo.address, rinfo.port),
+        )
+      } catch {
+        // The node never throws from its handler; this guards a custom one.
+      }
+    })
+  }
+
+  get port(): number {
+    return this.#socket.address().port
+  }
+
+  get address(): string {
+    const a = this.#socket.address()
+    const host = this.#host === '0.0.0.0' ? '127.0.0.1' : this.#host === '::' ? '::1' : a.address
+    return formatAddress(host, a.port)
+  }
+
+  send(bytes: Uint8Array, address: string): void {
+    if (this.#closed) return
+    const p = parseAddress(address)
+    if (p === undefined || bytes.length > MAX_DATAGRAM_BYTES) {
+      this.stats.sendErrors++
+      return
+    }
+    this.stats.sent++
+    try {
+      this.#socket.send(bytes, p.port, p.host, (err) => {
+        if (err) this.stats.sendErrors++
+      })
+    } catch {
+      this.stats.sendErrors++
+    }
+  }
+
+  onMessage(handler: (bytes: Uint8Array, from: string) => void): void {
+    this.#handler = handler
+  }
+
+  close(): Promise<void> {
+    if (this.#closed) return Promise.resolve()
+    this.#closed = true
+    return new Promise((resolve) => this.#socket.close(() => resolve()))
+  }
+}
