@@ -54,3 +54,55 @@ export {
   type BackendReport,
 } from './backend/registry'
 export type { BackendName, PqcBackend, PqcLogger, RawKeyPair, Encapsulation } from './backend/types'
+export {
+  createInitiator,
+  createResponder,
+  handshake,
+  HANDSHAKE_VERSION,
+  HANDSHAKE_MESSAGE_BYTES,
+  DEFAULT_HANDSHAKE_TIMEOUT_MS,
+  MAX_PROLOGUE_BYTES,
+  type AuthMode,
+  type Handshake,
+  type HandshakeInit,
+  type InitiatorInit,
+  type ResponderInit,
+  type HandshakeResult,
+  type HandshakeStatus,
+  type HandshakeClock,
+  type HandshakePipe,
+  type HandshakeRunOptions,
+  type PeerIdentity,
+} from './session/handshake'
+export {
+  SecureSession,
+  RECORD_HEADER_BYTES,
+  DEFAULT_MAX_RECORDS_PER_KEY,
+  DEFAULT_MAX_BYTES_PER_KEY,
+  DEFAULT_MAX_RECORD_BYTES,
+  type SecureSessionInit,
+  type SecureSessionStats,
+} from './session/secure-session'
+export {
+  createStaticKeys,
+  verifyCertificate,
+  CertificateCache,
+  STATIC_CERT_BYTES,
+  STATIC_KEM_SEED_BYTES,
+  type StaticKeys,
+  type VerifiedCertificate,
+} from './session/certificate'
+export {
+  encodeKeyFile,
+  decodeKeyFile,
+  KEYFILE_VERSION,
+  DEFAULT_SCRYPT_LOG_N,
+  DEFAULT_SCRYPT_R,
+  DEFAULT_SCRYPT_P,
+  type KeyFileKeys,
+  type ScryptParams,
+  type EncodeKeyFileOptions,
+  type DecodeKeyFileOptions,
+  type DecodedKeyFile,
+} from './keyfile'
+export { writeKeyFile, readKeyFile, type WriteKeyFileOptions } from './keyfile-fs'

@@ -4,6 +4,7 @@ import { aeadOpen } from '../src/aead'
 import { isPqcError } from '../src/errors'
 import { Identity } from '../src/identity'
 import { hkdfSha256 } from '../src/kdf'
+import { _setNodeCryptoForTesting } from '../src/runtime'
 import {
   CertificateCache,
   createStaticKeys,
@@ -454,6 +455,20 @@ describe('SecureSession records', () => {
     expect(b.stats.receiveEpoch).toBe(0)
     expect(b.open(r1)).toEqual(new Uint8Array(3))
     expect(b.stats.receiveEpoch).toBe(1)
+  })
+
+  it('gives the same record bytes with and without node:crypto (browser path)', () => {
+    const msgs = [new Uint8Array(0), enc('hello'), new Uint8Array(70_000).fill(3)]
+    const native = sessions({ maxRecordsPerKey: 2 })
+    const expected = msgs.map((m) => native.a.seal(m))
+    _setNodeCryptoForTesting(null)
+    try {
+      const browser = sessions({ maxRecordsPerKey: 2 })
+      expect(msgs.map((m) => browser.a.seal(m))).toEqual(expected)
+      for (const [n, r] of expected.entries()) expect(browser.b.open(r)).toEqual(msgs[n])
+    } finally {
+      _setNodeCryptoForTesting(undefined)
+    }
   })
 
   it('works on sessions from a real handshake with tiny rotation limits', () => {

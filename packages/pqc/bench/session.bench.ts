@@ -1,0 +1,187 @@
+/**
+ * Secure-session benchmark: full mutual-auth handshake (both sides, CPU ms via process.cpuUsage) for the two
+ * authentication designs on every loaded backend, and record throughput at 1 KiB and 64 KiB.
+ * Standalone: `pnpm exec tsx bench/session.bench.ts` (prints a table, then one JSON line).
+ * Node 24 (native ML-KEM/ML-DSA): `npx -y node@24 ../../node_modules/tsx/dist/cli.mjs bench/session.bench.ts`.
+ */
+import { pathToFileURL } from 'node:url'
+import { activeBackend, initPqc, loadedBackends, _useBackendForTesting } from '../src/backend/registry'
+import { Identity } from '../src/identity'
+import { CertificateCache, defaultStaticKeys } from '../src/session/certificate'
+import { type AuthMode, type Handshake, createInitiator, createResponder } from '../src/session/handshake'
+import type { SecureSession } from '../src/session/secure-session'
+
+const HANDSHAKE_ROUNDS = 30
+const HANDSHAKE_WARMUP = 3
+const THROUGHPUT_BUDGET_MS = 600
+const SIZES = [1024, 65_536] as const
+
+interface HandshakeFigures {
+  /** Mean CPU time (user + system) of one full handshake, both sides, ms. */
+  cpuMs: number
+  /** Median wall time of one handshake, ms. */
+  p50Ms: number
+  messages: number
+  bytes: number
+}
+
+function drive(i: Handshake, r: Handshake): { messages: number; bytes: number } {
+  let m: Uint8Array | undefined = i.start()
+  let to = r
+  let messages = 0
+  let bytes = 0
+  while (m !== undefined) {
+    messages++
+    bytes += m.length
+    m = to.receive(m)
+    to = to === r ? i : r
+  }
+  return { messages, bytes }
+}
+
+function measureHandshake(
+  a: Identity,
+  b: Identity,
+  auth: AuthMode,
+  cache: CertificateCache | false,
+): HandshakeFigures {
+  const once = () => {
+    const i = createInitiator({ identity: a, auth, expectedPeerId: b.id, certificateCache: cache })
+    const r = createResponder({ identity: b, expectedPeerId: a.id, certificateCache: cache })
+    const shape = drive(i, r)
+    if (i.status !== 'done' || r.status !== 'done') throw new Error('handshake did not finish')
+    return shape
+  }
+  for (let k = 0; k < HANDSHAKE_WARMUP; k++) once()
+  const walls: number[] = []
+  let shape = { messages: 0, bytes: 0 }
+  const cpu0 = process.cpuUsage()
+  for (let k = 0; k < HANDSHAKE_ROUNDS; k++) {
+    const t = performance.now()
+    shape = once()
+    walls.push(performance.now() - t)
+  }
+  const cpu = process.cpuUsage(cpu0)
+  walls.sort((x, y) => x - y)
+  return {
+    cpuMs: round((cpu.user + cpu.system) / 1000 / HANDSHAKE_ROUNDS),
+    p50Ms: round(walls[Math.floor(walls.length / 2)]!),
+    ...shape,
+  }
+}
+
+function sessionPair(a: Identity, b: Identity): [SecureSession, SecureSession] {
+  const i = createInitiator({ identity: a })
+  const r = createResponder({ identity: b })
+  drive(i, r)
+  return [i.result().session, r.result().session]
+}
+
+interface RecordFigures {
+  /** MiB/s over wall time (affected by other processes on a shared machine). */
+  sealMiBps: number
+  openMiBps: number
+  /** MiB/s over this process's CPU time (user + system): the cost of the work itself. */
+  sealCpuMiBps: number
+  openCpuMiBps: number
+}
+
+const cpuMs = (): number => {
+  const u = process.cpuUsage()
+  return (u.user + u.system) / 1000
+}
+
+/** MiB/s of seal and of open for one record size, each measured for ~THROUGHPUT_BUDGET_MS. */
+function measureRecords(a: Identity, b: Identity, size: number): RecordFigures {
+  const [tx, rx] = sessionPair(a, b)
+  const payload = new Uint8Array(size).fill(0x5a)
+  const batch = Math.max(8, Math.floor((4 * 1024 * 1024) / size))
+  const records: Uint8Array[] = []
+  let n = 0
+  let sealMs = 0
+  let openMs = 0
+  let sealCpu = 0
+  let openCpu = 0
+  while (sealMs + openMs < THROUGHPUT_BUDGET_MS * 2) {
+    let t = performance.now()
+    let c = cpuMs()
+    for (let k = 0; k < batch; k++) records.push(tx.seal(payload))
+    sealMs += performance.now() - t
+    sealCpu += cpuMs() - c
+    t = performance.now()
+    c = cpuMs()
+    for (const rec of records) rx.open(rec)
+    openMs += performance.now() - t
+    openCpu += cpuMs() - c
+    n += batch
+    records.length = 0
+  }
+  const mib = (ms: number) => round((n * size) / (1024 * 1024) / (ms / 1000))
+  return {
+    sealMiBps: mib(sealMs),
+    openMiBps: mib(openMs),
+    sealCpuMiBps: mib(sealCpu),
+    openCpuMiBps: mib(openCpu),
+  }
+}
+
+function round(x: number): number {
+  return Math.round(x * 100) / 100
+}
+
+/** Run the session benchmark; returns the JSON-able figures (also used by bench/index.ts). */
+export async function runSessionBench(): Promise<Record<string, unknown>> {
+  await initPqc()
+  const previous = activeBackend()
+  const a = Identity.generate()
+  const b = Identity.generate()
+  const handshakes: Record<string, Record<string, HandshakeFigures>> = {}
+  try {
+    for (const backend of loadedBackends()) {
+      _useBackendForTesting(backend)
+      // Static keys are certified once per identity (one signature each), outside the measured handshakes.
+      defaultStaticKeys(a)
+      defaultStaticKeys(b)
+      handshakes[backend.name] = {
+        'kem (certificates cached)': measureHandshake(a, b, 'kem', new CertificateCache()),
+        'kem (verify certificates)': measureHandshake(a, b, 'kem', false),
+        sig: measureHandshake(a, b, 'sig', false),
+      }
+    }
+  } finally {
+    _useBackendForTesting(previous)
+  }
+  const records: Record<string, RecordFigures> = {}
+  for (const size of SIZES) records[`${size / 1024} KiB`] = measureRecords(a, b, size)
+  return {
+    node: process.versions.node,
+    activeBackend: previous.name,
+    handshakeCpuMs: handshakes,
+    recordThroughput: records,
+  }
+}
+
+function printTable(result: Record<string, unknown>): void {
+  const hs = result.handshakeCpuMs as Record<string, Record<string, HandshakeFigures>>
+  console.log(`Node ${String(result.node)}; active backend ${String(result.activeBackend)}`)
+  console.log('backend   design                      CPU ms (both sides)  wall p50 ms  messages  bytes')
+  for (const [backend, modes] of Object.entries(hs)) {
+    for (const [mode, f] of Object.entries(modes)) {
+      console.log(
+        `${backend.padEnd(9)} ${mode.padEnd(27)} ${String(f.cpuMs).padStart(19)}  ${String(f.p50Ms).padStart(11)}  ${String(f.messages).padStart(8)}  ${f.bytes}`,
+      )
+    }
+  }
+  console.log('record size  seal MiB/s (wall / CPU)  open MiB/s (wall / CPU)')
+  for (const [size, f] of Object.entries(result.recordThroughput as Record<string, RecordFigures>)) {
+    console.log(
+      `${size.padEnd(11)}  ${`${f.sealMiBps} / ${f.sealCpuMiBps}`.padStart(23)}  ${`${f.openMiBps} / ${f.openCpuMiBps}`.padStart(23)}`,
+    )
+  }
+}
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  const result = await runSessionBench()
+  printTable(result)
+  console.log(JSON.stringify({ session: result }))
+}
