@@ -76,7 +76,10 @@ async function tryLoad(name: BackendName, logger: PqcLogger): Promise<PqcBackend
   try {
     const b =
       name === 'noble' ? nobleBackend : name === 'node' ? createNodeBackend() : await loadLiboqsBackend()
-    if (typeof b === 'string') return b
+    if (typeof b === 'string') {
+      logger.warn({ backend: name, reason: b }, 'pqc backend unavailable, skipped')
+      return b
+    }
     selfTest(b)
     return b
   } catch (e) {
