@@ -45,3 +45,10 @@ export {
   type SyncServerInit,
   type SyncServerStats,
 } from './sync-server'
+export {
+  replicate,
+  type Replication,
+  type ReplicationInit,
+  type ReplicationStats,
+  type SyncLink,
+} from './replicate'

@@ -1,1 +1,130 @@
-export {}
+/**
+ * Test helpers for `@x/crdt-sync`: an in-memory {@link SyncLink} pair.
+ *
+ * @example
+ * ```ts
+ * import { createMemoryLinkPair } from '@x/crdt-sync/testing'
+ * import { replicate } from '@x/crdt-sync'
+ *
+ * const pair = createMemoryLinkPair()
+ * replicate(storeA, pair.a)
+ * replicate(storeB, pair.b)
+ * pair.drop() // both ends close; frames in flight are lost
+ * pair.restore() // both ends open again; replication catches up
+ * await pair.idle()
+ * ```
+ *
+ * @packageDocumentation
+ */
+import type { SyncLink } from './replicate'
+
+/** One end of a memory link. */
+export interface MemoryLink extends SyncLink {
+  /** Frames this end has sent (including ones lost to a drop). */
+  readonly sent: number
+}
+
+/** Two connected memory links and controls over the wire between them. */
+export interface MemoryLinkPair {
+  a: MemoryLink
+  b: MemoryLink
+  /** Closes both ends; frames in flight are discarded. */
+  drop(): void
+  /** Opens both ends again. */
+  restore(): void
+  /** Resolves once no frame is in flight. */
+  idle(): Promise<void>
+}
+
+/**
+ * Creates a reliable, ordered, asynchronous (one `setImmediate` per frame) link pair, open from the start.
+ */
+export function createMemoryLinkPair(): MemoryLinkPair {
+  let open = true
+  let generation = 0
+  let inFlight = 0
+  let idleWaiters: (() => void)[] = []
+
+  const settle = (): void => {
+    if (inFlight > 0) return
+    const waiters = idleWaiters
+    idleWaiters = []
+    for (const w of waiters) w()
+  }
+
+  interface End {
+    messageHandlers: Set<(bytes: Uint8Array) => void>
+    stateHandlers: Set<(open: boolean) => void>
+    connect(p: End): void
+    link: MemoryLink & { sent: number }
+  }
+
+  const end = (): End => {
+    const messageHandlers = new Set<(bytes: Uint8Array) => void>()
+    const stateHandlers = new Set<(open: boolean) => void>()
+    let peer: End | undefined
+    const self: End = {
+      messageHandlers,
+      stateHandlers,
+      connect(p: End) {
+        peer = p
+      },
+      link: {
+        sent: 0,
+        get isOpen() {
+          return open
+        },
+        send(bytes: Uint8Array) {
+          if (!(bytes instanceof Uint8Array)) throw new TypeError("'bytes' must be a Uint8Array")
+          self.link.sent++
+          if (!open || !peer) return
+          const target = peer
+          const gen = generation
+          const copy = bytes.slice()
+          inFlight++
+          setImmediate(() => {
+            inFlight--
+            if (open && gen === generation) for (const h of target.messageHandlers) h(copy)
+            settle()
+          })
+        },
+        onMessage(handler: (bytes: Uint8Array) => void) {
+          messageHandlers.add(handler)
+          return () => messageHandlers.delete(handler)
+        },
+        onStateChange(handler: (open: boolean) => void) {
+          stateHandlers.add(handler)
+          return () => stateHandlers.delete(handler)
+        },
+      },
+    }
+    return self
+  }
+
+  const a = end()
+  const b = end()
+  a.connect(b)
+  b.connect(a)
+  const announce = (state: boolean) => {
+    for (const h of [...a.stateHandlers, ...b.stateHandlers]) h(state)
+  }
+  return {
+    a: a.link,
+    b: b.link,
+    drop() {
+      if (!open) return
+      open = false
+      generation++
+      announce(false)
+    },
+    restore() {
+      if (open) return
+      open = true
+      announce(true)
+    },
+    idle() {
+      if (inFlight === 0) return Promise.resolve()
+      return new Promise((resolve) => idleWaiters.push(resolve))
+    },
+  }
+}
