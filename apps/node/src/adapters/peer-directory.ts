@@ -1,0 +1,236 @@
+import type { KademliaNode } from '@x/kademlia'
+import type { PeerDirectory } from '@x/signaling'
+import type { Logger } from 'pino'
+import {
+  RECORD_TTL_MS,
+  MAX_TOPIC_MEMBERS,
+  TOPIC_SLOTS,
+  checkRecord,
+  parseRecord,
+  recordKey,
+  type RecordBody,
+  type RecordSigner,
+  type SignedRecord,
+} from './dht-records'
+import type { LinkManager } from './p2p-links'
+
+/** How long a validator waits to learn an unknown node's record key over a fresh P2P link. */
+export const BINDING_TIMEOUT_MS = 5_000
+
+/**
+ * The validate/select pair injected into `@x/kademlia`: a value is accepted only when it is a well-formed,
+ * unexpired record whose Ed25519 signature checks against the record key that its publishing node certified
+ * with its ML-DSA-87 identity (learnt over an authenticated link; dialed on demand). `select` keeps the newest.
+ */
+export function createRecordValidator(links: () => LinkManager | undefined, logger: Logger) {
+  async function bindingFor(record: SignedRecord): Promise<Uint8Array | undefined> {
+    const lm = links()
+    if (!lm) return undefined
+    const known = lm.bindings.get(record.n)
+    if (known) return known
+    if (record.n === lm.nodeId) return undefined
+    try {
+      await Promise.race([
+        lm.connect(record.n, record.a),
+        new Promise((_, reject) => setTimeout(reject, BINDING_TIMEOUT_MS).unref()),
+      ])
+      // The hello (with the certificate) is the first record on the link; give it a moment to arrive.
+      for (let i = 0; i < 50 && !lm.bindings.has(record.n); i++) await new Promise((r) => setTimeout(r, 20))
+    } catch {
+      return undefined
+    }
+    return lm.bindings.get(record.n)
+  }
+  return {
+    async validate(key: Uint8Array, value: Uint8Array): Promise<boolean> {
+      const record = parseRecord(value)
+      if (!record) return false
+      const edPub = bindingFor(record)
+      const pub = await edPub
+      const ok = pub !== undefined && checkRecord(key, record, pub, Date.now())
+      if (!ok) logger.debug({ node: record.n, kind: record.t }, 'dht record rejected')
+      return ok
+    },
+    select(_key: Uint8Array, values: Uint8Array[]): number {
+      let best = 0
+      let bestQ = -Infinity
+      values.forEach((v, i) => {
+        const r = parseRecord(v)
+        if (r && r.q > bestQ) {
+          bestQ = r.q
+          best = i
+        }
+      })
+      return best
+    },
+  }
+}
+
+export interface DhtDirectoryInit {
+  nodeId: string
+  /** This node's `/p2p-node` base URL. */
+  address: string
+}
+
+/**
+ * `@x/signaling`'s `PeerDirectory` over `@x/kademlia` with signed records. Peer records map a peer to its
+ * node; topic records list the members a node hosts (one slot per node, see `TOPIC_SLOTS`). Addresses learnt
+ * from records feed the link manager's address book, so the `NodeRelay` can dial the node.
+ */
+export class DhtPeerDirectory implements PeerDirectory {
+  readonly #dht: KademliaNode
+  readonly #signer: RecordSigner
+  readonly #links: LinkManager
+  readonly #log: Logger
+  readonly #nodeId: string
+  readonly #address: string
+  readonly #topics = new Map<string, { members: Set<string>; slot: number | undefined }>()
+  readonly #published = new Set<string>()
+  readonly stats = { announced: 0, withdrawn: 0, lookups: 0, lookupHits: 0, failures: 0 }
+
+  constructor(
+    components: { dht: KademliaNode; signer: RecordSigner; links: LinkManager; logger: Logger },
+    init: DhtDirectoryInit,
+  ) {
+    this.#dht = components.dht
+    this.#signer = components.signer
+    this.#links = components.links
+    this.#log = components.logger
+    this.#nodeId = init.nodeId
+    this.#address = init.address
+  }
+
+  #body(t: RecordBody['t'], k: string, extra: Partial<RecordBody> = {}): RecordBody {
+    const now = Date.now()
+    return { v: 1, t, k, n: this.#nodeId, a: this.#address, e: now + RECORD_TTL_MS, q: now, ...extra }
+  }
+
+  async #put(key: Uint8Array, body: RecordBody): Promise<void> {
+    try {
+      await this.#dht.put(key, this.#signer.sign(body), {
+        ttlMs: RECORD_TTL_MS,
+        signal: AbortSignal.timeout(10_000),
+      })
+    } catch (err) {
+      this.stats.failures++
+      this.#log.warn({ kind: body.t, err: String(err) }, 'dht put failed')
+    }
+  }
+
+  async #get(key: Uint8Array): Promise<SignedRecord | undefined> {
+    try {
+      const value = await this.#dht.get(key, { signal: AbortSignal.timeout(10_000) })
+      const record = value && parseRecord(value)
+      if (!record || record.e < Date.now()) return undefined
+      if (record.n !== this.#nodeId) this.#links.addresses.set(record.n, record.a)
+      return record
+    } catch {
+      return undefined
+    }
+  }
+
+  /** Publishes "node N is at address A" so other nodes can dial it. */
+  async announceNode(): Promise<void> {
+    await this.#put(recordKey('node', this.#nodeId), this.#body('node', this.#nodeId))
+  }
+
+  /** Address of node `nodeId` from the DHT. */
+  async resolveNode(nodeId: string): Promise<string | undefined> {
+    return (await this.#get(recordKey('node', nodeId)))?.a
+  }
+
+  async announce(peerId: string, nodeId: string): Promise<void> {
+    if (nodeId !== this.#nodeId) return
+    this.stats.announced++
+    this.#published.add(peerId)
+    await this.#put(recordKey('peer', peerId), this.#body('peer', peerId))
+  }
+
+  async withdraw(peerId: string, nodeId: string): Promise<void> {
+    if (nodeId !== this.#nodeId) return
+    this.stats.withdrawn++
+    this.#published.delete(peerId)
+    const key = recordKey('peer', peerId)
+    this.#dht.unpublish(key)
+    await this.#put(key, this.#body('peer', peerId, { w: 1, e: Date.now() + 60_000 }))
+  }
+
+  async lookup(peerId: string): Promise<string | undefined> {
+    this.stats.lookups++
+    const record = await this.#get(recordKey('peer', peerId))
+    if (!record || record.w === 1) return undefined
+    this.stats.lookupHits++
+    return record.n
+  }
+
+  async join(topic: string, peerId: string): Promise<void> {
+    let t = this.#topics.get(topic)
+    if (!t) this.#topics.set(topic, (t = { members: new Set(), slot: undefined }))
+    if (t.members.size >= MAX_TOPIC_MEMBERS) return
+    t.members.add(peerId)
+    await this.#publishTopic(topic)
+  }
+
+  async leave(topic: string, peerId: string): Promise<void> {
+    const t = this.#topics.get(topic)
+    if (!t) return
+    t.members.delete(peerId)
+    await this.#publishTopic(topic)
+    if (t.members.size === 0) this.#topics.delete(topic)
+  }
+
+  async #publishTopic(topic: string): Promise<void> {
+    const t = this.#topics.get(topic)
+    if (!t) return
+    if (t.slot === undefined) {
+      // First free slot (or our own) starting from a node-specific one: nodes rarely collide.
+      const start = parseInt(this.#nodeId.slice(0, 4), 16) % TOPIC_SLOTS
+      for (let i = 0; i < TOPIC_SLOTS && t.slot === undefined; i++) {
+        const slot = (start + i) % TOPIC_SLOTS
+        const existing = await this.#get(recordKey('topic', topic, slot))
+        if (!existing || existing.n === this.#nodeId || existing.w === 1) t.slot = slot
+      }
+      t.slot ??= start
+    }
+    const members = [...t.members]
+    await this.#put(
+      recordKey('topic', topic, t.slot),
+      this.#body('topic', topic, {
+        i: t.slot,
+        m: members,
+        ...(members.length === 0 ? { w: 1 as const } : {}),
+      }),
+    )
+  }
+
+  async findTopic(topic: string, limit: number): Promise<string[]> {
+    const slots = await Promise.all(
+      Array.from({ length: TOPIC_SLOTS }, (_, slot) => this.#get(recordKey('topic', topic, slot))),
+    )
+    const out = new Set<string>()
+    for (const r of slots) {
+      if (!r || r.w === 1) continue
+      for (const m of r.m ?? []) {
+        if (out.size >= limit) break
+        out.add(m)
+      }
+    }
+    return [...out]
+  }
+
+  /** Withdraws every record this node published (graceful shutdown). */
+  async withdrawAll(): Promise<void> {
+    const tasks: Promise<void>[] = [...this.#published].map((p) => this.withdraw(p, this.#nodeId))
+    for (const [topic, t] of this.#topics) {
+      t.members.clear()
+      tasks.push(this.#publishTopic(topic))
+    }
+    this.#dht.unpublish(recordKey('node', this.#nodeId))
+    await Promise.allSettled(tasks)
+  }
+
+  getStats(): { dhtNodes: number; dhtBuckets: number } {
+    const s = this.#dht.getStats()
+    return { dhtNodes: s.totalNodes, dhtBuckets: s.bucketsUsed }
+  }
+}

@@ -1,0 +1,164 @@
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import swagger from '@fastify/swagger'
+import swaggerUi from '@fastify/swagger-ui'
+import { healthToHttpStatus, type HealthReport, type HealthRegistry } from '@x/node-monitor'
+import { ERROR_STATUS, statusForError } from './errors'
+import { SCHEMAS, type CryptoStatusReport, type DhtNodesReport, type PeersReport } from './schemas'
+import { webRoutes } from './web'
+
+/** What the REST API needs from a running node (implemented by `createNode`). */
+export interface AppNode {
+  readonly version: string
+  readonly health: HealthRegistry
+  peers(): Promise<PeersReport>
+  cryptoStatus(): CryptoStatusReport
+  dhtNodes(): DhtNodesReport
+  metricsText(): Promise<string>
+  readonly metricsContentType: string
+}
+
+export interface BuildAppOptions {
+  /** Pino logger for the REST component. @default no logging */
+  logger?: FastifyBaseLogger
+}
+
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  413: 'Payload Too Large',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+  504: 'Gateway Timeout',
+}
+
+function ref(id: string) {
+  return { $ref: `${id}#` }
+}
+
+const errorResponses = { 500: ref('Error'), 503: ref('Error') }
+
+/**
+ * Builds the REST API over `node`. Never listens: `server.ts` does, tests use `app.inject()`.
+ */
+export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+    maxParamLength: 200,
+    return503OnClosing: true,
+    forceCloseConnections: true,
+  })
+  for (const schema of SCHEMAS) app.addSchema(schema)
+
+  await app.register(swagger, {
+    openapi: {
+      info: {
+        title: 'x node',
+        version: node.version,
+        description: 'REST API of the reference post-quantum P2P node.',
+      },
+    },
+    refResolver: {
+      buildLocalReference: (json, _baseUri, _fragment, i) => (json.$id as string) ?? `def-${i}`,
+    },
+  })
+  await app.register(swaggerUi, { routePrefix: '/docs' })
+
+  app.setErrorHandler((err: FastifyError, request, reply) => {
+    const statusCode = statusForError(err)
+    const code = typeof err.code === 'string' ? err.code : 'X_NODE_INTERNAL'
+    if (statusCode >= 500) request.log.error({ err, code, url: request.url }, 'request failed')
+    // 5xx without a mapped code may carry internals: say only what failed.
+    const message =
+      statusCode >= 500 && !(code in ERROR_STATUS) ? 'internal error' : String(err.message).slice(0, 500)
+    void reply
+      .status(statusCode)
+      .send({ statusCode, error: STATUS_TEXT[statusCode] ?? 'Error', code, message })
+  })
+  app.setNotFoundHandler((request, reply) => {
+    void reply.status(404).send({
+      statusCode: 404,
+      error: 'Not Found',
+      code: 'X_NODE_NOT_FOUND',
+      message: `no route ${request.method} ${request.url.slice(0, 200)}`,
+    })
+  })
+
+  app.get(
+    '/api/health',
+    {
+      schema: {
+        summary: 'Extended health check of every component (200 ok/degraded, 503 down)',
+        response: { 200: ref('HealthReport'), 503: ref('HealthReport'), 500: ref('Error') },
+      },
+    },
+    async (_request, reply) => {
+      const report: HealthReport = await node.health.report()
+      return reply.status(healthToHttpStatus(report.status)).send(report)
+    },
+  )
+  app.get(
+    '/api/health/live',
+    { schema: { summary: 'Liveness: the process answers', response: { 200: ref('Liveness') } } },
+    () => node.health.liveness(),
+  )
+  app.get(
+    '/api/health/ready',
+    {
+      schema: {
+        summary: 'Readiness: no required component is down (200 / 503)',
+        response: { 200: ref('Readiness'), 503: ref('Readiness') },
+      },
+    },
+    async (_request, reply) => {
+      const ready = await node.health.readiness()
+      return reply.status(ready.ready ? 200 : 503).send(ready)
+    },
+  )
+  app.get(
+    '/api/peers',
+    {
+      schema: {
+        summary: 'P2P links, signaling and DHT figures merged',
+        response: { 200: ref('Peers'), ...errorResponses },
+      },
+    },
+    () => node.peers(),
+  )
+  app.get(
+    '/api/crypto/status',
+    {
+      schema: {
+        summary: "@x/pqc's status and this node's identity",
+        response: { 200: ref('CryptoStatus'), ...errorResponses },
+      },
+    },
+    () => node.cryptoStatus(),
+  )
+  app.get(
+    '/api/dht/nodes',
+    {
+      schema: {
+        summary: 'Contacts of the routing table and DHT statistics',
+        response: { 200: ref('DhtNodes'), ...errorResponses },
+      },
+    },
+    () => node.dhtNodes(),
+  )
+  app.get(
+    '/metrics',
+    {
+      schema: {
+        summary: 'Prometheus metrics (text exposition format 0.0.4)',
+        response: { 200: { type: 'string' } },
+      },
+    },
+    async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
+  )
+  await app.register(webRoutes, { wsPort: (node as { addresses?: { ws: { port: number } } }).addresses?.ws.port })
+  return app
+}

@@ -1,0 +1,235 @@
+/**
+ * JSON schemas of every REST response. Fastify serialises responses through them (fast-json-stringify), the
+ * OpenAPI document at `/docs` is generated from them, and the end-to-end tests validate live responses against
+ * them with Ajv.
+ */
+
+const componentHealth = {
+  type: 'object',
+  required: ['status'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'degraded', 'down', 'disabled'] },
+    required: { type: 'boolean' },
+    durationMs: { type: 'number' },
+    reason: { type: 'string' },
+    error: { type: 'string' },
+  },
+  additionalProperties: true,
+} as const
+
+export const COMPONENT_NAMES = ['crypto', 'signaling', 'dht', 'p2p', 'storage', 'ai'] as const
+
+export const healthSchema = {
+  $id: 'HealthReport',
+  type: 'object',
+  description: "The seed's extended health check: the aggregate and every component's status with details.",
+  required: ['status', 'timestamp', 'uptime', 'version', 'components'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
+    timestamp: { type: 'number', description: 'when the checks ran, ms since the epoch' },
+    uptime: { type: 'number', description: 'ms since the node started' },
+    version: { type: 'string' },
+    components: {
+      type: 'object',
+      required: [...COMPONENT_NAMES],
+      properties: Object.fromEntries(COMPONENT_NAMES.map((n) => [n, componentHealth])),
+      additionalProperties: componentHealth,
+    },
+  },
+  additionalProperties: false,
+} as const
+
+export const livenessSchema = {
+  $id: 'Liveness',
+  type: 'object',
+  required: ['status', 'timestamp', 'uptime', 'version'],
+  properties: {
+    status: { type: 'string', enum: ['ok'] },
+    timestamp: { type: 'number' },
+    uptime: { type: 'number' },
+    version: { type: 'string' },
+  },
+  additionalProperties: false,
+} as const
+
+export const readinessSchema = {
+  $id: 'Readiness',
+  type: 'object',
+  required: ['status', 'ready', 'timestamp', 'failing'],
+  properties: {
+    status: { type: 'string', enum: ['ok', 'degraded', 'down'] },
+    ready: { type: 'boolean' },
+    timestamp: { type: 'number' },
+    failing: { type: 'array', items: { type: 'string' } },
+  },
+  additionalProperties: false,
+} as const
+
+const dhtStats = {
+  type: 'object',
+  required: ['totalNodes', 'bucketsUsed', 'bootstrapNodes'],
+  properties: {
+    totalNodes: { type: 'integer', minimum: 0 },
+    bucketsUsed: { type: 'integer', minimum: 0 },
+    bootstrapNodes: { type: 'integer', minimum: 0 },
+  },
+  additionalProperties: true,
+} as const
+
+export const peersSchema = {
+  $id: 'Peers',
+  type: 'object',
+  description: "The seed's /api/peers: this node's P2P links, the signaling server and the DHT, merged.",
+  required: ['connected', 'total', 'list', 'signaling', 'dht'],
+  properties: {
+    connected: { type: 'integer', minimum: 0, description: 'open P2P links + connected signaling peers' },
+    total: { type: 'integer', minimum: 0, description: 'known P2P links (any state) + signaling peers' },
+    list: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'kind', 'state'],
+        properties: {
+          id: { type: 'string' },
+          kind: { type: 'string', enum: ['p2p-link', 'signaling-peer'] },
+          state: { type: 'string', enum: ['connecting', 'open', 'closed'] },
+          address: { type: 'string' },
+          direction: { type: 'string', enum: ['inbound', 'outbound'] },
+          since: { type: 'number' },
+        },
+        additionalProperties: false,
+      },
+    },
+    signaling: {
+      type: 'object',
+      required: ['connections', 'peers', 'connectedPeers', 'dhtNodes', 'dhtBuckets'],
+      properties: {
+        connections: { type: 'integer', minimum: 0 },
+        peers: { type: 'integer', minimum: 0 },
+        connectedPeers: { type: 'integer', minimum: 0 },
+        dhtNodes: { type: 'integer', minimum: 0 },
+        dhtBuckets: { type: 'integer', minimum: 0 },
+      },
+      additionalProperties: true,
+    },
+    dht: dhtStats,
+  },
+  additionalProperties: false,
+} as const
+
+export const cryptoStatusSchema = {
+  $id: 'CryptoStatus',
+  type: 'object',
+  description: "@x/pqc's status plus this node's identity.",
+  required: ['initialized', 'algorithm', 'keyPairs', 'kyberKeySize', 'dilithiumKeySize', 'production'],
+  properties: {
+    initialized: { type: 'boolean' },
+    algorithm: { type: 'string' },
+    keyPairs: { type: 'integer', minimum: 0 },
+    kyberKeySize: { type: 'integer' },
+    dilithiumKeySize: { type: 'integer' },
+    backend: { type: 'string' },
+    production: { type: 'boolean' },
+    nodeId: { type: 'string', description: "this node's 160-bit ID (hex)" },
+    keyFileEncrypted: {
+      type: 'boolean',
+      description: 'whether the identity key file is passphrase-encrypted',
+    },
+  },
+  additionalProperties: false,
+} as const
+
+export const dhtNodesSchema = {
+  $id: 'DhtNodes',
+  type: 'object',
+  required: ['nodes', 'stats'],
+  properties: {
+    nodes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'address', 'lastSeen', 'bucket'],
+        properties: {
+          id: { type: 'string', description: '160-bit node ID (hex)' },
+          address: { type: 'string', description: 'host:port (UDP)' },
+          lastSeen: { type: 'number', description: 'ms since the epoch' },
+          bucket: { type: 'integer', minimum: 0, maximum: 159 },
+        },
+        additionalProperties: false,
+      },
+    },
+    stats: dhtStats,
+  },
+  additionalProperties: false,
+} as const
+
+export const errorSchema = {
+  $id: 'Error',
+  type: 'object',
+  required: ['statusCode', 'error', 'code', 'message'],
+  properties: {
+    statusCode: { type: 'integer' },
+    error: { type: 'string' },
+    code: { type: 'string' },
+    message: { type: 'string' },
+  },
+  additionalProperties: false,
+} as const
+
+export const SCHEMAS = [
+  healthSchema,
+  livenessSchema,
+  readinessSchema,
+  peersSchema,
+  cryptoStatusSchema,
+  dhtNodesSchema,
+  errorSchema,
+] as const
+
+export interface PeerEntry {
+  id: string
+  kind: 'p2p-link' | 'signaling-peer'
+  state: 'connecting' | 'open' | 'closed'
+  address?: string
+  direction?: 'inbound' | 'outbound'
+  since?: number
+}
+
+export interface DhtStats {
+  totalNodes: number
+  bucketsUsed: number
+  bootstrapNodes: number
+  [extra: string]: unknown
+}
+
+export interface PeersReport {
+  connected: number
+  total: number
+  list: PeerEntry[]
+  signaling: {
+    connections: number
+    peers: number
+    connectedPeers: number
+    dhtNodes: number
+    dhtBuckets: number
+    [extra: string]: unknown
+  }
+  dht: DhtStats
+}
+
+export interface DhtNodesReport {
+  nodes: { id: string; address: string; lastSeen: number; bucket: number }[]
+  stats: DhtStats
+}
+
+export interface CryptoStatusReport {
+  initialized: boolean
+  algorithm: string
+  keyPairs: number
+  kyberKeySize: number
+  dilithiumKeySize: number
+  backend?: string
+  production: boolean
+  nodeId?: string
+  keyFileEncrypted?: boolean
+}
