@@ -21,6 +21,7 @@ const { values } = parseArgs({
     jitter: { type: 'string', default: '20' },
     loss: { type: 'string', default: '0' },
     'refresh-ms': { type: 'string', default: '600000' },
+    'join-refresh': { type: 'string', default: '16' },
     quiet: { type: 'boolean', default: false },
   },
 })
@@ -46,6 +47,7 @@ const result = await runSimulation({
   jitterMs: num('jitter', values.jitter),
   loss: num('loss', values.loss),
   refreshIntervalMs: num('refresh-ms', values['refresh-ms']),
+  joinRefresh: num('join-refresh', values['join-refresh']),
   onProgress: values.quiet ? undefined : (m) => console.error(`[sim] ${m}`),
 })
 

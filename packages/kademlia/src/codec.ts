@@ -64,13 +64,15 @@ export type Message =
     })
   | (Header & { type: typeof MessageType.STORED; status: number })
 
-const textEncoder = new TextEncoder()
-
 function addressBytes(address: string): Uint8Array {
-  const bytes = textEncoder.encode(address)
-  if (bytes.length === 0 || bytes.length > MAX_ADDRESS_BYTES)
-    throw new RangeError("'address' too long or empty")
-  for (const b of bytes) if (b < 0x21 || b > 0x7e) throw new RangeError("'address' must be printable ASCII")
+  const len = address.length
+  if (len === 0 || len > MAX_ADDRESS_BYTES) throw new RangeError("'address' too long or empty")
+  const bytes = new Uint8Array(len)
+  for (let i = 0; i < len; i++) {
+    const b = address.charCodeAt(i)
+    if (b < 0x21 || b > 0x7e) throw new RangeError("'address' must be printable ASCII")
+    bytes[i] = b
+  }
   return bytes
 }
 
@@ -245,11 +247,8 @@ export function decodeMessage(bytes: Uint8Array): Message | undefined {
         const id = takeId()
         const addr = id === undefined ? undefined : takeBytes8(MAX_ADDRESS_BYTES)
         if (id === undefined || addr === undefined || addr.length === 0) return undefined
-        let address = ''
-        for (const b of addr) {
-          if (b < 0x21 || b > 0x7e) return undefined
-          address += String.fromCharCode(b)
-        }
+        for (const b of addr) if (b < 0x21 || b > 0x7e) return undefined
+        const address = String.fromCharCode.apply(null, addr as unknown as number[])
         contacts.push({ id, address })
       }
       if (left() < 1) return undefined

@@ -6,7 +6,7 @@
  * mislead the path that reached it.
  */
 import { KademliaError, throwIfAborted } from './errors'
-import { compareDistance, idEquals, toHex } from './id'
+import { compareDistance, idEquals } from './id'
 import type { Contact } from './routing-table'
 
 /** What one queried contact told us. */
@@ -90,7 +90,7 @@ export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult
 
   function insert(path: number, contact: Contact, depth: number): void {
     if (idEquals(contact.id, opts.selfId)) return
-    const key = toHex(contact.id)
+    const key = String.fromCharCode.apply(null, contact.id as unknown as number[])
     const set = known[path]!
     if (set.has(key)) return
     const list = lists[path]!

@@ -55,7 +55,8 @@ export function createMemoryNetwork(init: MemoryNetworkInit): MemoryNetwork {
             stats.lost++
             return
           }
-          const delay = jitter > 0 ? latency + random() * jitter : latency
+          // Whole milliseconds: events that share a timestamp run in one batch of the virtual clock.
+          const delay = Math.round(jitter > 0 ? latency + random() * jitter : latency)
           clock.setTimeout(() => {
             const target = endpoints.get(to)
             if (target?.handler === undefined) {

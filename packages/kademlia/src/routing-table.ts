@@ -223,29 +223,32 @@ export class RoutingTable {
   }
 
   /**
-   * The `n` contacts closest to `target` by exact XOR distance, closest first. Buckets are visited in
-   * distance order (bucket b = cpl(self, target), then every bucket above b, then b-1 … 0), so only the
-   * buckets needed are sorted.
+   * The `n` contacts closest to `target` by exact XOR distance, closest first, excluding `exclude`.
+   *
+   * Each bucket is one contiguous range of distances from `target`, and the order of the ranges follows
+   * from the bits of self ⊕ target: with b = cpl(self, target), bucket b comes first; a bucket i > b holds
+   * IDs whose distance has bit i equal to NOT (self ⊕ target)_i and bits b..i-1 fixed, so buckets i > b
+   * with (self ⊕ target)_i = 1 come next in ascending i, then those with 0 in descending i; then buckets
+   * b-1 … 0. Only the buckets needed are sorted.
    */
   closest(target: Uint8Array, n: number = this.k, exclude?: Uint8Array): TableEntry[] {
     assertId(target, 'target')
     const out: TableEntry[] = []
     if (n <= 0) return out
+    const self = this.selfId
     const b = this.bucketIndex(target)
     const cmp = (x: TableEntry, y: TableEntry): number => compareDistance(x.id, y.id, target)
-    const take = (group: TableEntry[]): void => {
-      if (group.length > 1) group.sort(cmp)
+    const take = (index: number): void => {
+      const entries = this.#buckets[index]!.entries
+      if (entries.length === 0) return
+      const group = entries.length > 1 ? entries.slice().sort(cmp) : entries
       for (const e of group) if (exclude === undefined || !idEquals(e.id, exclude)) out.push(e)
     }
-    if (b < ID_LENGTH_BITS) take(this.#buckets[b]!.entries.slice())
-    if (out.length < n) {
-      const above: TableEntry[] = []
-      for (let i = b + 1; i < ID_LENGTH_BITS; i++) for (const e of this.#buckets[i]!.entries) above.push(e)
-      take(above)
-    }
-    for (let i = Math.min(b, ID_LENGTH_BITS) - 1; i >= 0 && out.length < n; i--) {
-      take(this.#buckets[i]!.entries.slice())
-    }
+    if (b < ID_LENGTH_BITS) take(b)
+    const bit = (i: number): number => ((self[i >> 3]! ^ target[i >> 3]!) >> (7 - (i & 7))) & 1
+    for (let i = b + 1; i < ID_LENGTH_BITS && out.length < n; i++) if (bit(i) === 1) take(i)
+    for (let i = ID_LENGTH_BITS - 1; i > b && out.length < n; i--) if (bit(i) === 0) take(i)
+    for (let i = Math.min(b, ID_LENGTH_BITS) - 1; i >= 0 && out.length < n; i--) take(i)
     if (out.length > n) out.length = n
     return out
   }

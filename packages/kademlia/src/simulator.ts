@@ -52,6 +52,8 @@ export interface SimulationOptions {
   lookupConcurrency?: number
   /** Node refresh interval (virtual ms). @default 600000 */
   refreshIntervalMs?: number
+  /** Far-bucket refresh lookups per join and per refresh tick (`maxBucketRefreshesPerTick`). @default 16 */
+  joinRefresh?: number
   /** Progress callback (phase names). */
   onProgress?: (message: string) => void
 }
@@ -166,6 +168,7 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
         disjointPaths: disjoint,
         refreshIntervalMs: options.refreshIntervalMs ?? 600_000,
         bucketStaleMs: 3_600_000,
+        maxBucketRefreshesPerTick: options.joinRefresh ?? 16,
         maxRttEntries: 32,
         maxRateLimitEntries: 64,
         rateLimitPerSecond: 1000,

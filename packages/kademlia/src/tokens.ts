@@ -9,8 +9,6 @@ import type { HashFunction, RandomSource } from './types'
 export const TOKEN_BYTES = 8
 const SECRET_BYTES = 16
 
-const textEncoder = new TextEncoder()
-
 export class TokenIssuer {
   readonly #hash: HashFunction
   readonly #random: RandomSource
@@ -38,10 +36,10 @@ export class TokenIssuer {
   }
 
   #compute(secret: Uint8Array, address: string): Uint8Array {
-    const a = textEncoder.encode(address)
-    const buf = new Uint8Array(secret.length + a.length)
+    const buf = new Uint8Array(secret.length + address.length)
     buf.set(secret)
-    buf.set(a, secret.length)
+    // Addresses are printable ASCII (the codec and transports guarantee it); keep the low byte otherwise.
+    for (let i = 0; i < address.length; i++) buf[secret.length + i] = address.charCodeAt(i) & 0xff
     return this.#hash(buf).slice(0, TOKEN_BYTES)
   }
 
