@@ -105,18 +105,31 @@ function nonceFor(iv: Uint8Array, seq: number): Uint8Array {
   return nonce
 }
 
+const UNPOOLED_RECORD_BYTES = 4096
+
+function allocUnsafeSlow(length: number): Uint8Array {
+  const B = (globalThis as { Buffer?: { allocUnsafeSlow(n: number): Uint8Array } }).Buffer
+  if (B === undefined) return new Uint8Array(length)
+  const buf = B.allocUnsafeSlow(length)
+  return new Uint8Array(buf.buffer, buf.byteOffset, buf.length)
+}
+
 /**
  * header || AES-256-GCM(plaintext) || tag, built in one buffer. On Node this calls OpenSSL directly (the same
  * cipher and bytes as `aeadSeal`) to save a copy of every record; elsewhere it goes through `aeadSeal`.
  */
 function sealInto(key: Uint8Array, nonce: Uint8Array, plaintext: Uint8Array, header: Uint8Array): Uint8Array {
   const c = nodeCrypto()
-  const record = new Uint8Array(RECORD_HEADER_BYTES + plaintext.length + AEAD_TAG_BYTES)
-  record.set(header, 0)
+  const length = RECORD_HEADER_BYTES + plaintext.length + AEAD_TAG_BYTES
   if (c === undefined) {
+    const record = new Uint8Array(length)
+    record.set(header, 0)
     record.set(aeadSeal(key, nonce, plaintext, header), RECORD_HEADER_BYTES)
     return record
   }
+  // Every byte is written below, so skip zero-filling large records (unpooled: no other data shares the buffer).
+  const record = length >= UNPOOLED_RECORD_BYTES ? allocUnsafeSlow(length) : new Uint8Array(length)
+  record.set(header, 0)
   const cipher = c.createCipheriv('aes-256-gcm', key, nonce)
   cipher.setAAD(header)
   const body = cipher.update(plaintext)
