@@ -1,4 +1,9 @@
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from 'fastify'
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+} from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { healthToHttpStatus, type HealthReport, type HealthRegistry } from '@x/node-monitor'
@@ -46,9 +51,10 @@ const errorResponses = { 500: ref('Error'), 503: ref('Error') }
 export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
-    disableRequestLogging: true,
+    // Per-request logs would cost more than the cached health report itself; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
-    maxParamLength: 200,
+    routerOptions: { maxParamLength: 200 },
     return503OnClosing: true,
     forceCloseConnections: true,
   })
@@ -159,6 +165,8 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     },
     async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
   )
-  await app.register(webRoutes, { wsPort: (node as { addresses?: { ws: { port: number } } }).addresses?.ws.port })
+  await app.register(webRoutes, {
+    wsPort: (node as { addresses?: { ws: { port: number } } }).addresses?.ws.port,
+  })
   return app
 }

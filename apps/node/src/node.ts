@@ -38,7 +38,7 @@ import { RecordSigner } from './adapters/dht-records'
 import { LinkManager, P2P_PATH } from './adapters/p2p-links'
 import { DhtPeerDirectory, createRecordValidator } from './adapters/peer-directory'
 import { createNodeRelay } from './adapters/node-relay'
-import { startReplication, type Replication } from './adapters/crdt-replication'
+import { startReplication, type NodeReplication } from './adapters/crdt-replication'
 
 export const VERSION = '0.1.0'
 export const KEY_FILE = 'identity.key'
@@ -113,7 +113,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
   let dht: KademliaNode | undefined
   let links: LinkManager | undefined
   let directory: DhtPeerDirectory | undefined
-  let replication: Replication | undefined
+  let replication: NodeReplication | undefined
   let signaling: SignalingServer | undefined
   let wsServer: Server | undefined
   let app: FastifyInstance | undefined
@@ -448,7 +448,6 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       const linkTimer = setInterval(() => void linkRoutingTable(), 5_000)
       linkTimer.unref()
       const stopLinkTimer = () => clearInterval(linkTimer)
-      links.onOpen(() => undefined)
       cleanups.push(stopLinkTimer)
       void linkRoutingTable()
       health.register('p2p', () => ({
@@ -457,6 +456,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
         ...links!.stats,
       }))
       stats.register('p2p', () => ({ links: links!.list().length, ...links!.stats }))
+      stats.register('replication', () => replication!.getStats())
     })
 
     await step('ai', () => {

@@ -1,24 +1,24 @@
-import type { DocStore } from '@x/crdt-sync'
+import { replicate, type DocStore, type SyncLink } from '@x/crdt-sync'
 import type { Logger } from 'pino'
 import { CHANNEL_CRDT, type LinkManager } from './p2p-links'
 
-/** A byte link to one other node over its P2P link (channel 0x03), shaped as `@x/crdt-sync`'s `SyncLink`. */
-export interface NodeSyncLink {
-  readonly remoteNodeId: string
-  send(bytes: Uint8Array): void
-  onMessage(handler: (bytes: Uint8Array) => void): () => void
-  onClose(handler: () => void): () => void
-}
-
-export interface Replication {
+export interface NodeReplication {
+  getStats(): { nodes: number; sessions: number; framesIn: number; framesOut: number; badFrames: number }
   stop(): void
 }
 
-/** Creates the `SyncLink` for `nodeId` over the link manager. */
-export function createNodeSyncLink(links: LinkManager, nodeId: string): NodeSyncLink {
-  const closeHandlers = new Set<() => void>()
+/**
+ * `@x/crdt-sync`'s `SyncLink` for one remote node over the P2P links (channel 0x03). It outlives individual
+ * WebSockets: it is open while any authenticated link to the node is open, so replication catches up by state
+ * vectors after every reconnect.
+ */
+function createNodeSyncLink(links: LinkManager, nodeId: string): SyncLink & { setOpen(open: boolean): void } {
+  const stateHandlers = new Set<(open: boolean) => void>()
+  let open = links.isOpen(nodeId)
   return {
-    remoteNodeId: nodeId,
+    get isOpen() {
+      return open
+    },
     send(bytes) {
       links.send(nodeId, CHANNEL_CRDT, bytes)
     },
@@ -27,21 +27,51 @@ export function createNodeSyncLink(links: LinkManager, nodeId: string): NodeSync
         if (from === nodeId) handler(payload)
       })
     },
-    onClose(handler) {
-      closeHandlers.add(handler)
-      return () => closeHandlers.delete(handler)
+    onStateChange(handler) {
+      stateHandlers.add(handler)
+      return () => stateHandlers.delete(handler)
+    },
+    setOpen(next) {
+      if (next === open) return
+      open = next
+      for (const h of stateHandlers) h(open)
     },
   }
 }
 
-/**
- * CRDT replication between nodes: every open P2P link gets a `SyncLink` on channel 0x03 and is handed to the
- * store's replicator. Wired to `@x/crdt-sync`'s replication as soon as the package exports it.
- */
-export function startReplication(_store: DocStore, _links: LinkManager, log: Logger): Replication {
-  log.warn(
-    {},
-    'CRDT replication between nodes is not wired yet (waiting for @x/crdt-sync SyncLink replication)',
-  )
-  return { stop() {} }
+/** Replicates every document with every node this node has a P2P link to. */
+export function startReplication(store: DocStore, links: LinkManager, log: Logger): NodeReplication {
+  const perNode = new Map<
+    string,
+    { link: ReturnType<typeof createNodeSyncLink>; replication: ReturnType<typeof replicate> }
+  >()
+  const offOpen = links.onOpen((nodeId) => {
+    let entry = perNode.get(nodeId)
+    if (!entry) {
+      const link = createNodeSyncLink(links, nodeId)
+      entry = { link, replication: replicate(store, link, { logger: log.child({ peerNode: nodeId }) }) }
+      perNode.set(nodeId, entry)
+    }
+    entry.link.setOpen(true)
+  })
+  const offClosed = links.onClosed((nodeId) => perNode.get(nodeId)?.link.setOpen(false))
+  return {
+    getStats() {
+      const out = { nodes: perNode.size, sessions: 0, framesIn: 0, framesOut: 0, badFrames: 0 }
+      for (const { replication } of perNode.values()) {
+        const s = replication.getStats()
+        out.sessions += s.sessions
+        out.framesIn += s.framesIn
+        out.framesOut += s.framesOut
+        out.badFrames += s.badFrames
+      }
+      return out
+    },
+    stop() {
+      offOpen()
+      offClosed()
+      for (const { replication } of perNode.values()) replication.close()
+      perNode.clear()
+    },
+  }
 }

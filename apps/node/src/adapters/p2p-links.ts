@@ -84,6 +84,7 @@ export class LinkManager {
   readonly #dialing = new Map<string, Promise<LinkState>>()
   readonly #handlers = new Map<number, Set<ChannelHandler>>()
   readonly #openHandlers = new Set<(nodeId: string) => void>()
+  readonly #closeHandlers = new Set<(nodeId: string) => void>()
   /** Verified Ed25519 record keys by node ID (from certificates received over authenticated links). */
   readonly bindings = new Map<string, Uint8Array>()
   /** Last known `/p2p-node` base URL by node ID. */
@@ -228,7 +229,18 @@ export class LinkManager {
       ws.on('close', () => this.#onClose(state))
       this.#sendRaw(state, CHANNEL_CONTROL, enc.encode(this.#hello()))
       this.#c.logger.info({ nodeId, direction, address }, 'p2p link open')
-      for (const h of this.#openHandlers) h(nodeId)
+      // Both nodes dialed at once: keep the link initiated by the smaller node ID (both sides agree).
+      const twin = [...this.#links].find((l) => l !== state && l.nodeId === nodeId && l.state === 'open')
+      if (twin) {
+        const initiator = (l: LinkState) => (l.direction === 'outbound' ? this.nodeId : nodeId)
+        const [keep, drop] = initiator(state) < initiator(twin) ? [state, twin] : [twin, state]
+        drop.state = 'closed'
+        this.#links.delete(drop)
+        drop.ws.close(1000, 'duplicate link')
+        if (drop === state) return keep
+      }
+      const first = twin === undefined
+      if (first) for (const h of this.#openHandlers) h(nodeId)
       return state
     } catch (err) {
       this.stats.handshakeFailures++
@@ -311,6 +323,7 @@ export class LinkManager {
     link.state = 'closed'
     this.#links.delete(link)
     this.#c.logger.info({ nodeId: link.nodeId, direction: link.direction }, 'p2p link closed')
+    if (!this.#openLink(link.nodeId)) for (const h of this.#closeHandlers) h(link.nodeId)
     if (this.#wanted.has(link.nodeId) && !this.#openLink(link.nodeId)) this.#scheduleRedial(link.nodeId)
   }
 
@@ -351,9 +364,21 @@ export class LinkManager {
     return () => set.delete(handler)
   }
 
+  /** Called when the first link to a node opens. */
   onOpen(handler: (nodeId: string) => void): () => void {
     this.#openHandlers.add(handler)
     return () => this.#openHandlers.delete(handler)
+  }
+
+  /** Called when the last open link to a node closes. */
+  onClosed(handler: (nodeId: string) => void): () => void {
+    this.#closeHandlers.add(handler)
+    return () => this.#closeHandlers.delete(handler)
+  }
+
+  /** Whether an open link to `nodeId` exists. */
+  isOpen(nodeId: string): boolean {
+    return this.#openLink(nodeId) !== undefined
   }
 
   /** Node IDs with an open link. */

@@ -1,0 +1,114 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { pino } from 'pino'
+import { parseConfig } from '../src/config'
+import { createNode, type XNode } from '../src/node'
+import { cleanups, getJson, runCleanups, schemaErrors, tempDir } from './helpers'
+
+afterEach(runCleanups)
+
+async function startNode(): Promise<XNode> {
+  const dataDir = await tempDir()
+  const parsed = parseConfig({
+    argv: [
+      '--host',
+      '127.0.0.1',
+      '--rest-port',
+      '0',
+      '--ws-port',
+      '0',
+      '--dht-port',
+      '0',
+      '--data-dir',
+      dataDir,
+    ],
+  })
+  if (parsed.help) throw new Error('help')
+  const node = createNode(parsed.config, { logger: pino({ level: 'silent' }) })
+  cleanups.push(() => node.stop())
+  await node.start()
+  return node
+}
+
+describe('one node: every REST endpoint returns its documented shape', () => {
+  it('serves health, peers, crypto, dht, metrics and docs, validated against the response schemas', async () => {
+    const node = await startNode()
+    const base = `http://127.0.0.1:${node.addresses.rest.port}`
+
+    const health = await getJson(`${base}/api/health`)
+    expect(health.status).toBe(200)
+    expect(schemaErrors('HealthReport', health.body)).toEqual([])
+    expect(health.body.status).toBe('ok')
+    expect(Object.keys(health.body.components).sort()).toEqual(
+      ['ai', 'crypto', 'dht', 'p2p', 'signaling', 'storage'].sort(),
+    )
+    expect(health.body.components.ai.status).toBe('disabled')
+
+    const live = await getJson(`${base}/api/health/live`)
+    expect(live.status).toBe(200)
+    expect(schemaErrors('Liveness', live.body)).toEqual([])
+    const ready = await getJson(`${base}/api/health/ready`)
+    expect(ready.status).toBe(200)
+    expect(schemaErrors('Readiness', ready.body)).toEqual([])
+    expect(ready.body.ready).toBe(true)
+
+    const peers = await getJson(`${base}/api/peers`)
+    expect(peers.status).toBe(200)
+    expect(schemaErrors('Peers', peers.body)).toEqual([])
+
+    const crypto = await getJson(`${base}/api/crypto/status`)
+    expect(crypto.status).toBe(200)
+    expect(schemaErrors('CryptoStatus', crypto.body)).toEqual([])
+    expect(crypto.body).toMatchObject({
+      initialized: true,
+      algorithm: 'ML-KEM-1024+ML-DSA-87',
+      kyberKeySize: 1568,
+      dilithiumKeySize: 2592,
+      nodeId: node.nodeId,
+    })
+
+    const dht = await getJson(`${base}/api/dht/nodes`)
+    expect(dht.status).toBe(200)
+    expect(schemaErrors('DhtNodes', dht.body)).toEqual([])
+
+    const metrics = await fetch(`${base}/metrics`)
+    expect(metrics.status).toBe(200)
+    expect(metrics.headers.get('content-type')).toContain('text/plain')
+    expect(await metrics.text()).toMatch(/^# HELP /m)
+
+    const openapi = await getJson(`${base}/docs/json`)
+    expect(openapi.status).toBe(200)
+    expect(Object.keys(openapi.body.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/health',
+        '/api/peers',
+        '/api/crypto/status',
+        '/api/dht/nodes',
+        '/metrics',
+      ]),
+    )
+    expect((await fetch(`${base}/docs/`)).status).toBe(200)
+
+    const missing = await getJson(`${base}/api/nope`)
+    expect(missing.status).toBe(404)
+    expect(schemaErrors('Error', missing.body)).toEqual([])
+    expect(missing.body.code).toBe('X_NODE_NOT_FOUND')
+  })
+
+  it('/api/health and /api/health/ready go to 503 when a required component fails (the database closes)', async () => {
+    const node = await startNode()
+    const base = `http://127.0.0.1:${node.addresses.rest.port}`
+    expect((await getJson(`${base}/api/health`)).status).toBe(200)
+    await node.internals.db!.close()
+    // The health result is cached for healthCacheMs (1 s by default): wait for the next round.
+    await new Promise((r) => setTimeout(r, 1_100))
+    const health = await getJson(`${base}/api/health`)
+    expect(health.status).toBe(503)
+    expect(schemaErrors('HealthReport', health.body)).toEqual([])
+    expect(health.body.status).toBe('down')
+    expect(health.body.components.storage.status).toBe('down')
+    const ready = await getJson(`${base}/api/health/ready`)
+    expect(ready.status).toBe(503)
+    expect(ready.body.failing).toContain('storage')
+    expect((await getJson(`${base}/api/health/live`)).status).toBe(200)
+  })
+})
