@@ -5,6 +5,8 @@ import { isPqcError } from '../src/errors'
 import { Identity } from '../src/identity'
 import { hkdfSha256 } from '../src/kdf'
 import { _setNodeCryptoForTesting } from '../src/runtime'
+import { _useBackendForTesting } from '../src/backend/registry'
+import { availableBackends, nobleBackend } from '../src/testing'
 import {
   CertificateCache,
   createStaticKeys,
@@ -179,6 +181,40 @@ describe.each(MODES)('handshake (%s authentication)', (auth) => {
     const r = createResponder({ identity: bob })
     const { error } = run(i, r, (k, m) => (k === 2 ? old[1]! : m))
     expect(isPqcError(error, 'X_PQC_HANDSHAKE_FAILED')).toBe(true)
+  })
+})
+
+describe('handshake across backends', () => {
+  afterEach(() => {
+    _useBackendForTesting(nobleBackend)
+  })
+
+  it('completes in both modes with each side on any available backend (noble, node, liboqs)', async () => {
+    const backends = await availableBackends()
+    for (const bi of backends) {
+      for (const br of backends) {
+        for (const auth of MODES) {
+          const i = createInitiator({ identity: alice, auth, expectedPeerId: bob.id })
+          const r = createResponder({ identity: bob, expectedPeerId: alice.id })
+          _useBackendForTesting(bi)
+          let m: Uint8Array | undefined = i.start()
+          let to = r
+          while (m !== undefined) {
+            _useBackendForTesting(to === i ? bi : br)
+            m = to.receive(m)
+            to = to === r ? i : r
+          }
+          expect([bi.name, br.name, auth, i.status, r.status]).toEqual([
+            bi.name,
+            br.name,
+            auth,
+            'done',
+            'done',
+          ])
+          expect(r.result().session.open(i.result().session.seal(enc('x')))).toEqual(enc('x'))
+        }
+      }
+    }
   })
 })
 
