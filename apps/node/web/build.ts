@@ -6,7 +6,7 @@
  *
  * Usage: `pnpm --filter @x/node build:web` (or `tsx web/build.ts [outDir]`).
  */
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join, relative } from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { build } from 'esbuild'
@@ -29,12 +29,15 @@ export interface WebBuildResult {
   sizes: Record<string, number>
 }
 
-/** Builds the front end into `outDir` (emptied first). */
+/**
+ * Builds the front end into `finalDir`. The build goes to a sibling temporary directory that then replaces
+ * `finalDir`, so a server reading the directory meanwhile sees the old build or the new one, not half of one.
+ */
 export async function buildWeb(
-  outDir: string = DEFAULT_OUT_DIR,
+  finalDir: string = DEFAULT_OUT_DIR,
   opts: { minify?: boolean } = {},
 ): Promise<WebBuildResult> {
-  await rm(outDir, { recursive: true, force: true })
+  const outDir = `${finalDir}.tmp-${process.pid}-${Date.now()}`
   await mkdir(join(outDir, 'assets'), { recursive: true })
   const result = await build({
     entryPoints: Object.values(ENTRIES),
@@ -76,7 +79,9 @@ export async function buildWeb(
     sizes[page] = Buffer.byteLength(html)
   }
   await writeFile(join(outDir, 'manifest.json'), JSON.stringify({ assets }, null, 2) + '\n')
-  return { outDir, assets, sizes }
+  await rm(finalDir, { recursive: true, force: true })
+  await rename(outDir, finalDir)
+  return { outDir: finalDir, assets, sizes }
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -106,7 +106,7 @@ export async function webRoutes(app: FastifyInstance, options: WebRoutesOptions)
   }
   const pages = new Map<string, StaticFile>()
   const assets = new Map<string, StaticFile>()
-  if (existsSync(join(distDir, 'index.html'))) {
+  try {
     pages.set('/', await load(join(distDir, 'index.html'), REVALIDATE_CACHE))
     pages.set('/demo', await load(join(distDir, 'demo.html'), REVALIDATE_CACHE))
     const assetDir = join(distDir, 'assets')
@@ -114,8 +114,14 @@ export async function webRoutes(app: FastifyInstance, options: WebRoutesOptions)
       const path = join(assetDir, name)
       if ((await stat(path)).isFile()) assets.set(name, await load(path, IMMUTABLE_CACHE))
     }
-  } else {
-    app.log.warn({ distDir }, 'web front end not built: / and /demo explain how to build it')
+  } catch (err) {
+    // Not built (or being rebuilt): the REST API must start regardless; the pages say how to build.
+    pages.clear()
+    assets.clear()
+    app.log.warn(
+      { distDir, err: (err as Error).message },
+      'web front end not built: / and /demo explain how to build it',
+    )
   }
   const hide = { hide: true } // pages and bundles are not part of the REST API's OpenAPI document
 

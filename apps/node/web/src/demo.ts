@@ -12,6 +12,7 @@ import {
   createSignalingClient,
   type PeerConnectionLike,
   type PerfectNegotiation,
+  type RelayType,
   type SignalingClient,
 } from '@x/signaling/client'
 import * as Y from 'yjs'
@@ -23,6 +24,11 @@ const DISCOVER_INTERVAL_MS = 2_000
 const MAX_CHAT_TEXT = 2_000
 const CHAT_LABEL = 'chat'
 const CHAT_CHANNEL_ID = 0 // negotiated channel: both sides create it, so glare never makes two
+// Signals can be lost (a peer that reconnected, a node that has not yet found the other peer's record): until
+// the connection is up, the current description and its candidates are sent again at this period. Duplicates
+// are harmless (perfect negotiation ignores an answer in the wrong state; candidates are idempotent).
+const RESEND_INTERVAL_MS = 1_000
+const MAX_RESENDS = 15
 
 interface DemoConfig {
   signalingUrl: string
@@ -35,6 +41,9 @@ interface PeerState {
   channel: RTCDataChannel
   negotiation: PerfectNegotiation
   row: HTMLLIElement
+  /** The last local description and the candidates sent after it: what a resend repeats. */
+  sent: { type: RelayType; data: object }[]
+  resendTimer: ReturnType<typeof setInterval> | undefined
 }
 
 const params = new URLSearchParams(location.search)
@@ -107,6 +116,7 @@ function dropPeer(id: string, why: string): void {
   const p = peers.get(id)
   if (p === undefined) return
   peers.delete(id)
+  clearInterval(p.resendTimer)
   p.negotiation.detach()
   p.channel.close()
   p.pc.close()
@@ -121,20 +131,42 @@ function ensurePeer(id: string): PeerState {
   if (c === undefined) throw new Error('not connected to signaling')
   // No STUN/TURN: host candidates only, enough for tabs and machines on one network, and no external service.
   const pc = new RTCPeerConnection({ iceServers: [] })
+  const sent: PeerState['sent'] = []
+  const send = (type: RelayType, data: object): void => {
+    try {
+      c.signal(type, id, data)
+    } catch (err) {
+      banner(`Could not signal ${shortId(id)}: ${errorText(err)}`)
+    }
+  }
   // The DOM's RTCPeerConnection narrows `type` to RTCSdpType where PeerConnectionLike says string: same object.
   const negotiation = attachPerfectNegotiation(pc as unknown as PeerConnectionLike, {
     polite: myId < id,
     send: (type, data) => {
-      try {
-        c.signal(type, id, data)
-      } catch (err) {
-        banner(`Could not signal ${shortId(id)}: ${errorText(err)}`)
-      }
+      if (type === 'candidate') sent.push({ type, data })
+      else sent.splice(0, sent.length, { type, data })
+      send(type, data)
     },
   })
   const channel = pc.createDataChannel(CHAT_LABEL, { negotiated: true, id: CHAT_CHANNEL_ID })
-  const p: PeerState = { id, pc, channel, negotiation, row: h('li', { 'data-peer': id }) }
+  const p: PeerState = {
+    id,
+    pc,
+    channel,
+    negotiation,
+    row: h('li', { 'data-peer': id }),
+    sent,
+    resendTimer: undefined,
+  }
   peers.set(id, p)
+  let resends = 0
+  p.resendTimer = setInterval(() => {
+    if (pc.connectionState === 'connected' || ++resends > MAX_RESENDS) {
+      clearInterval(p.resendTimer)
+      return
+    }
+    for (const s of sent) send(s.type, s.data)
+  }, RESEND_INTERVAL_MS)
   channel.onopen = () => {
     updateRow(p)
     chatLine('sys', `data channel to ${shortId(id)} open`)

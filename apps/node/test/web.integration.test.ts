@@ -1,0 +1,156 @@
+/**
+ * The dashboard and the demo in a real headless Chromium (Debian's, through playwright-core) against real nodes
+ * (`createNode`, real sockets on 127.0.0.1). Screenshots of every page land in apps/node/.artifacts/.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { Page } from 'playwright-core'
+import {
+  collectErrors,
+  HAVE_CHROMIUM,
+  launchBrowser,
+  screenshot,
+  type BrowserHandle,
+} from './helpers/browser'
+import { ensureWebBuilt, startWebNode, waitFor, type WebNode } from './helpers/web-nodes'
+
+const DEMO_BAR_MS = 3_000 // the issue's bar: the two-tab demo works within 3 s of opening the second tab
+
+let browser: BrowserHandle | undefined
+const nodes: WebNode[] = []
+
+beforeAll(async () => {
+  if (!HAVE_CHROMIUM) return
+  await ensureWebBuilt()
+  browser = await launchBrowser()
+}, 60_000)
+
+afterAll(async () => {
+  await browser?.close()
+  await Promise.all(nodes.splice(0).map((n) => n.stop()))
+}, 30_000)
+
+async function openPage(url: string, errors: string[]): Promise<Page> {
+  const page = await browser!.context.newPage()
+  collectErrors(page, errors)
+  await page.goto(url)
+  return page
+}
+
+describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
+  it('shows ok for a healthy node, then the failing component and its reason, then that the node is gone', async () => {
+    const n = await startWebNode()
+    nodes.push(n)
+    const errors: string[] = []
+    const page = await openPage(`${n.url}/`, errors)
+
+    await page.locator('[data-testid=overall-status] [data-status=ok]').waitFor({ timeout: 10_000 })
+    for (const name of ['crypto', 'signaling', 'dht', 'p2p', 'storage', 'ai']) {
+      await page.locator(`[data-component=${name}]`).waitFor()
+    }
+    expect(await page.locator('[data-component=crypto]').getAttribute('data-status')).toBe('ok')
+    expect(await page.locator('[data-component=ai]').getAttribute('data-status')).toBe('disabled')
+    expect(await page.locator('.bucket').count()).toBe(160)
+    expect(await page.locator('#crypto').innerText()).toContain('ML-KEM-1024+ML-DSA-87')
+    expect(await page.locator('#crypto').innerText()).toContain('2592 bytes')
+    expect(await page.locator('#version').innerText()).toBe('0.1.0')
+    await screenshot(page, 'dashboard-ok')
+    await page.setViewportSize({ width: 390, height: 844 })
+    await screenshot(page, 'dashboard-ok-phone')
+    await page.setViewportSize({ width: 1100, height: 900 })
+
+    // Make the storage component fail for real: close the node's LevelDB under it.
+    await n.node.internals.db!.close()
+    const storage = page.locator('[data-component=storage][data-status=down]')
+    await storage.waitFor({ timeout: 10_000 })
+    expect(await storage.locator('.reason').innerText()).toContain('database closed')
+    await page.locator('[data-testid=overall-status] [data-status=down]').waitFor()
+    await screenshot(page, 'dashboard-failing')
+
+    // The node goes away entirely: the page says so plainly and keeps retrying.
+    await n.stop()
+    await page.locator('#banner:not([hidden])').waitFor({ timeout: 15_000 })
+    expect(await page.locator('#banner').innerText()).toMatch(/Node unreachable/)
+    await screenshot(page, 'dashboard-unreachable')
+    await page.close()
+    expect(
+      errors.filter((e) => !e.includes('Failed to load resource') && !e.includes('ERR_CONNECTION_REFUSED')),
+    ).toEqual([])
+  })
+})
+
+describe.skipIf(!HAVE_CHROMIUM)('demo in Chromium on a three-node network', () => {
+  it('two pages on different nodes chat over a WebRTC data channel and share a Yjs text', async () => {
+    const a = await startWebNode()
+    nodes.push(a)
+    const b = await startWebNode([a.dhtAddress])
+    nodes.push(b)
+    const c = await startWebNode([a.dhtAddress, b.dhtAddress])
+    nodes.push(c)
+    // The network is formed when A and C hold open P2P links (signals between their peers travel over them).
+    for (const n of [a, c]) {
+      await waitFor('P2P links between the nodes', async () => {
+        const peers = (await (await fetch(`${n.url}/api/peers`)).json()) as {
+          list: { kind: string; state: string }[]
+        }
+        return peers.list.filter((p) => p.kind === 'p2p-link' && p.state === 'open').length >= 2
+      })
+    }
+
+    const topic = `t${Date.now()}`
+    const query = `?topic=${topic}&doc=doc-${topic}`
+    const errors: string[] = []
+    const pageA = await openPage(`${a.url}/demo${query}`, errors)
+    await pageA
+      .locator('#steps li[data-state=done]', { hasText: 'Joining topic' })
+      .waitFor({ timeout: 15_000 })
+    await pageA.locator('#shared:not([disabled])').waitFor({ timeout: 10_000 })
+    await pageA.locator('#shared').pressSequentially('alpha')
+
+    const opened = Date.now()
+    const pageC = await openPage(`${c.url}/demo${query}`, errors)
+    // Within the bar: a data channel open on both sides, and A's text on C.
+    await Promise.all([
+      pageA.locator('[data-peer][data-channel=open]').waitFor({ timeout: 15_000 }),
+      pageC.locator('[data-peer][data-channel=open]').waitFor({ timeout: 15_000 }),
+      pageC.waitForFunction(
+        () => (document.getElementById('shared') as HTMLTextAreaElement).value === 'alpha',
+        undefined,
+        { timeout: 15_000 },
+      ),
+    ])
+    const readyMs = Date.now() - opened
+    console.log(
+      `demo: second page connected (data channel open both ways, shared text synced) ${readyMs} ms after opening it`,
+    )
+
+    // Chat both ways over the data channel.
+    await pageA.locator('#chat-input').fill('hello from node A')
+    await pageA.locator('#chat-form button').click()
+    await pageC.locator('.msg.theirs .text', { hasText: 'hello from node A' }).waitFor({ timeout: 5_000 })
+    await pageC.locator('#chat-input').fill('hi from node C')
+    await pageC.locator('#chat-input').press('Enter')
+    await pageA.locator('.msg.theirs .text', { hasText: 'hi from node C' }).waitFor({ timeout: 5_000 })
+    // The peer shown is the other page's identity, made in that browser tab.
+    const idA = await pageA.locator('[data-testid=my-id]').getAttribute('title')
+    expect(await pageC.locator('[data-peer]').first().getAttribute('data-peer')).toBe(idA)
+
+    // Edits from both sides converge.
+    await pageC.locator('#shared').press('End')
+    await pageC.locator('#shared').pressSequentially(' beta')
+    await pageA.waitForFunction(
+      () => (document.getElementById('shared') as HTMLTextAreaElement).value === 'alpha beta',
+      undefined,
+      { timeout: 5_000 },
+    )
+    await screenshot(pageA, 'demo-node-a')
+    await screenshot(pageC, 'demo-node-c')
+
+    // Peer gone: closing C's tab is reported on A.
+    await pageC.close()
+    await pageA.locator('.chat .sys', { hasText: /left|gone/ }).waitFor({ timeout: 15_000 })
+    await screenshot(pageA, 'demo-peer-gone')
+    await pageA.close()
+    expect(errors).toEqual([])
+    expect(readyMs).toBeLessThanOrEqual(DEMO_BAR_MS)
+  })
+})
