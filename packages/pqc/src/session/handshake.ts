@@ -562,9 +562,10 @@ export interface HandshakeRunOptions {
 }
 
 /**
- * Drive `machine` over `pipe` until it is done. The deadline is the machine's `timeoutMs` (a timer rejects with
- * `X_PQC_HANDSHAKE_TIMEOUT`). The message handler is unregistered when the promise settles (if `onMessage`
- * returned an unsubscribe function), so the caller can attach its record handler right after.
+ * Drive `machine` over `pipe` until it is done. `timeoutMs` arms a timer (default 10 s) that rejects with
+ * `X_PQC_HANDSHAKE_TIMEOUT`; the machine also enforces its own `timeoutMs` deadline at every step. The message
+ * handler is unregistered when the promise settles (if `onMessage` returned an unsubscribe function), so the
+ * caller can attach its record handler right after.
  */
 export function handshake(
   pipe: HandshakePipe,
