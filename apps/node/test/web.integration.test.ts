@@ -29,6 +29,22 @@ afterAll(async () => {
   await Promise.all(nodes.splice(0).map((n) => n.stop()))
 }, 30_000)
 
+/** Waits until the shared textarea of `page` holds `expected`; the error names what it holds instead. */
+async function waitForShared(page: Page, expected: string, timeoutMs: number): Promise<void> {
+  try {
+    await page.waitForFunction(
+      (want) => (document.getElementById('shared') as HTMLTextAreaElement).value === want,
+      expected,
+      { timeout: timeoutMs },
+    )
+  } catch {
+    const actual = await page.locator('#shared').inputValue()
+    throw new Error(
+      `shared text on ${page.url()} is ${JSON.stringify(actual)}, expected ${JSON.stringify(expected)}`,
+    )
+  }
+}
+
 async function openPage(url: string, errors: string[]): Promise<Page> {
   const page = await browser!.context.newPage()
   collectErrors(page, errors)
@@ -112,11 +128,7 @@ describe.skipIf(!HAVE_CHROMIUM)('demo in Chromium on a three-node network', () =
     await Promise.all([
       pageA.locator('[data-peer][data-channel=open]').waitFor({ timeout: 15_000 }),
       pageC.locator('[data-peer][data-channel=open]').waitFor({ timeout: 15_000 }),
-      pageC.waitForFunction(
-        () => (document.getElementById('shared') as HTMLTextAreaElement).value === 'alpha',
-        undefined,
-        { timeout: 15_000 },
-      ),
+      waitForShared(pageC, 'alpha', 15_000),
     ])
     const readyMs = Date.now() - opened
     console.log(
@@ -137,13 +149,12 @@ describe.skipIf(!HAVE_CHROMIUM)('demo in Chromium on a three-node network', () =
     // Edits from both sides converge.
     await pageC.locator('#shared').press('End')
     await pageC.locator('#shared').pressSequentially(' beta')
-    await pageA.waitForFunction(
-      () => (document.getElementById('shared') as HTMLTextAreaElement).value === 'alpha beta',
-      undefined,
-      { timeout: 5_000 },
-    )
-    await screenshot(pageA, 'demo-node-a')
-    await screenshot(pageC, 'demo-node-c')
+    try {
+      await waitForShared(pageA, 'alpha beta', 5_000)
+    } finally {
+      await screenshot(pageA, 'demo-node-a')
+      await screenshot(pageC, 'demo-node-c')
+    }
 
     // Peer gone: closing C's tab is reported on A.
     await pageC.close()

@@ -205,14 +205,7 @@ function renderDht(r: Read<DhtBody>, health: Read<HealthBody>): void {
     grid.append(cell)
   })
   const dhtHealth = health.ok ? health.body.components?.dht : undefined
-  const bootstrap =
-    typeof dhtHealth?.bootstrapped === 'boolean'
-      ? dhtHealth.bootstrapped
-        ? 'bootstrapped'
-        : 'bootstrapping'
-      : typeof dhtHealth?.bootstrap === 'string'
-        ? dhtHealth.bootstrap
-        : (dhtHealth?.status ?? '–')
+  const bootstrap = bootstrapState(dhtHealth, nodes.length)
   const sorted = [...nodes].sort((a, b) => (a.bucket ?? 0) - (b.bucket ?? 0)).slice(0, MAX_LISTED_NODES)
   fill(
     box,
@@ -276,6 +269,14 @@ function renderDht(r: Read<DhtBody>, health: Read<HealthBody>): void {
         ),
       ),
   )
+}
+
+/** A word for the DHT's bootstrap state from what the node reports (the health details vary by version). */
+function bootstrapState(dht: ComponentHealth | undefined, contacts: number): string {
+  if (typeof dht?.bootstrapped === 'boolean') return dht.bootstrapped ? 'bootstrapped' : 'bootstrapping'
+  if (dht?.status === 'down') return 'down'
+  if (typeof dht?.reason === 'string') return dht.reason
+  return contacts > 0 ? 'joined' : 'alone (no seed nodes)'
 }
 
 function renderCrypto(r: Read<CryptoBody>): void {
