@@ -26,3 +26,4 @@ export async function availableBackends(): Promise<PqcBackend[]> {
   if (typeof oqs !== 'string') out.push(oqs)
   return out
 }
+export { createMemoryPipes, type MemoryPipe } from './session/memory-pipe'
