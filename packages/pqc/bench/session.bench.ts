@@ -5,7 +5,7 @@
  * Node 24 (native ML-KEM/ML-DSA): `npx -y node@24 ../../node_modules/tsx/dist/cli.mjs bench/session.bench.ts`.
  */
 import { pathToFileURL } from 'node:url'
-import { activeBackend, initPqc, loadedBackends, _useBackendForTesting } from '../src/backend/registry'
+import { activeBackend, initPqc, isInitialized, loadedBackends, _useBackendForTesting } from '../src/backend/registry'
 import { Identity } from '../src/identity'
 import { CertificateCache, defaultStaticKeys } from '../src/session/certificate'
 import { type AuthMode, type Handshake, createInitiator, createResponder } from '../src/session/handshake'
@@ -135,7 +135,7 @@ function round(x: number): number {
 
 /** Run the session benchmark; returns the JSON-able figures (also used by bench/index.ts). */
 export async function runSessionBench(): Promise<Record<string, unknown>> {
-  await initPqc()
+  if (!isInitialized()) await initPqc()
   const previous = activeBackend()
   const a = Identity.generate()
   const b = Identity.generate()
