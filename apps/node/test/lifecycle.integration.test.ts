@@ -1,0 +1,224 @@
+import { randomBytes } from 'node:crypto'
+import { createSocket } from 'node:dgram'
+import { connect, type Socket } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { localArgs, spawnNode, type SpawnedNode } from '../scripts/spawn-node'
+import { cleanups, getJson, runCleanups, tempDir, waitFor } from './helpers'
+
+afterEach(runCleanups, 30_000)
+
+async function node(name: string, dataDir?: string, extra: string[] = []): Promise<SpawnedNode> {
+  const n = await spawnNode(name, localArgs(dataDir ?? (await tempDir()), extra))
+  cleanups.push(() => n.kill('SIGKILL'))
+  return n
+}
+
+function openWs(url: string): Promise<{ ws: WebSocket; closed: Promise<number> }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url)
+    const closed = new Promise<number>((r) => ws.once('close', (code) => r(code)))
+    ws.once('open', () => resolve({ ws, closed }))
+    ws.once('error', reject)
+  })
+}
+
+/** Completes a WebSocket handshake on /crdt/stuck, then never reads again (so never answers a close frame). */
+async function stuckClient(port: number): Promise<Socket> {
+  const stuck = connect(port, '127.0.0.1')
+  stuck.on('error', () => undefined)
+  await new Promise<void>((resolve) => {
+    stuck.write(
+      'GET /crdt/stuck HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    )
+    stuck.once('data', () => {
+      stuck.pause()
+      resolve()
+    })
+  })
+  return stuck
+}
+
+const yOpts = { WebSocketPolyfill: WebSocket as never, disableBc: true }
+
+describe('graceful shutdown', () => {
+  it('SIGTERM under load exits 0 within 10 s and closes every WebSocket client with 1001', async () => {
+    const n = await node('load')
+    const clients = await Promise.all([
+      ...Array.from({ length: 8 }, (_, i) => openWs(`${n.wsUrl}/crdt/doc-${i % 3}`)),
+      ...Array.from({ length: 6 }, () => openWs(`${n.wsUrl}/p2p-signaling`)),
+      ...Array.from({ length: 6 }, () => openWs(`${n.wsUrl}/y-webrtc`)),
+    ])
+    for (const c of clients) c.ws.on('error', () => undefined)
+    // Plus a client that never answers the close handshake: it must not hold the shutdown past 10 s.
+    const stuck = await stuckClient(n.ready.ws)
+    cleanups.push(() => stuck.destroy())
+    // HTTP load: keep 16 requests in flight until the process is gone.
+    let running = true
+    let served = 0
+    const load = Array.from({ length: 16 }, async () => {
+      while (running) {
+        try {
+          const res = await fetch(`${n.restUrl}/api/peers`)
+          await res.arrayBuffer()
+          served++
+        } catch {
+          await new Promise((r) => setTimeout(r, 5))
+        }
+      }
+    })
+    await waitFor(() => served > 200, 'load to be flowing')
+    const exit = await n.kill('SIGTERM')
+    running = false
+    await Promise.all(load)
+    expect(exit.code).toBe(0)
+    expect(exit.ms).toBeLessThan(10_000)
+    const codes = await Promise.all(clients.map((c) => c.closed))
+    expect(codes).toEqual(codes.map(() => 1001))
+    const log = n.lines.join('\n')
+    for (const step of ['withdraw dht records', 'persist routing table', 'flush crdt', 'database']) {
+      expect(log).toContain(`stopped ${step}`)
+    }
+  }, 60_000)
+
+  it('a second signal exits at once with a non-zero code', async () => {
+    const n = await node('twice')
+    // A client that completes the WebSocket handshake and then never answers the close frame keeps the graceful
+    // shutdown busy (waiting for the close handshake), so the second signal lands while it runs.
+    const stuck = await stuckClient(n.ready.ws)
+    cleanups.push(() => stuck.destroy())
+    n.proc.kill('SIGTERM')
+    await waitFor(() => n.lines.some((l) => l.includes('shutting down')), 'the first shutdown to begin')
+    n.proc.kill('SIGTERM')
+    const exit = await n.exited
+    expect(exit.code).toBe(130)
+    expect(n.lines.join('\n')).toContain('second signal')
+  }, 30_000)
+})
+
+describe('restart', () => {
+  it('keeps identity, routing table and documents', async () => {
+    const dirA = await tempDir()
+    let a = await node('a', dirA)
+    const b = await node('b', undefined, ['--seed-nodes', `127.0.0.1:${a.ready.dht}`])
+    await waitFor(async () => {
+      const nodes = (await getJson(`${a.restUrl}/api/dht/nodes`)).body.nodes as { id: string }[]
+      return nodes.some((x) => x.id === b.ready.nodeId)
+    }, 'a to learn b')
+
+    const doc = new Y.Doc()
+    const prov = new WebsocketProvider(`${a.wsUrl}/crdt`, 'kept', doc, yOpts)
+    cleanups.push(() => prov.destroy())
+    await waitFor(() => prov.synced, 'sync')
+    doc.getText('t').insert(0, 'survives a restart')
+    // A second client seeing the edit proves it is durable (the server relays only what is on disk).
+    const doc2 = new Y.Doc()
+    const prov2 = new WebsocketProvider(`${a.wsUrl}/crdt`, 'kept', doc2, yOpts)
+    cleanups.push(() => prov2.destroy())
+    await waitFor(() => doc2.getText('t').toJSON() === 'survives a restart', 'second client')
+    prov.destroy()
+    prov2.destroy()
+
+    const before = a.ready
+    expect((await a.kill('SIGTERM')).code).toBe(0)
+    a = await node('a2', dirA)
+    expect(a.ready.nodeId).toBe(before.nodeId)
+    const crypto = (await getJson(`${a.restUrl}/api/crypto/status`)).body
+    expect(crypto.nodeId).toBe(before.nodeId)
+    // No seed nodes this time: b can only be known from the persisted routing table.
+    const nodes = (await getJson(`${a.restUrl}/api/dht/nodes`)).body.nodes as { id: string }[]
+    expect(nodes.map((x) => x.id)).toContain(b.ready.nodeId)
+
+    const doc3 = new Y.Doc()
+    const prov3 = new WebsocketProvider(`${a.wsUrl}/crdt`, 'kept', doc3, yOpts)
+    cleanups.push(() => prov3.destroy())
+    await waitFor(() => doc3.getText('t').toJSON() === 'survives a restart', 'document after restart')
+  }, 90_000)
+
+  it('encrypts the identity at rest with a passphrase and refuses a wrong one', async () => {
+    const dir = await tempDir()
+    const first = await spawnNode('enc', localArgs(dir), { env: { X_NODE_PASSPHRASE: 'correct horse' } })
+    cleanups.push(() => first.kill('SIGKILL'))
+    expect((await getJson(`${first.restUrl}/api/crypto/status`)).body.keyFileEncrypted).toBe(true)
+    expect((await first.kill('SIGTERM')).code).toBe(0)
+    await expect(spawnNode('enc2', localArgs(dir), { env: { X_NODE_PASSPHRASE: 'wrong' } })).rejects.toThrow(
+      /exited with 1[\s\S]*X_PQC_KEYFILE_BAD_PASSPHRASE|exited with 1[\s\S]*passphrase/i,
+    )
+  }, 60_000)
+})
+
+describe('hostile input at every port', () => {
+  it('random UDP, random WebSocket frames on every path and malformed HTTP leave the node serving with health ok', async () => {
+    const n = await node('hostile')
+    // UDP: random datagrams of random sizes to the DHT port.
+    const udp = createSocket('udp4')
+    for (let i = 0; i < 500; i++) {
+      udp.send(randomBytes(1 + Math.floor(Math.random() * 9000)), n.ready.dht, '127.0.0.1')
+    }
+    await new Promise((r) => setTimeout(r, 200))
+    udp.close()
+
+    // WebSocket: random binary and text frames, and an oversized one, on every path.
+    for (const path of [
+      '/p2p-signaling',
+      '/y-webrtc',
+      '/peerjs?id=x&token=y&key=peerjs',
+      '/crdt/hostile',
+      '/p2p-node',
+    ]) {
+      const c = await openWs(`${n.wsUrl}${path}`).catch(() => undefined)
+      if (!c) continue
+      c.ws.on('error', () => undefined)
+      for (let i = 0; i < 50; i++) {
+        if (c.ws.readyState !== WebSocket.OPEN) break
+        c.ws.send(randomBytes(1 + Math.floor(Math.random() * 2000)))
+        c.ws.send(randomBytes(64).toString('latin1'))
+        c.ws.send('{"type":"offer","to":' + '['.repeat(100))
+      }
+      if (c.ws.readyState === WebSocket.OPEN) c.ws.send(Buffer.alloc(3 * 1024 * 1024))
+      c.ws.terminate()
+    }
+
+    // Malformed HTTP to the REST and WebSocket ports.
+    const garbage = [
+      randomBytes(4096),
+      Buffer.from('GET / HTTP/1.1\r\nHost: x\r\nX: ' + 'a'.repeat(100_000) + '\r\n\r\n'),
+      Buffer.from('GET /p2p-node HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+      Buffer.from('POST /api/health HTTP/1.1\r\nContent-Length: 99999999\r\n\r\nabc'),
+      Buffer.from('\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03'),
+    ]
+    for (const port of [n.ready.rest, n.ready.ws]) {
+      for (const bytes of garbage) {
+        await new Promise<void>((resolve) => {
+          const s = connect(port, '127.0.0.1', () => s.end(bytes))
+          s.on('error', () => resolve())
+          s.on('close', () => resolve())
+          s.resume()
+          setTimeout(() => {
+            s.destroy()
+            resolve()
+          }, 2_000).unref()
+        })
+      }
+    }
+    const bad = await fetch(`${n.restUrl}/api/health`, {
+      method: 'POST',
+      body: '{not json',
+      headers: { 'content-type': 'application/json' },
+    })
+    expect(bad.status).toBeGreaterThanOrEqual(400)
+    expect(bad.status).toBeLessThan(500)
+
+    expect(n.proc.exitCode).toBeNull()
+    await new Promise((r) => setTimeout(r, 1_100)) // past the health cache
+    const health = await getJson(`${n.restUrl}/api/health`)
+    expect(health.status).toBe(200)
+    expect(health.body.status).toBe('ok')
+    // The node still serves new WebSocket clients.
+    const ok = await openWs(`${n.wsUrl}/crdt/after`)
+    ok.ws.close()
+  }, 60_000)
+})

@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process'
+import { join } from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import WebSocket from 'ws'
+import * as Y from 'yjs'
+import { WebsocketProvider } from 'y-websocket'
+import { APP_DIR, localArgs, spawnNode, type SpawnedNode } from '../scripts/spawn-node'
+import { cleanups, getJson, runCleanups, schemaErrors, tempDir, waitFor } from './helpers'
+
+/** Three real node processes on 127.0.0.1, bootstrapped off each other (as `pnpm testnet` does). */
+let a: SpawnedNode
+let b: SpawnedNode
+let c: SpawnedNode
+
+beforeAll(async () => {
+  const fast = ['--bootstrap-interval-ms', '2000']
+  a = await spawnNode('a', localArgs(await tempDir(), fast))
+  cleanups.push(() => a.kill())
+  b = await spawnNode('b', localArgs(await tempDir(), [...fast, '--seed-nodes', `127.0.0.1:${a.ready.dht}`]))
+  cleanups.push(() => b.kill())
+  c = await spawnNode(
+    'c',
+    localArgs(await tempDir(), [
+      ...fast,
+      '--seed-nodes',
+      `127.0.0.1:${a.ready.dht},127.0.0.1:${b.ready.dht}`,
+    ]),
+  )
+  cleanups.push(() => c.kill())
+  // Every node has the other two in its routing table and an authenticated P2P link to each.
+  for (const n of [a, b, c]) {
+    await waitFor(async () => {
+      const peers = (await getJson(`${n.restUrl}/api/peers`)).body
+      const linked = new Set(
+        peers.list.filter((l: { state: string }) => l.state === 'open').map((l: { id: string }) => l.id),
+      )
+      return peers.dht.totalNodes >= 2 && linked.size >= 2
+    }, `node ${n.name} to see and link both other nodes`)
+  }
+}, 120_000)
+
+afterAll(runCleanups, 30_000)
+
+function runPeer(url: string, topic: string): Promise<{ code: number | null; lines: string[] }> {
+  return new Promise((resolve) => {
+    const proc = spawn(
+      process.execPath,
+      ['--conditions=@x/source', '--import', 'tsx', join(APP_DIR, 'test/fixtures/wrtc-peer.ts'), url, topic],
+      { cwd: APP_DIR, stdio: ['ignore', 'pipe', 'pipe'] },
+    )
+    const lines: string[] = []
+    proc.stdout.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)))
+    proc.stderr.on('data', (d: Buffer) => lines.push(...d.toString().split('\n').filter(Boolean)))
+    proc.once('exit', (code) => resolve({ code, lines }))
+    cleanups.push(() => proc.kill('SIGKILL'))
+  })
+}
+
+describe('three nodes', () => {
+  it('list each other in /api/dht/nodes and /api/peers with the documented shapes', async () => {
+    for (const n of [a, b, c]) {
+      const dht = await getJson(`${n.restUrl}/api/dht/nodes`)
+      expect(schemaErrors('DhtNodes', dht.body)).toEqual([])
+      const ids = dht.body.nodes.map((x: { id: string }) => x.id)
+      for (const other of [a, b, c].filter((o) => o !== n)) expect(ids).toContain(other.ready.nodeId)
+      const peers = await getJson(`${n.restUrl}/api/peers`)
+      expect(schemaErrors('Peers', peers.body)).toEqual([])
+    }
+  })
+
+  it('a peer on A and a peer on C (separate Node processes with @roamhq/wrtc) find each other through the DHT and open a data channel', async () => {
+    const topic = `room-${Date.now()}`
+    const [pa, pc] = await Promise.all([
+      runPeer(`${a.wsUrl}/p2p-signaling`, topic),
+      runPeer(`${c.wsUrl}/p2p-signaling`, topic),
+    ])
+    const idA = pa.lines.find((l) => l.startsWith('ID '))?.slice(3)
+    const idC = pc.lines.find((l) => l.startsWith('ID '))?.slice(3)
+    expect(pa.code, pa.lines.join('\n')).toBe(0)
+    expect(pc.code, pc.lines.join('\n')).toBe(0)
+    expect(pa.lines).toContain(`FOUND ${idC}`)
+    expect(pc.lines).toContain(`FOUND ${idA}`)
+    expect(pa.lines).toContain(`RECV hello from ${idC}`)
+    expect(pc.lines).toContain(`RECV hello from ${idA}`)
+  }, 90_000)
+
+  it('a document edited through A by a y-websocket client appears for a client on C', async () => {
+    const name = `doc-${Date.now()}`
+    const docA = new Y.Doc()
+    const docC = new Y.Doc()
+    const opts = { WebSocketPolyfill: WebSocket as never, disableBc: true }
+    const provA = new WebsocketProvider(`${a.wsUrl}/crdt`, name, docA, opts)
+    const provC = new WebsocketProvider(`${c.wsUrl}/crdt`, name, docC, opts)
+    cleanups.push(
+      () => provA.destroy(),
+      () => provC.destroy(),
+    )
+    await waitFor(() => provA.synced && provC.synced, 'both clients synced')
+    docA.getText('t').insert(0, 'edited on A')
+    await waitFor(() => docC.getText('t').toJSON() === 'edited on A', 'the edit to reach C', 30_000)
+    docC.getText('t').insert(docC.getText('t').length, ', answered on C')
+    await waitFor(
+      () => docA.getText('t').toJSON() === 'edited on A, answered on C',
+      'the answer to reach A',
+      30_000,
+    )
+  }, 60_000)
+})
