@@ -84,6 +84,9 @@ describe.each(MODES)('handshake (%s authentication)', (auth) => {
     expect(i.result().session.handshakeHash).toEqual(r.result().session.handshakeHash)
     const a = i.result().session
     const b = r.result().session
+    // Extra input to a finished machine is refused and does not disturb it.
+    expect(() => i.receive(messages[0]!)).toThrow(expect.objectContaining({ code: 'X_PQC_HANDSHAKE_FAILED' }))
+    expect(i.status).toBe('done')
     expect(b.open(a.seal(enc('ping')))).toEqual(enc('ping'))
     expect(a.open(b.seal(enc('pong')))).toEqual(enc('pong'))
   })

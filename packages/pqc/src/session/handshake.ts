@@ -264,8 +264,9 @@ class HandshakeMachine implements Handshake {
     if (!(message instanceof Uint8Array)) throw new TypeError('"message" must be a Uint8Array')
     if (this.role === 'initiator' && this.#ss === undefined)
       throw new TypeError('call start() before receive()')
+    // A finished machine refuses more input without changing state (its session stays valid).
+    if (this.#status === 'done') throw new PqcError('X_PQC_HANDSHAKE_FAILED', 'handshake already finished')
     return this.#guard(() => {
-      if (this.#status !== 'pending') fail('handshake already finished')
       if (this.role === 'responder' && this.#expect === 1) this.#pickMode(message)
       const mode = this.#mode!
       const n = this.#expect
