@@ -113,6 +113,25 @@ describe.each(MODES)('handshake (%s authentication)', (auth) => {
     expect(r2.status).toBe('failed')
   })
 
+  it('logs success and failure at debug level without key material', () => {
+    const lines: { obj: Record<string, unknown>; msg?: string }[] = []
+    const logger = {
+      debug: (obj: object, msg?: string) => lines.push({ obj: obj as Record<string, unknown>, msg }),
+      info: () => {},
+      warn: () => {},
+      error: () => {},
+      child: () => logger,
+    }
+    run(createInitiator({ identity: alice, auth, logger }), createResponder({ identity: bob, logger }))
+    run(
+      createInitiator({ identity: alice, auth, logger, expectedPeerId: carol.id }),
+      createResponder({ identity: bob, logger }),
+    )
+    expect(lines.map((l) => l.msg)).toContain('pqc handshake done')
+    expect(lines.find((l) => l.msg === 'pqc handshake failed')?.obj.code).toBe('X_PQC_IDENTITY_MISMATCH')
+    for (const l of lines) expect(Object.values(l.obj).some((v) => v instanceof Uint8Array)).toBe(false)
+  })
+
   it('fails on a different prologue', () => {
     const i = createInitiator({ identity: alice, auth, prologue: enc('link/1') })
     const r = createResponder({ identity: bob, prologue: enc('link/2') })

@@ -33,6 +33,8 @@ import {
   defaultStaticKeys,
   verifyCertificate,
 } from './certificate'
+import { SILENT_LOGGER } from '../backend/logger'
+import type { PqcLogger } from '../backend/types'
 import { SecureSession, type SecureSessionInit } from './secure-session'
 import { SymmetricState } from './transcript'
 
@@ -104,6 +106,11 @@ export interface HandshakeInit {
   certificateCache?: CertificateCache | false
   /** Record-layer limits of the resulting session. */
   session?: SecureSessionInit
+  /**
+   * Pino-shaped logger: `debug` on success and failure (IDs, mode and error code only; never key material).
+   * @default silent
+   */
+  logger?: PqcLogger
 }
 
 /** Initiator options. */
@@ -171,6 +178,7 @@ interface CommonConfig {
   clock: HandshakeClock
   cache: CertificateCache | undefined
   session: SecureSessionInit | undefined
+  logger: PqcLogger
 }
 
 function config(init: HandshakeInit): CommonConfig {
@@ -200,6 +208,7 @@ function config(init: HandshakeInit): CommonConfig {
     clock,
     cache: init.certificateCache === false ? undefined : (init.certificateCache ?? defaultCertificateCache),
     session: init.session,
+    logger: init.logger ?? SILENT_LOGGER,
   }
 }
 
@@ -316,6 +325,10 @@ class HandshakeMachine implements Handshake {
       this.#error = e
       this.#status = 'failed'
       this.#wipe()
+      this.#cfg.logger.debug(
+        { role: this.role, auth: this.#mode, code: e.code, peer: this.#peer?.idString, reason: e.message },
+        'pqc handshake failed',
+      )
       throw e
     }
   }
@@ -499,6 +512,10 @@ class HandshakeMachine implements Handshake {
     )
     this.#result = { session, peer: this.#peer!, auth: this.#mode! }
     this.#status = 'done'
+    this.#cfg.logger.debug(
+      { role: this.role, auth: this.#mode, peer: this.#peer!.idString },
+      'pqc handshake done',
+    )
     this.#wipe()
   }
 
