@@ -1,0 +1,165 @@
+/* eslint-disable @typescript-eslint/no-explicit-any -- bench-internal JSON lines */
+// Signaling servers side by side on 127.0.0.1: @x/signaling, the PeerJS server (npm `peer`) and the y-webrtc
+// signaling server, each in its own process, driven by one load generator process.
+// Run: cd bench && pnpm signaling   (about 4 minutes; every phase is bounded in time and count)
+import { spawn, type ChildProcessByStdio } from 'node:child_process'
+import type { Readable, Writable } from 'node:stream'
+import { fileURLToPath } from 'node:url'
+import type { Kind } from './common'
+
+const HERE = fileURLToPath(new URL('.', import.meta.url))
+const RATES = [5_000, 20_000]
+const RATE_SECONDS = Number(process.env.RATE_SECONDS ?? 10)
+const SATURATE_SECONDS = 5
+const IDLE = Number(process.env.IDLE_CONNECTIONS ?? 10_000)
+
+class Proc {
+  readonly child: ChildProcessByStdio<Writable, Readable, null>
+  #lines: Record<string, any>[] = []
+  #waiter: (() => void) | undefined
+  #buf = ''
+  constructor(args: string[]) {
+    this.child = spawn(
+      process.execPath,
+      ['--expose-gc', '--conditions=@x/source', '--import', 'tsx', ...args],
+      {
+        cwd: HERE,
+        stdio: ['pipe', 'pipe', 'inherit'],
+      },
+    )
+    this.child.on('exit', (code) => {
+      if (code !== 0 && code !== null) this.#lines.push({ error: `child exited with ${code}` })
+      this.#waiter?.()
+    })
+    this.child.stdout.on('data', (d: Buffer) => {
+      this.#buf += d.toString()
+      let nl: number
+      while ((nl = this.#buf.indexOf('\n')) !== -1) {
+        const line = this.#buf.slice(0, nl)
+        this.#buf = this.#buf.slice(nl + 1)
+        try {
+          this.#lines.push(JSON.parse(line))
+        } catch {
+          // a stray log line from a third-party server
+        }
+        this.#waiter?.()
+      }
+    })
+  }
+  async next(): Promise<Record<string, any>> {
+    while (this.#lines.length === 0) {
+      await new Promise<void>((resolve, reject) => {
+        this.#waiter = resolve
+        const t = setTimeout(() => reject(new Error('child timed out')), 120_000)
+        this.#waiter = () => {
+          clearTimeout(t)
+          resolve()
+        }
+      })
+    }
+    const line = this.#lines.shift()!
+    if (line.error !== undefined) throw new Error(String(line.error))
+    return line
+  }
+  async cmd(line: string): Promise<Record<string, any>> {
+    this.child.stdin.write(line + '\n')
+    return this.next()
+  }
+  kill(): void {
+    this.child.kill()
+  }
+}
+
+const cpuMs = (s: Record<string, any>) => (s.cpu.user + s.cpu.system) / 1000
+
+async function measure(kind: Kind) {
+  const server = new Proc(['server.ts', kind])
+  const { port } = await server.next()
+  const load = new Proc(['loadgen.ts', kind, String(port)])
+  await load.next() // ready
+  const result: Record<string, any> = { kind }
+  try {
+    let s0 = await server.cmd('stats')
+    const setup = (await load.cmd('setup')).result
+    let s1 = await server.cmd('stats')
+    result.registrations = {
+      count: setup.registrations,
+      wallMs: Math.round(setup.registerMs),
+      serverCpuMsEach: +((cpuMs(s1) - cpuMs(s0)) / setup.registrations).toFixed(3),
+    }
+    for (const rate of RATES) {
+      load.child.stdin.write(`rate ${rate} ${RATE_SECONDS}\n`)
+      await load.next() // measuring
+      s0 = await server.cmd('stats')
+      await load.next() // measured
+      s1 = await server.cmd('stats')
+      const r = (await load.next()).result
+      const cpuS = (cpuMs(s1) - cpuMs(s0)) / 1000
+      result[`rate${rate}`] = {
+        deliveredPerSec: Math.round(r.perSec),
+        p50Ms: +r.p50.toFixed(2),
+        p99Ms: +r.p99.toFixed(2),
+        cpuCore: +(cpuS / RATE_SECONDS).toFixed(3),
+        cpuSecPer100k: +((cpuS / r.delivered) * 100_000).toFixed(3),
+        errors: r.errors,
+      }
+    }
+    load.child.stdin.write(`saturate ${SATURATE_SECONDS}\n`)
+    await load.next()
+    s0 = await server.cmd('stats')
+    await load.next()
+    s1 = await server.cmd('stats')
+    const sat = (await load.next()).result
+    const satCpuS = (cpuMs(s1) - cpuMs(s0)) / 1000
+    result.saturation = {
+      deliveredPerSec: Math.round(sat.perSec),
+      p50Ms: +sat.p50.toFixed(2),
+      p99Ms: +sat.p99.toFixed(2),
+      cpuCore: +(satCpuS / SATURATE_SECONDS).toFixed(3),
+      cpuSecPer100k: +((satCpuS / sat.delivered) * 100_000).toFixed(3),
+    }
+    await new Promise((r) => setTimeout(r, 1_000))
+    const m0 = await server.cmd('stats')
+    const opened = (await load.cmd(`idle ${IDLE}`)).result
+    await new Promise((r) => setTimeout(r, 2_000))
+    const m1 = await server.cmd('stats')
+    result.idle = {
+      connections: opened.idle,
+      rssBytesPerConn: Math.round((m1.rss - m0.rss) / opened.idle),
+      heapBytesPerConn: Math.round((m1.heap - m0.heap) / opened.idle),
+    }
+    await load.cmd('closeidle')
+    await load.cmd('exit')
+  } finally {
+    server.child.stdin.write('exit\n')
+    await new Promise((r) => setTimeout(r, 500))
+    load.kill()
+    server.kill()
+  }
+  return result
+}
+
+const results: Record<string, any>[] = []
+for (const kind of ['ours', 'peerjs', 'y-webrtc'] as Kind[]) {
+  process.stderr.write(`measuring ${kind}...\n`)
+  results.push(await measure(kind))
+}
+
+const rows: string[][] = [['metric', ...results.map((r) => r.kind)]]
+const add = (label: string, f: (r: Record<string, any>) => unknown) =>
+  rows.push([label, ...results.map((r) => String(f(r)))])
+for (const rate of RATES) {
+  add(`${rate} msg/s: delivered/s`, (r) => r[`rate${rate}`].deliveredPerSec)
+  add(`${rate} msg/s: p50 ms`, (r) => r[`rate${rate}`].p50Ms)
+  add(`${rate} msg/s: p99 ms`, (r) => r[`rate${rate}`].p99Ms)
+  add(`${rate} msg/s: server CPU (cores)`, (r) => r[`rate${rate}`].cpuCore)
+  add(`${rate} msg/s: server CPU-s / 100k msgs`, (r) => r[`rate${rate}`].cpuSecPer100k)
+}
+add('saturation: delivered/s', (r) => r.saturation.deliveredPerSec)
+add('saturation: server CPU-s / 100k msgs', (r) => r.saturation.cpuSecPer100k)
+add(`idle x${IDLE}: RSS bytes/conn`, (r) => r.idle.rssBytesPerConn)
+add(`idle x${IDLE}: heap+external bytes/conn`, (r) => r.idle.heapBytesPerConn)
+add('registration: server CPU ms each', (r) => r.registrations.serverCpuMsEach)
+const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
+for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join('  '))
+console.log(JSON.stringify({ bench: 'signaling', results }))
