@@ -296,7 +296,7 @@ function startSharedText(cfg: DemoConfig): void {
     textarea.disabled = false
   })
   bindTextarea(doc.getText('text'), textarea)
-  window.addEventListener('beforeunload', () => provider.destroy())
+  window.addEventListener('pagehide', () => provider.destroy())
 }
 
 // ---------- start ----------
@@ -331,7 +331,8 @@ async function main(): Promise<void> {
   }
   startSharedText(cfg)
   await startSignaling(cfg, identity).catch(() => undefined)
-  window.addEventListener('beforeunload', () => {
+  // pagehide (not beforeunload): it also fires on mobile and when the page is frozen; peers learn at once.
+  window.addEventListener('pagehide', () => {
     for (const id of [...peers.keys()]) dropPeer(id, 'closed')
     client?.close()
   })
