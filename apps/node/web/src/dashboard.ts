@@ -42,7 +42,7 @@ function dl(rows: [string, unknown][]): HTMLDListElement {
 function formatValue(v: unknown): string {
   if (v === null) return '–'
   if (typeof v === 'boolean') return v ? 'yes' : 'no'
-  if (typeof v === 'number') return Number.isInteger(v) ? v.toLocaleString('en') : v.toFixed(2)
+  if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toFixed(2)
   if (typeof v === 'string') return v
   return JSON.stringify(v)
 }
