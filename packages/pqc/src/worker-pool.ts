@@ -33,6 +33,14 @@ export interface PqcWorkerPoolInit {
    * @default 10_000
    */
   maxPending?: number
+  /**
+   * Nice value (0–19) each worker thread gives itself on Linux, so that on a busy machine the kernel runs the
+   * caller's event loop before a signing thread (signing is throughput work; the event loop is latency work).
+   * Linux keeps a nice value per thread, so only the workers are affected. Other platforms apply it to the
+   * whole process, so it is ignored there. `0` keeps the workers at the main thread's priority.
+   * @default 10
+   */
+  workerNice?: number
 }
 
 /** Injected services. */
@@ -50,6 +58,8 @@ export interface PqcWorkerPoolStats {
   mode: 'worker_threads' | 'inline'
   /** ML-DSA implementation in the workers. */
   backend: 'native' | 'noble'
+  /** Nice value the workers run at (0 when not lowered, e.g. outside Linux). */
+  workerNice: number
 }
 
 /** The async API. */
@@ -73,6 +83,8 @@ export interface PqcWorkerPool {
 const DEFAULT_MAX_PENDING = 10_000
 const MAX_POOL_SIZE = 4
 const MAX_CONTEXT_BYTES = 255
+const DEFAULT_WORKER_NICE = 10
+const MAX_NICE = 19
 
 /** Plain-JS worker body (evaluated as CommonJS in the worker). Keeps an LRU of expanded keys per seed. */
 const WORKER_SOURCE = `
@@ -80,6 +92,11 @@ const { parentPort, workerData } = require('node:worker_threads')
 const crypto = require('node:crypto')
 const CACHE_MAX = 64
 const cache = new Map()
+if (workerData.nice > 0) {
+  // Linux: setpriority(PRIO_PROCESS, 0) renices the calling thread only (nice is per thread under NPTL).
+  // Never raises priority: a process that already runs nicer keeps its own value.
+  try { const os = require('node:os'); if (workerData.nice > os.getPriority()) os.setPriority(workerData.nice) } catch {}
+}
 let dsa
 const ready = import(workerData.nobleUrl).then((m) => { dsa = m.ml_dsa87 })
 function key(seed) {
@@ -141,6 +158,10 @@ function hasNodeMlDsa(): boolean {
   }
 }
 
+function isLinux(): boolean {
+  return (globalThis as { process?: { platform?: string } }).process?.platform === 'linux'
+}
+
 /** Start a pool. Nothing runs until the first call; `close()` stops every worker. */
 export function createPqcWorkerPool(
   components: PqcWorkerPoolComponents = {},
@@ -148,6 +169,10 @@ export function createPqcWorkerPool(
 ): PqcWorkerPool {
   const logger = components.logger ?? SILENT_LOGGER
   const maxPending = init.maxPending ?? DEFAULT_MAX_PENDING
+  const niceWanted = init.workerNice ?? DEFAULT_WORKER_NICE
+  if (!Number.isInteger(niceWanted) || niceWanted < 0 || niceWanted > MAX_NICE) {
+    throw new RangeError(`"workerNice" must be an integer from 0 to ${MAX_NICE}`)
+  }
   const wt = nodeWorkerThreads()
   const nobleUrl = wt === undefined ? undefined : resolveNobleUrl()
   const mode: 'worker_threads' | 'inline' =
@@ -157,6 +182,7 @@ export function createPqcWorkerPool(
     mode === 'worker_threads' &&
     wantNative !== 'noble' &&
     (wantNative === 'native' ? hasNodeMlDsa() : activeBackend().name === 'node')
+  const nice = mode === 'worker_threads' && isLinux() ? niceWanted : 0
   const size = Math.max(
     1,
     Math.min(MAX_POOL_SIZE, init.size ?? Math.max(1, (globalThis.navigator?.hardwareConcurrency ?? 2) - 1)),
@@ -182,7 +208,7 @@ export function createPqcWorkerPool(
 
   function spawn(index: number): NodeWorkerThreads.Worker {
     if (wt === undefined) throw new Error('unreachable')
-    const w = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { nobleUrl, native } })
+    const w = new wt.Worker(WORKER_SOURCE, { eval: true, workerData: { nobleUrl, native, nice } })
     w.unref()
     w.on('message', (m: { id: number; ok: boolean; result?: Uint8Array; error?: string }) => {
       const job = jobs.get(m.id)
@@ -278,6 +304,7 @@ export function createPqcWorkerPool(
         failed,
         mode,
         backend: native ? 'native' : 'noble',
+        workerNice: nice,
       }
     },
     async close() {

@@ -55,6 +55,34 @@ describe('worker pool', () => {
     await first
   })
 
+  it.runIf(process.platform === 'linux')(
+    'lowers the priority of its worker threads only, never the main thread (Linux)',
+    async () => {
+      const { readdirSync, readFileSync } = await import('node:fs')
+      const { getPriority } = await import('node:os')
+      const niceOfThreads = (): number[] =>
+        readdirSync('/proc/self/task').map((tid) => {
+          const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8')
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16])
+        })
+      const callerNice = getPriority()
+      expect(callerNice).toBeLessThan(13) // the test assumes a caller running below nice 13
+      const before = niceOfThreads().filter((n) => n === 13).length
+      pool = createPqcWorkerPool({}, { size: 2, workerNice: 13 })
+      const id = Identity.generate(new Uint8Array(32).fill(9))
+      await Promise.all([pool.sign(id, enc.encode('a')), pool.sign(id, enc.encode('b'))])
+      expect(pool.stats().workerNice).toBe(13)
+      expect(niceOfThreads().filter((n) => n === 13).length - before).toBe(2)
+      expect(getPriority()).toBe(callerNice)
+    },
+  )
+
+  it('rejects a workerNice outside 0..19', () => {
+    expect(() => createPqcWorkerPool({}, { workerNice: 20 })).toThrow(RangeError)
+    expect(() => createPqcWorkerPool({}, { workerNice: -1 })).toThrow(RangeError)
+    expect(() => createPqcWorkerPool({}, { workerNice: 1.5 })).toThrow(RangeError)
+  })
+
   it('checks arguments as programmer errors', async () => {
     pool = createPqcWorkerPool()
     await expect(pool.sign(new Uint8Array(3), enc.encode('a'))).rejects.toThrow(RangeError)
