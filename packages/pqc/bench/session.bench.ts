@@ -5,7 +5,13 @@
  * Node 24 (native ML-KEM/ML-DSA): `npx -y node@24 ../../node_modules/tsx/dist/cli.mjs bench/session.bench.ts`.
  */
 import { pathToFileURL } from 'node:url'
-import { activeBackend, initPqc, isInitialized, loadedBackends, _useBackendForTesting } from '../src/backend/registry'
+import {
+  activeBackend,
+  initPqc,
+  isInitialized,
+  loadedBackends,
+  _useBackendForTesting,
+} from '../src/backend/registry'
 import { Identity } from '../src/identity'
 import { CertificateCache, defaultStaticKeys } from '../src/session/certificate'
 import { type AuthMode, type Handshake, createInitiator, createResponder } from '../src/session/handshake'
