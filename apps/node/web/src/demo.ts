@@ -44,6 +44,7 @@ interface PeerState {
   /** The last local description and the candidates sent after it: what a resend repeats. */
   sent: { type: RelayType; data: object }[]
   resendTimer: ReturnType<typeof setInterval> | undefined
+  notifiedUndeliverable: boolean
 }
 
 const params = new URLSearchParams(location.search)
@@ -124,6 +125,18 @@ function dropPeer(id: string, why: string): void {
   renderPeerList()
 }
 
+/**
+ * A signal to `id` was not delivered. While a connection is being set up this is often transient (on another
+ * node, the peer's DHT record may not be found yet): the resend timer retries and gives up after MAX_RESENDS.
+ * A connected peer does not need signals, so nothing is done then.
+ */
+function undeliverable(id: string, why: string): void {
+  const p = peers.get(id)
+  if (p === undefined || p.pc.connectionState === 'connected' || p.notifiedUndeliverable) return
+  p.notifiedUndeliverable = true
+  chatLine('sys', `signal to ${shortId(id)} not delivered (${why}); retrying`)
+}
+
 function ensurePeer(id: string): PeerState {
   const existing = peers.get(id)
   if (existing !== undefined) return existing
@@ -157,12 +170,17 @@ function ensurePeer(id: string): PeerState {
     row: h('li', { 'data-peer': id }),
     sent,
     resendTimer: undefined,
+    notifiedUndeliverable: false,
   }
   peers.set(id, p)
   let resends = 0
   p.resendTimer = setInterval(() => {
-    if (pc.connectionState === 'connected' || ++resends > MAX_RESENDS) {
+    if (pc.connectionState === 'connected') {
       clearInterval(p.resendTimer)
+      return
+    }
+    if (++resends > MAX_RESENDS) {
+      dropPeer(id, `is unreachable (no connection after ${MAX_RESENDS} tries)`)
       return
     }
     for (const s of sent) send(s.type, s.data)
@@ -242,9 +260,9 @@ async function startSignaling(cfg: DemoConfig, identity: Identity): Promise<void
     const p = peers.get(sig.from) ?? ensurePeer(sig.from)
     void p.negotiation.handle(sig.type, sig.data)
   })
-  c.on('expire', ({ peer }) => dropPeer(peer, 'is gone (signal expired)'))
+  c.on('expire', ({ peer }) => undeliverable(peer, 'signal expired'))
   c.on('error', (err) => {
-    if (err.to !== undefined) dropPeer(err.to, `is gone (${err.message})`)
+    if (err.to !== undefined) undeliverable(err.to, err.message)
     else banner(`Signaling error: ${err.message}`)
   })
   c.on('close', ({ code, reason }) =>
