@@ -5,6 +5,7 @@
  * round-robin among the paths and no node is queried by more than one path, so a hostile node can only
  * mislead the path that reached it.
  */
+import { setMaxListeners } from 'node:events'
 import { KademliaError, throwIfAborted } from './errors'
 import { compareDistance, idEquals } from './id'
 import type { Contact } from './routing-table'
@@ -73,6 +74,8 @@ export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult
   if (signal?.aborted === true) throw new KademliaError('X_KAD_ABORTED', 'lookup aborted')
   const paths = Math.max(1, Math.min(opts.paths, opts.initial.length || 1))
   const controller = new AbortController()
+  // One listener per request in flight (paths × α), more than the default warning threshold of 10.
+  setMaxListeners(Infinity, controller.signal)
   const onAbort = (): void => controller.abort()
   signal?.addEventListener('abort', onAbort, { once: true })
   const claimed = new Set<string>()

@@ -63,6 +63,7 @@ export class VirtualClock implements Clock {
       if (next === undefined || next.at > endAt) break
       this.#pop()
       this.#live--
+      next.cancelled = true // a late clearTimeout() of a fired timer is a no-op
       if (next.at > this.#now) this.#now = next.at
       this.events++
       next.fn()
