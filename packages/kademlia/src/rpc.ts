@@ -16,6 +16,7 @@ import {
 import { KademliaError } from './errors'
 import { idEquals } from './id'
 import { RateLimiter, sourceHost } from './rate-limit'
+import { isLoopback } from './routing-table'
 import type { Clock, Logger, RandomSource, Transport } from './types'
 
 /** Request bodies (header fields are filled in by the RPC layer). */
@@ -275,7 +276,9 @@ export class Rpc {
       return
     }
     if (isRequest(msg.type)) {
-      if (!this.#limiter.take(sourceHost(from), this.#clock.now())) {
+      // Loopback peers are told apart by port (local test networks); others share one bucket per host.
+      const source = isLoopback(from) ? from : sourceHost(from)
+      if (!this.#limiter.take(source, this.#clock.now())) {
         this.stats.rateLimited++
         return
       }
