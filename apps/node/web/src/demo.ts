@@ -27,8 +27,12 @@ const CHAT_CHANNEL_ID = 0 // negotiated channel: both sides create it, so glare 
 // Signals can be lost (a peer that reconnected, a node that has not yet found the other peer's record): until
 // the connection is up, the current description and its candidates are sent again at this period. Duplicates
 // are harmless (perfect negotiation ignores an answer in the wrong state; candidates are idempotent).
-const RESEND_INTERVAL_MS = 1_000
-const MAX_RESENDS = 15
+const FIRST_RESEND_MS = 250
+const MAX_RESEND_INTERVAL_MS = 2_000 // the interval grows ×1.5 from FIRST_RESEND_MS up to this
+const MAX_RESENDS = 20 // ≈ 30 s in all
+// A peer that left may stay listed in the topic until its DHT record expires: discovery ignores it for this long
+// (a signal from it is still answered at once).
+const DEPARTED_IGNORE_MS = 60_000
 
 interface DemoConfig {
   signalingUrl: string
@@ -43,7 +47,7 @@ interface PeerState {
   row: HTMLLIElement
   /** The last local description and the candidates sent after it: what a resend repeats. */
   sent: { type: RelayType; data: object }[]
-  resendTimer: ReturnType<typeof setInterval> | undefined
+  resendTimer: ReturnType<typeof setTimeout> | undefined
   notifiedUndeliverable: boolean
 }
 
@@ -51,6 +55,7 @@ const params = new URLSearchParams(location.search)
 const topic = params.get('topic') ?? 'demo'
 const docName = params.get('doc') ?? 'demo'
 const peers = new Map<string, PeerState>()
+const departed = new Map<string, number>()
 let myId = ''
 let client: SignalingClient | undefined
 
@@ -117,7 +122,8 @@ function dropPeer(id: string, why: string): void {
   const p = peers.get(id)
   if (p === undefined) return
   peers.delete(id)
-  clearInterval(p.resendTimer)
+  departed.set(id, Date.now())
+  clearTimeout(p.resendTimer)
   p.negotiation.detach()
   p.channel.close()
   p.pc.close()
@@ -174,17 +180,18 @@ function ensurePeer(id: string): PeerState {
   }
   peers.set(id, p)
   let resends = 0
-  p.resendTimer = setInterval(() => {
-    if (pc.connectionState === 'connected') {
-      clearInterval(p.resendTimer)
-      return
-    }
+  let delayMs = FIRST_RESEND_MS
+  const resend = (): void => {
+    if (peers.get(id) !== p || pc.connectionState === 'connected') return
     if (++resends > MAX_RESENDS) {
       dropPeer(id, `is unreachable (no connection after ${MAX_RESENDS} tries)`)
       return
     }
     for (const s of sent) send(s.type, s.data)
-  }, RESEND_INTERVAL_MS)
+    delayMs = Math.min(MAX_RESEND_INTERVAL_MS, delayMs * 1.5)
+    p.resendTimer = setTimeout(resend, delayMs)
+  }
+  p.resendTimer = setTimeout(resend, delayMs)
   channel.onopen = () => {
     updateRow(p)
     chatLine('sys', `data channel to ${shortId(id)} open`)
@@ -240,7 +247,13 @@ async function discoverLoop(c: SignalingClient): Promise<void> {
     if (c.state === 'open') {
       try {
         const ids = await c.discover(topic)
-        for (const id of ids) if (id !== myId && !peers.has(id)) ensurePeer(id)
+        const now = Date.now()
+        for (const id of ids) {
+          const leftAt = departed.get(id)
+          if (id === myId || peers.has(id) || (leftAt !== undefined && now - leftAt < DEPARTED_IGNORE_MS))
+            continue
+          ensurePeer(id)
+        }
       } catch (err) {
         banner(`Peer discovery failed: ${errorText(err)}`)
       }
@@ -257,6 +270,7 @@ async function startSignaling(cfg: DemoConfig, identity: Identity): Promise<void
   )
   client = c
   c.on('signal', (sig) => {
+    departed.delete(sig.from)
     const p = peers.get(sig.from) ?? ensurePeer(sig.from)
     void p.negotiation.handle(sig.type, sig.data)
   })
