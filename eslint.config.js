@@ -12,7 +12,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ['*.js'],
+          allowDefaultProject: ['*.js', '.pnpmfile.cjs'],
         },
         tsconfigRootDir: import.meta.dirname,
       },
