@@ -16,7 +16,10 @@ export interface PqcStatus {
   dilithiumKeySize: 2592
   /** Backend doing the secret-key work now. */
   backend: BackendName
-  /** True only when a native backend that claims constant time (OpenSSL, liboqs) does the secret-key work. */
+  /**
+   * True only when a native backend that claims constant time does all the secret-key work: today OpenSSL (`node`).
+   * `liboqs` reports false because its JS API hands seeded key generation and context signatures to noble.
+   */
   production: boolean
 }
 

@@ -71,7 +71,7 @@ describe('backend selection', () => {
     const s = getStatus()
     expect(s.initialized).toBe(true)
     expect(s.backend).toBe(r.backend)
-    expect(s.production).toBe(r.backend !== 'noble')
+    expect(s.production).toBe(r.backend === 'node')
     if (backends.some((b) => b.name === 'node')) expect(r.backend).toBe('node') // native is measured faster
   })
 

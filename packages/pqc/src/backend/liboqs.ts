@@ -39,7 +39,10 @@ export async function loadLiboqsBackend(specifier: string = LIBOQS_PACKAGE): Pro
   return {
     name: 'liboqs',
     description: 'liboqs (WebAssembly, @oqs/liboqs-js)',
-    constantTime: true,
+    // liboqs itself claims constant time, but seeded key generation and context-bearing signatures (which every
+    // @x/pqc identity and session uses) run on noble here, so this backend as a whole does not keep the secret-key
+    // work in constant-time code: it reports production: false.
+    constantTime: false,
     derandomized: false,
     mlKemKeygen: (seed) => nobleBackend.mlKemKeygen(seed),
     mlKemEncapsulate: (publicKey) => {
