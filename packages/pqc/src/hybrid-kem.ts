@@ -18,6 +18,7 @@ import { assertBytes } from './bytes'
 import { PqcError } from './errors'
 import { randomBytes, sha3_256 } from './kdf'
 import {
+  adoptMlKemKeyPair,
   checkMlKemSecretKey,
   mlKemDecapsulate,
   mlKemEncapsulate,
@@ -26,7 +27,15 @@ import {
   ML_KEM_1024_PUBLIC_KEY_BYTES,
   ML_KEM_1024_SECRET_KEY_BYTES,
 } from './ml-kem'
-import { x25519PublicKey, x25519SharedSecret, X25519_BYTES } from './x25519'
+import {
+  type X25519PrivateKey,
+  type X25519PublicKey,
+  X25519_BYTES,
+  x25519Agree,
+  x25519Private,
+  x25519Public,
+  x25519PublicOf,
+} from './x25519'
 
 /** Key generation seed length. */
 export const HYBRID_SEED_BYTES = 32
@@ -52,10 +61,22 @@ export interface HybridKeyPair {
 
 interface SplitSecret {
   dk: Uint8Array
-  skX: Uint8Array
+  skX: X25519PrivateKey
   pkX: Uint8Array
 }
+/**
+ * Views into a key, made once per key object (a WeakMap keyed by the caller's array): the ML-KEM part keeps
+ * one identity, so the ML-KEM layer's per-key caches (input checks, OpenSSL key objects, pre-expanded
+ * matrices) hit on every later use, and the X25519 part keeps its OpenSSL handle. Keys are treated as
+ * immutable once used, as everywhere in this package.
+ */
 const splitCache = new WeakMap<Uint8Array, SplitSecret>()
+
+interface SplitPublic {
+  ekM: Uint8Array
+  pkX: X25519PublicKey
+}
+const publicCache = new WeakMap<Uint8Array, SplitPublic>()
 
 function split(secretKey: Uint8Array): SplitSecret {
   let s = splitCache.get(secretKey)
@@ -66,13 +87,28 @@ function split(secretKey: Uint8Array): SplitSecret {
     const k = ML_KEM_1024_SECRET_KEY_BYTES
     s = {
       dk: secretKey.subarray(0, k),
-      skX: secretKey.subarray(k, k + X25519_BYTES),
+      skX: x25519Private(secretKey.subarray(k, k + X25519_BYTES)),
       pkX: secretKey.subarray(k + X25519_BYTES),
     }
     checkMlKemSecretKey(s.dk)
     splitCache.set(secretKey, s)
   }
   return s
+}
+
+function splitPublic(publicKey: Uint8Array): SplitPublic {
+  let p = publicCache.get(publicKey)
+  if (p === undefined) {
+    if (!(publicKey instanceof Uint8Array) || publicKey.length !== HYBRID_PUBLIC_KEY_BYTES) {
+      throw new PqcError('X_PQC_BAD_KEY', `hybrid public key must be ${HYBRID_PUBLIC_KEY_BYTES} bytes`)
+    }
+    p = {
+      ekM: publicKey.subarray(0, ML_KEM_1024_PUBLIC_KEY_BYTES),
+      pkX: x25519Public(publicKey.subarray(ML_KEM_1024_PUBLIC_KEY_BYTES)),
+    }
+    publicCache.set(publicKey, p)
+  }
+  return p
 }
 
 function combine(ssM: Uint8Array, ssX: Uint8Array, ctX: Uint8Array, pkX: Uint8Array): Uint8Array {
@@ -85,16 +121,26 @@ export function hybridKeygen(seed?: Uint8Array): HybridKeyPair {
   const s = seed === undefined ? randomBytes(HYBRID_SEED_BYTES) : seed.slice()
   const expanded = shake256(s, { dkLen: 96 })
   const kem = mlKemKeygen(expanded.subarray(0, 64))
-  const skX = expanded.slice(64, 96)
-  const pkX = x25519PublicKey(skX)
   const publicKey = new Uint8Array(HYBRID_PUBLIC_KEY_BYTES)
+  const secretKey = new Uint8Array(HYBRID_SECRET_KEY_BYTES)
+  const k = ML_KEM_1024_SECRET_KEY_BYTES
+  const skX = x25519Private(secretKey.subarray(k, k + X25519_BYTES))
+  skX.secret.set(expanded.subarray(64, 96))
+  expanded.fill(0)
+  const pkX = x25519PublicOf(skX)
   publicKey.set(kem.publicKey, 0)
   publicKey.set(pkX, ML_KEM_1024_PUBLIC_KEY_BYTES)
-  const secretKey = new Uint8Array(HYBRID_SECRET_KEY_BYTES)
   secretKey.set(kem.secretKey, 0)
-  secretKey.set(skX, ML_KEM_1024_SECRET_KEY_BYTES)
-  secretKey.set(pkX, ML_KEM_1024_SECRET_KEY_BYTES + X25519_BYTES)
-  expanded.fill(0)
+  secretKey.set(pkX, k + X25519_BYTES)
+  // Register the views of the new arrays, so their first use reuses what keygen already made.
+  const ekM = publicKey.subarray(0, ML_KEM_1024_PUBLIC_KEY_BYTES)
+  const dk = secretKey.subarray(0, k)
+  adoptMlKemKeyPair(kem, { publicKey: ekM, secretKey: dk })
+  splitCache.set(secretKey, { dk, skX, pkX: secretKey.subarray(k + X25519_BYTES) })
+  publicCache.set(publicKey, {
+    ekM,
+    pkX: x25519Public(publicKey.subarray(ML_KEM_1024_PUBLIC_KEY_BYTES)),
+  })
   return { publicKey, secretKey, seed: s }
 }
 
@@ -106,26 +152,25 @@ export function hybridEncapsulate(
   publicKey: Uint8Array,
   random?: Uint8Array,
 ): { cipherText: Uint8Array; sharedSecret: Uint8Array } {
-  if (!(publicKey instanceof Uint8Array) || publicKey.length !== HYBRID_PUBLIC_KEY_BYTES) {
-    throw new PqcError('X_PQC_BAD_KEY', `hybrid public key must be ${HYBRID_PUBLIC_KEY_BYTES} bytes`)
-  }
+  const { ekM, pkX } = splitPublic(publicKey)
   if (random !== undefined) assertBytes(random, 'random', HYBRID_ENCAPS_RANDOM_BYTES)
-  const ekM = publicKey.subarray(0, ML_KEM_1024_PUBLIC_KEY_BYTES)
-  const pkX = publicKey.subarray(ML_KEM_1024_PUBLIC_KEY_BYTES)
   const m = mlKemEncapsulate(ekM, random?.subarray(0, 32))
-  const ekX = random === undefined ? randomBytes(X25519_BYTES) : random.slice(32, 64)
-  const ctX = x25519PublicKey(ekX)
+  const ekX = x25519Private(random === undefined ? randomBytes(X25519_BYTES) : random.slice(32, 64))
+  const ctX = x25519PublicOf(ekX)
   let ssX: Uint8Array
   try {
-    ssX = x25519SharedSecret(ekX, pkX)
+    ssX = x25519Agree(ekX, pkX)
   } catch (cause) {
     throw new PqcError('X_PQC_BAD_KEY', 'hybrid public key has a low-order X25519 point', { cause })
+  } finally {
+    ekX.secret.fill(0)
   }
   const cipherText = new Uint8Array(HYBRID_CIPHERTEXT_BYTES)
   cipherText.set(m.cipherText, 0)
   cipherText.set(ctX, ML_KEM_1024_CIPHERTEXT_BYTES)
-  const sharedSecret = combine(m.sharedSecret, ssX, ctX, pkX)
-  ekX.fill(0)
+  const sharedSecret = combine(m.sharedSecret, ssX, ctX, pkX.publicKey)
+  ssX.fill(0)
+  m.sharedSecret.fill(0)
   return { cipherText, sharedSecret }
 }
 
@@ -140,6 +185,9 @@ export function hybridDecapsulate(cipherText: Uint8Array, secretKey: Uint8Array)
   const { dk, skX, pkX } = split(secretKey)
   const ctX = cipherText.subarray(ML_KEM_1024_CIPHERTEXT_BYTES)
   const ssM = mlKemDecapsulate(cipherText.subarray(0, ML_KEM_1024_CIPHERTEXT_BYTES), dk)
-  const ssX = x25519SharedSecret(skX, ctX)
-  return combine(ssM, ssX, ctX, pkX)
+  const ssX = x25519Agree(skX, x25519Public(ctX))
+  const ss = combine(ssM, ssX, ctX, pkX)
+  ssX.fill(0)
+  ssM.fill(0)
+  return ss
 }

@@ -76,6 +76,18 @@ export function mlKemKeygen(seed?: Uint8Array): RawKeyPair {
   return kp
 }
 
+/**
+ * @internal `copy` holds the same bytes as `original` (a key pair just made by {@link mlKemKeygen}, copied
+ * into a larger array): mark it checked and let the backend reuse what it cached for the original.
+ */
+export function adoptMlKemKeyPair(original: RawKeyPair, copy: RawKeyPair): void {
+  checkedPublicKeys.add(copy.publicKey)
+  checkedSecretKeys.add(copy.secretKey)
+  const b = activeBackend()
+  b.adoptKey?.(original.publicKey, copy.publicKey)
+  b.adoptKey?.(original.secretKey, copy.secretKey)
+}
+
 /** Encapsulate to `publicKey`. With `m` (32 bytes) the result is deterministic (known-answer tests). */
 export function mlKemEncapsulate(publicKey: Uint8Array, m?: Uint8Array): Encapsulation {
   checkMlKemPublicKey(publicKey)

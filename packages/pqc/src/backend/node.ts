@@ -95,12 +95,13 @@ export function createNodeBackend(): PqcBackend | string {
 
   function keygen(seed: Uint8Array, type: 'ml-kem-1024' | 'ml-dsa-87', skBytes: number) {
     const priv = crypto.createPrivateKey({ key: seed, format: 'raw-seed', asymmetricKeyType: type } as never)
-    const publicKey = u8(crypto.createPublicKey(priv).export({ format: 'raw-public' } as never) as Buffer)
+    const pub = crypto.createPublicKey(priv)
+    const publicKey = u8(pub.export({ format: 'raw-public' } as never) as Buffer)
     const der = priv.export({ format: 'der', type: 'pkcs8' })
     // Seed-and-expanded PKCS#8: the expanded key is the trailing skBytes.
     const secretKey = u8(der).slice(der.length - skBytes)
     privCache.set(secretKey, priv)
-    pubCache.set(publicKey, crypto.createPublicKey(priv))
+    pubCache.set(publicKey, pub)
     return { publicKey, secretKey }
   }
 
@@ -109,6 +110,12 @@ export function createNodeBackend(): PqcBackend | string {
     description: `node:crypto (OpenSSL ${process.versions.openssl ?? '?'})`,
     constantTime: true,
     derandomized: false,
+    adoptKey: (original, copy) => {
+      const pub = pubCache.get(original)
+      if (pub !== undefined) pubCache.set(copy, pub)
+      const priv = privCache.get(original)
+      if (priv !== undefined) privCache.set(copy, priv)
+    },
     mlKemKeygen: (seed64) => keygen(seed64, 'ml-kem-1024', ML_KEM_1024_DK_BYTES),
     mlKemEncapsulate: (publicKey) => {
       const r = crypto.encapsulate(publicKeyObject(publicKey, 'ml-kem-1024'))
