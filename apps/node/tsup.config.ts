@@ -2,7 +2,8 @@ import { defineConfig } from 'tsup'
 
 // The server is bundled with the workspace packages inlined (resolved to their TypeScript sources through the
 // `@x/source` condition), so `pnpm start` works without building the packages first. Third-party dependencies
-// stay external and load from node_modules.
+// of apps/node stay external and load from node_modules; the packages' own dependencies (prom-client,
+// @noble/*, …) are bundled with them, and the banner gives their CommonJS `require` calls a real `require`.
 export default defineConfig({
   entry: ['src/server.ts'],
   format: ['esm'],
@@ -15,5 +16,7 @@ export default defineConfig({
   esbuildOptions(o) {
     o.conditions = ['@x/source']
   },
-  banner: { js: '#!/usr/bin/env node' },
+  banner: {
+    js: "#!/usr/bin/env node\nimport { createRequire as __xCreateRequire } from 'node:module'\nconst require = __xCreateRequire(import.meta.url)",
+  },
 })

@@ -59,6 +59,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     forceCloseConnections: true,
   })
   for (const schema of SCHEMAS) app.addSchema(schema)
+  const serialised = new WeakMap<HealthReport, string>()
 
   await app.register(swagger, {
     openapi: {
@@ -104,7 +105,13 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     },
     async (_request, reply) => {
       const report: HealthReport = await node.health.report()
-      return reply.status(healthToHttpStatus(report.status)).send(report)
+      // The report is shared by every caller within the cache TTL: serialise it once, not once per request.
+      let body = serialised.get(report)
+      if (body === undefined) serialised.set(report, (body = JSON.stringify(report)))
+      return reply
+        .status(healthToHttpStatus(report.status))
+        .type('application/json; charset=utf-8')
+        .send(body)
     },
   )
   app.get(
