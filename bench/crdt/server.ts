@@ -8,7 +8,7 @@ const [impl, dir] = process.argv.slice(2)
 if ((impl !== 'ours' && impl !== 'reference') || !dir)
   throw new Error('usage: server.ts <ours|reference> <dir>')
 
-type Command = { id: number; cmd: 'mem' | 'openDocs' | 'close' }
+type Command = { id: number; cmd: 'mem' | 'openDocs' | 'close' | 'snapshot'; path?: string }
 let openDocs: () => number
 let shutdown: () => Promise<void>
 const http = createServer()
@@ -60,6 +60,11 @@ process.on('message', (m: Command) => {
       }
       const mu = process.memoryUsage()
       process.send!({ id: m.id, heapUsed: mu.heapUsed, rss: mu.rss })
+    } else if (m.cmd === 'snapshot') {
+      // Heap snapshot for leak hunting (memory.ts): gc first so only reachable objects are in it.
+      globalThis.gc?.()
+      const { writeHeapSnapshot } = await import('node:v8')
+      process.send!({ id: m.id, written: writeHeapSnapshot(m.path) ? 1 : 0 })
     } else if (m.cmd === 'openDocs') {
       process.send!({ id: m.id, openDocs: openDocs() })
     } else {

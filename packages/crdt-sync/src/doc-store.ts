@@ -174,6 +174,8 @@ class Entry {
   holders = 0
   lastUsed: number
   snapshotBytes = 0
+  /** Stored bytes of this document as included in the store's `bytesStored` total. */
+  countedBytes = 0
   /** Bytes of update keys written (or being written) after the snapshot. */
   updateBytes = 0
   firstSeq = 0
@@ -269,7 +271,12 @@ class DocStoreImpl implements DocStore {
   readonly #batches = new Set<Promise<void>>()
   readonly #updateListeners = new Set<UpdateListener>()
   readonly #failedListeners = new Set<(name: string, error: CrdtSyncError) => void>()
-  readonly #storedByDoc = new Map<string, number>()
+  /**
+   * Only while the one-time metadata scan runs: the stored size each document had when it was first rewritten
+   * during the scan, so the scan counts that (and the write its difference) whatever the iterator sees.
+   * Nothing is kept per document once the scan is done: memory must not grow with documents ever opened.
+   */
+  #scanTouched: Map<string, number> | undefined
   readonly #errors: Partial<Record<CrdtSyncErrorCode, number>> = {}
   readonly #rate = new RateCounter()
   #bytesStored = 0
@@ -489,21 +496,32 @@ class DocStoreImpl implements DocStore {
     return err
   }
 
-  #setStored(enc: string, bytes: number): void {
-    this.#bytesStored += bytes - (this.#storedByDoc.get(enc) ?? 0)
-    this.#storedByDoc.set(enc, bytes)
+  /** A write of `e` completed and it now occupies `bytes`: move the total by the difference. */
+  #setStored(e: Entry, bytes: number): void {
+    if (this.#scanTouched !== undefined && !this.#scanTouched.has(e.enc)) {
+      this.#scanTouched.set(e.enc, e.countedBytes)
+    }
+    this.#bytesStored += bytes - e.countedBytes
+    e.countedBytes = bytes
   }
 
   /** Totals the stored size of every document once, from the metadata index (one small value per document). */
   #startScan(): void {
-    this.#scan ??= (async () => {
+    if (this.#scan !== undefined) return
+    // Starts before the first document loads, so before any write: every document's size is counted once,
+    // either as the scan reads it or, if rewritten meanwhile, as it was before that write.
+    const touched = new Map<string, number>()
+    this.#scanTouched = touched
+    this.#scan = (async () => {
       try {
         for await (const [key, value] of this.#db.iterator({ ...META_RANGE })) {
           const enc = key.slice(2)
-          if (!this.#storedByDoc.has(enc)) this.#setStored(enc, decodeMeta(value).storedBytes)
+          this.#bytesStored += touched.get(enc) ?? decodeMeta(value).storedBytes
         }
       } catch (err) {
         this.#storageError('scanning document metadata failed', err)
+      } finally {
+        this.#scanTouched = undefined
       }
     })()
   }
@@ -596,7 +614,8 @@ class DocStoreImpl implements DocStore {
     entry.updateBytes = updateBytes
     entry.firstSeq = firstSeq < 0 ? 0 : firstSeq
     entry.nextSeq = lastSeq + 1
-    this.#setStored(enc, entry.storedBytes)
+    // What is on disk now, which is what the total holds for it (from the scan or from earlier writes).
+    entry.countedBytes = entry.storedBytes
     entry.onUpdate = (update, origin) => this.#onDocUpdate(entry, update, origin, true)
     doc.on('update', entry.onUpdate)
     return entry
@@ -755,7 +774,7 @@ class DocStoreImpl implements DocStore {
         if (this.#health.status === 'degraded') this.#health = { ...this.#health, status: 'ok' }
         for (const c of compactions) this.#lastCompaction = c
         for (const [e, mark, stored] of marks) {
-          this.#setStored(e.enc, stored)
+          this.#setStored(e, stored)
           mark.done = true
           this.#settle(e)
         }

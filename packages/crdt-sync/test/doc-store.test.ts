@@ -83,6 +83,51 @@ describe('DocStore', () => {
     expect(store.getStats().bytesStored).toBeLessThan(3 * Y.encodeStateAsUpdate(again.doc).length + 200)
   })
 
+  it('counts bytesStored exactly across writes during the first scan, eviction and reload, without per-document state', async () => {
+    level = await tempLevel()
+    // Real sizes on disk: sum of the snapshot and update values of every document.
+    const onDisk = async (): Promise<number> => {
+      let n = 0
+      for await (const [, v] of level!.db.iterator({ gt: 'd!', lt: 'd!~' })) n += v.length
+      return n
+    }
+    let now = 0
+    const clock = { now: () => now }
+    store = createDocStore({ db: level.db, clock }, { idleTimeoutMs: 1, compactionMinBytes: 64 })
+    for (let i = 0; i < 20; i++)
+      await store.applyUpdate(
+        `d${i}`,
+        update((d) => d.getText('t').insert(0, 'x'.repeat(i + 1))),
+      )
+    expect(store.getStats().bytesStored).toBe(await onDisk())
+    await store.close()
+    // A new store over the same data: documents are written while its metadata scan is still running.
+    store = createDocStore({ db: level.db, clock }, { idleTimeoutMs: 1, compactionMinBytes: 64 })
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) =>
+        store!.applyUpdate(
+          `d${(i * 7) % 25}`,
+          update((d) => d.getText('t').insert(0, 'y'.repeat(40))),
+        ),
+      ),
+    )
+    await store.flush()
+    expect(store.getStats().bytesStored).toBe(await onDisk())
+    for (let round = 0; round < 3; round++) {
+      now += 10
+      expect(await store.evictIdle()).toBeGreaterThan(0)
+      expect(store.getStats().openDocuments).toBe(0)
+      for (let i = 0; i < 25; i += 3) {
+        await store.applyUpdate(
+          `d${i}`,
+          update((d) => d.getText('t').insert(0, 'z'.repeat(30))),
+        )
+      }
+      await store.compact('d3')
+      expect(store.getStats().bytesStored).toBe(await onDisk())
+    }
+  })
+
   it('evicts idle documents after the idle timeout (injected clock), never held ones', async () => {
     level = await tempLevel()
     let now = 1_000_000
