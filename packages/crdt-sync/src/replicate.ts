@@ -26,6 +26,12 @@ export interface ReplicationInit {
   filter?: (docName: string) => boolean
   /** Largest frame accepted from the peer. @default 16_777_216 */
   maxFrameBytes?: number
+  /**
+   * Every this many milliseconds, while the link is open, offer the state vector of every document again
+   * (answered only where the two sides differ, from the metadata index, without loading documents), so
+   * updates a misbehaving link lost without reporting a close are repaired. 0 turns it off. @default 300_000
+   */
+  resyncIntervalMs?: number
   /** @default a silent logger */
   logger?: Logger
 }
@@ -33,6 +39,10 @@ export interface ReplicationInit {
 /** Counters of one replication. */
 export interface ReplicationStats {
   sessions: number
+  /** Periodic resync rounds started (see `resyncIntervalMs`). */
+  resyncs: number
+  /** State vectors sent back because the peer's showed changes this side lacks (or a gap after an update). */
+  asks: number
   framesIn: number
   framesOut: number
   badFrames: number
@@ -43,6 +53,8 @@ export interface ReplicationStats {
 /** A running replication; `close()` unsubscribes from the link and the store. */
 export interface Replication {
   getStats(): ReplicationStats
+  /** Offers every document's state vector now (what the periodic resync does). */
+  resync(): void
   close(): void
 }
 
@@ -50,7 +62,15 @@ export interface Replication {
 const KIND_STEP_1 = 0 // payload: state vector; answered by STEP_2
 const KIND_STEP_2 = 1 // payload: update (the difference)
 const KIND_UPDATE = 2 // payload: update (a live change, relayed once durable)
+const KIND_RESYNC = 3 // payload: state vector; answered (STEP_2 and/or STEP_1) only where the sides differ
 const DEFAULT_MAX_FRAME_BYTES = 16 * 1024 * 1024
+const DEFAULT_RESYNC_INTERVAL_MS = 300_000
+
+/** Whether state vector `a` has a clock beyond `b`'s for some client (a holds changes b lacks). */
+function ahead(a: Map<number, number>, b: Map<number, number>): boolean {
+  for (const [client, clock] of a) if (clock > (b.get(client) ?? 0)) return true
+  return false
+}
 
 function encodeFrame(kind: number, name: string, payload: Uint8Array): Uint8Array {
   const e = encoding.createEncoder()
@@ -69,8 +89,19 @@ class ReplicationImpl implements Replication {
   readonly #off: (() => void)[] = []
   #session = 0
   #announced = new Set<string>()
+  /** Documents with an outstanding ask for a gap (missing dependencies); cleared by the next STEP_2. */
+  #gapAsked = new Set<string>()
+  #resyncTimer: ReturnType<typeof setInterval> | undefined
   #closed = false
-  readonly #stats: ReplicationStats = { sessions: 0, framesIn: 0, framesOut: 0, badFrames: 0, pending: 0 }
+  readonly #stats: ReplicationStats = {
+    sessions: 0,
+    resyncs: 0,
+    asks: 0,
+    framesIn: 0,
+    framesOut: 0,
+    badFrames: 0,
+    pending: 0,
+  }
 
   constructor(store: DocStore, link: SyncLink, init: ReplicationInit) {
     this.#store = store
@@ -78,6 +109,13 @@ class ReplicationImpl implements Replication {
     this.#filter = init.filter ?? (() => true)
     this.#maxFrameBytes = init.maxFrameBytes ?? DEFAULT_MAX_FRAME_BYTES
     this.#log = init.logger ?? SILENT_LOGGER
+    const resyncMs = init.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS
+    if (typeof resyncMs !== 'number' || !(resyncMs >= 0))
+      throw new RangeError("'resyncIntervalMs' must be >= 0")
+    if (resyncMs > 0) {
+      this.#resyncTimer = setInterval(() => this.resync(), resyncMs)
+      this.#resyncTimer.unref?.()
+    }
     this.#off.push(
       link.onMessage((bytes) => this.#onFrame(bytes)),
       link.onStateChange((open) => {
@@ -97,9 +135,27 @@ class ReplicationImpl implements Replication {
     return { ...this.#stats }
   }
 
+  resync(): void {
+    if (this.#closed || !this.#link.isOpen) return
+    this.#stats.resyncs++
+    const session = this.#session
+    this.#track(
+      (async () => {
+        for await (const name of this.#store.listDocuments()) {
+          if (session !== this.#session) return
+          if (!this.#filter(name)) continue
+          const stateVector = await this.#store.getStateVector(name)
+          if (session === this.#session) this.#send(KIND_RESYNC, name, stateVector)
+        }
+      })(),
+    )
+  }
+
   close(): void {
     this.#closed = true
     this.#session++
+    if (this.#resyncTimer !== undefined) clearInterval(this.#resyncTimer)
+    this.#resyncTimer = undefined
     for (const off of this.#off) off()
   }
 
@@ -129,6 +185,7 @@ class ReplicationImpl implements Replication {
     const session = ++this.#session
     this.#stats.sessions++
     this.#announced = new Set()
+    this.#gapAsked = new Set()
     this.#track(
       (async () => {
         for await (const name of this.#store.listDocuments()) {
@@ -158,7 +215,7 @@ class ReplicationImpl implements Replication {
       kind = decoding.readVarUint(d)
       name = decoding.readVarString(d)
       payload = decoding.readVarUint8Array(d)
-      if (kind > KIND_UPDATE || docNameProblem(name) !== undefined) throw new Error('frame shape')
+      if (kind > KIND_RESYNC || docNameProblem(name) !== undefined) throw new Error('frame shape')
     } catch (err) {
       this.#stats.badFrames++
       this.#log.debug({ err }, 'dropped a malformed replication frame')
@@ -167,10 +224,60 @@ class ReplicationImpl implements Replication {
     if (!this.#filter(name)) return
     const session = this.#session
     if (kind === KIND_STEP_1) this.#track(this.#answer(name, payload, session))
-    else this.#track(this.#store.applyUpdate(name, payload, this))
+    else if (kind === KIND_RESYNC) this.#track(this.#answerResync(name, payload, session))
+    else this.#track(this.#apply(name, payload, kind, session))
   }
 
-  async #answer(name: string, stateVector: Uint8Array, session: number): Promise<void> {
+  async #apply(name: string, update: Uint8Array, kind: number, session: number): Promise<void> {
+    if (kind === KIND_STEP_2) this.#gapAsked.delete(name)
+    await this.#store.applyUpdate(name, update, this)
+    // Structs or deletions waiting for changes this side never received: a frame was lost on the way (or
+    // the change is still travelling through another node). Ask once for everything we lack.
+    const docStore = this.#store.get(name)?.store
+    const gap = docStore !== undefined && (docStore.pendingStructs !== null || docStore.pendingDs !== null)
+    if (gap && session === this.#session && !this.#gapAsked.has(name)) {
+      this.#gapAsked.add(name)
+      await this.#ask(name, session)
+    }
+  }
+
+  /** Sends our state vector so the peer answers with what we lack. */
+  async #ask(name: string, session: number): Promise<void> {
+    const stateVector = await this.#store.getStateVector(name)
+    if (session !== this.#session) return
+    this.#stats.asks++
+    this.#send(KIND_STEP_1, name, stateVector)
+  }
+
+  /** A periodic offer: answer and ask only where the state vectors differ, without loading otherwise. */
+  async #answerResync(name: string, stateVector: Uint8Array, session: number): Promise<void> {
+    let peerSv: Map<number, number>
+    try {
+      peerSv = Y.decodeStateVector(stateVector)
+    } catch {
+      this.#stats.badFrames++
+      return
+    }
+    const ours = Y.decodeStateVector(await this.#store.getStateVector(name))
+    if (ahead(ours, peerSv)) await this.#answer(name, stateVector, session, peerSv)
+    else if (ahead(peerSv, ours)) await this.#ask(name, session)
+  }
+
+  async #answer(
+    name: string,
+    stateVector: Uint8Array,
+    session: number,
+    decoded?: Map<number, number>,
+  ): Promise<void> {
+    let peerSv = decoded
+    if (peerSv === undefined) {
+      try {
+        peerSv = Y.decodeStateVector(stateVector)
+      } catch {
+        this.#stats.badFrames++
+        return
+      }
+    }
     const handle = await this.#store.open(name)
     try {
       let diff: Uint8Array
@@ -187,8 +294,13 @@ class ReplicationImpl implements Replication {
     } finally {
       handle.release()
     }
-    // A document the peer has and we had not offered (e.g. new to us): ask for all of it.
-    if (session === this.#session) await this.#offer(name, session)
+    if (session !== this.#session) return
+    // The peer has changes we lack (our offer was lost, or they arrived after it): ask again. Otherwise, a
+    // document we had not offered this session (e.g. new to us): offer it.
+    if (ahead(peerSv, Y.decodeStateVector(await this.#store.getStateVector(name)))) {
+      this.#announced.add(name)
+      await this.#ask(name, session)
+    } else await this.#offer(name, session)
   }
 }
 

@@ -24,6 +24,17 @@ export interface MemoryLink extends SyncLink {
   readonly sent: number
 }
 
+/** Options of {@link createMemoryLinkPair}. */
+export interface MemoryLinkInit {
+  /** Whether the link starts open. @default true */
+  open?: boolean
+  /**
+   * Decides, per frame, whether the wire loses it while the link stays open (a misbehaving transport, e.g. a
+   * duplicate connection closed with frames in flight). `from` is the sending end. @default nothing is lost
+   */
+  lose?: (bytes: Uint8Array, from: 'a' | 'b') => boolean
+}
+
 /** Two connected memory links and controls over the wire between them. */
 export interface MemoryLinkPair {
   a: MemoryLink
@@ -34,13 +45,17 @@ export interface MemoryLinkPair {
   restore(): void
   /** Resolves once no frame is in flight. */
   idle(): Promise<void>
+  /** Frames lost by `init.lose`. */
+  readonly lost: number
 }
 
 /**
- * Creates a reliable, ordered, asynchronous (one `setImmediate` per frame) link pair, open from the start.
+ * Creates an ordered, asynchronous (one `setImmediate` per frame) link pair, open from the start unless
+ * `init.open` is false, reliable unless `init.lose` says otherwise.
  */
-export function createMemoryLinkPair(): MemoryLinkPair {
-  let open = true
+export function createMemoryLinkPair(init: MemoryLinkInit = {}): MemoryLinkPair {
+  let open = init.open ?? true
+  let lost = 0
   let generation = 0
   let inFlight = 0
   let idleWaiters: (() => void)[] = []
@@ -59,7 +74,7 @@ export function createMemoryLinkPair(): MemoryLinkPair {
     link: MemoryLink & { sent: number }
   }
 
-  const end = (): End => {
+  const end = (side: 'a' | 'b'): End => {
     const messageHandlers = new Set<(bytes: Uint8Array) => void>()
     const stateHandlers = new Set<(open: boolean) => void>()
     let peer: End | undefined
@@ -78,6 +93,10 @@ export function createMemoryLinkPair(): MemoryLinkPair {
           if (!(bytes instanceof Uint8Array)) throw new TypeError("'bytes' must be a Uint8Array")
           self.link.sent++
           if (!open || !peer) return
+          if (init.lose?.(bytes, side) === true) {
+            lost++
+            return
+          }
           const target = peer
           const gen = generation
           const copy = bytes.slice()
@@ -101,8 +120,8 @@ export function createMemoryLinkPair(): MemoryLinkPair {
     return self
   }
 
-  const a = end()
-  const b = end()
+  const a = end('a')
+  const b = end('b')
   a.connect(b)
   b.connect(a)
   const announce = (state: boolean) => {
@@ -121,6 +140,9 @@ export function createMemoryLinkPair(): MemoryLinkPair {
       if (open) return
       open = true
       announce(true)
+    },
+    get lost() {
+      return lost
     },
     idle() {
       if (inFlight === 0) return Promise.resolve()
