@@ -14,6 +14,7 @@
  * is IND-CCA secure if either ML-KEM-1024 or X25519 (strong DH in the ROM) holds.
  */
 import { shake256 } from '@noble/hashes/sha3.js'
+import type { RawKeyPair } from './backend/types'
 import { assertBytes } from './bytes'
 import { PqcError } from './errors'
 import { randomBytes, sha3_256 } from './kdf'
@@ -23,6 +24,7 @@ import {
   mlKemDecapsulate,
   mlKemEncapsulate,
   mlKemKeygen,
+  mlKemKeygenEphemeral,
   ML_KEM_1024_CIPHERTEXT_BYTES,
   ML_KEM_1024_PUBLIC_KEY_BYTES,
   ML_KEM_1024_SECRET_KEY_BYTES,
@@ -32,6 +34,7 @@ import {
   type X25519PublicKey,
   X25519_BYTES,
   x25519Agree,
+  x25519Generate,
   x25519Private,
   x25519Public,
   x25519PublicOf,
@@ -115,33 +118,53 @@ function combine(ssM: Uint8Array, ssX: Uint8Array, ctX: Uint8Array, pkX: Uint8Ar
   return sha3_256(ssM, ssX, ctX, pkX, HYBRID_KEM_LABEL)
 }
 
+/** Lay out a hybrid key pair and register the views of its new arrays, so their first use reuses what key generation made. */
+function assemble(kem: RawKeyPair, x: X25519PrivateKey): { publicKey: Uint8Array; secretKey: Uint8Array } {
+  const publicKey = new Uint8Array(HYBRID_PUBLIC_KEY_BYTES)
+  const secretKey = new Uint8Array(HYBRID_SECRET_KEY_BYTES)
+  const k = ML_KEM_1024_SECRET_KEY_BYTES
+  const pkX = x25519PublicOf(x)
+  publicKey.set(kem.publicKey, 0)
+  publicKey.set(pkX, ML_KEM_1024_PUBLIC_KEY_BYTES)
+  secretKey.set(kem.secretKey, 0)
+  secretKey.set(x.secret, k)
+  secretKey.set(pkX, k + X25519_BYTES)
+  const ekM = publicKey.subarray(0, ML_KEM_1024_PUBLIC_KEY_BYTES)
+  const dk = secretKey.subarray(0, k)
+  adoptMlKemKeyPair(kem, { publicKey: ekM, secretKey: dk })
+  const skX: X25519PrivateKey = { secret: secretKey.subarray(k, k + X25519_BYTES), pub: pkX }
+  if (x.node !== undefined) skX.node = x.node
+  splitCache.set(secretKey, { dk, skX, pkX: secretKey.subarray(k + X25519_BYTES) })
+  publicCache.set(publicKey, { ekM, pkX: x25519Public(publicKey.subarray(ML_KEM_1024_PUBLIC_KEY_BYTES)) })
+  return { publicKey, secretKey }
+}
+
 /** Hybrid key pair from a 32-byte seed (random when omitted). */
 export function hybridKeygen(seed?: Uint8Array): HybridKeyPair {
   if (seed !== undefined) assertBytes(seed, 'seed', HYBRID_SEED_BYTES)
   const s = seed === undefined ? randomBytes(HYBRID_SEED_BYTES) : seed.slice()
   const expanded = shake256(s, { dkLen: 96 })
   const kem = mlKemKeygen(expanded.subarray(0, 64))
-  const publicKey = new Uint8Array(HYBRID_PUBLIC_KEY_BYTES)
-  const secretKey = new Uint8Array(HYBRID_SECRET_KEY_BYTES)
-  const k = ML_KEM_1024_SECRET_KEY_BYTES
-  const skX = x25519Private(secretKey.subarray(k, k + X25519_BYTES))
-  skX.secret.set(expanded.subarray(64, 96))
+  const skX = x25519Private(expanded.slice(64, 96))
   expanded.fill(0)
-  const pkX = x25519PublicOf(skX)
-  publicKey.set(kem.publicKey, 0)
-  publicKey.set(pkX, ML_KEM_1024_PUBLIC_KEY_BYTES)
-  secretKey.set(kem.secretKey, 0)
-  secretKey.set(pkX, k + X25519_BYTES)
-  // Register the views of the new arrays, so their first use reuses what keygen already made.
-  const ekM = publicKey.subarray(0, ML_KEM_1024_PUBLIC_KEY_BYTES)
-  const dk = secretKey.subarray(0, k)
-  adoptMlKemKeyPair(kem, { publicKey: ekM, secretKey: dk })
-  splitCache.set(secretKey, { dk, skX, pkX: secretKey.subarray(k + X25519_BYTES) })
-  publicCache.set(publicKey, {
-    ekM,
-    pkX: x25519Public(publicKey.subarray(ML_KEM_1024_PUBLIC_KEY_BYTES)),
-  })
-  return { publicKey, secretKey, seed: s }
+  const kp = assemble(kem, skX)
+  skX.secret.fill(0)
+  kem.secretKey.fill(0)
+  return { ...kp, seed: s }
+}
+
+/**
+ * @internal A random one-time key pair without a seed (the handshake's ephemeral key): on the native
+ * backend both halves come from OpenSSL's key generation, which costs about half of a seeded import.
+ * Same key format as {@link hybridKeygen}; nothing regenerates it.
+ */
+export function hybridKeygenEphemeral(): { publicKey: Uint8Array; secretKey: Uint8Array } {
+  const kem = mlKemKeygenEphemeral()
+  const x = x25519Generate()
+  const kp = assemble(kem, x)
+  x.secret.fill(0)
+  kem.secretKey.fill(0)
+  return kp
 }
 
 /**
@@ -155,7 +178,7 @@ export function hybridEncapsulate(
   const { ekM, pkX } = splitPublic(publicKey)
   if (random !== undefined) assertBytes(random, 'random', HYBRID_ENCAPS_RANDOM_BYTES)
   const m = mlKemEncapsulate(ekM, random?.subarray(0, 32))
-  const ekX = x25519Private(random === undefined ? randomBytes(X25519_BYTES) : random.slice(32, 64))
+  const ekX = random === undefined ? x25519Generate() : x25519Private(random.slice(32, 64))
   const ctX = x25519PublicOf(ekX)
   let ssX: Uint8Array
   try {

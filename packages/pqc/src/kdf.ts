@@ -9,8 +9,6 @@ import { nodeCrypto } from './runtime'
 
 /** Largest HKDF output, 255 × HashLen (RFC 5869 §2.3). */
 export const HKDF_SHA256_MAX_BYTES = 255 * 32
-/** OpenSSL's limit on the HKDF `info` length in `hkdfSync`; longer infos use noble. */
-const NODE_HKDF_MAX_INFO_BYTES = 1024
 /** `crypto.getRandomValues` refuses more than 65 536 bytes per call (WebCrypto). */
 const GET_RANDOM_VALUES_MAX_BYTES = 65_536
 
@@ -20,10 +18,38 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, 
     throw new RangeError(`"length" must be an integer in 1..${HKDF_SHA256_MAX_BYTES}`)
   }
   const c = nodeCrypto()
-  if (c !== undefined && info.length <= NODE_HKDF_MAX_INFO_BYTES) {
-    return new Uint8Array(c.hkdfSync('sha256', ikm, salt, info, length))
+  if (c === undefined) return hkdf(nobleSha256, ikm, salt, info, length)
+  // RFC 5869 over HMAC-SHA256 built on `createHash`: the handshake and the record layer call this with
+  // short inputs, where `hkdfSync` / `createHmac` cost 2× more (Node's key-argument checks dominate).
+  const prk = hmacSha256(c, salt, ikm)
+  const out = new Uint8Array(length)
+  let t: Uint8Array = new Uint8Array(0)
+  const counter = new Uint8Array(1)
+  for (let o = 0, i = 1; o < length; o += 32, i++) {
+    counter[0] = i
+    t = hmacSha256(c, prk, t, info, counter)
+    out.set(length - o < 32 ? t.subarray(0, length - o) : t, o)
   }
-  return hkdf(nobleSha256, ikm, salt, info, length)
+  prk.fill(0)
+  t.fill(0)
+  return out
+}
+
+const SHA256_BLOCK_BYTES = 64
+
+/** HMAC-SHA256 (RFC 2104) over the concatenation of `data`. */
+function hmacSha256(c: NonNullable<ReturnType<typeof nodeCrypto>>, key: Uint8Array, ...data: Uint8Array[]) {
+  const block = new Uint8Array(SHA256_BLOCK_BYTES)
+  block.set(key.length > SHA256_BLOCK_BYTES ? c.createHash('sha256').update(key).digest() : key)
+  for (let i = 0; i < SHA256_BLOCK_BYTES; i++) block[i]! ^= 0x36
+  const inner = c.createHash('sha256').update(block)
+  for (const d of data) inner.update(d)
+  const ih = inner.digest()
+  for (let i = 0; i < SHA256_BLOCK_BYTES; i++) block[i]! ^= 0x36 ^ 0x5c
+  const d = c.createHash('sha256').update(block).update(ih).digest()
+  block.fill(0)
+  ih.fill(0)
+  return new Uint8Array(d.buffer, d.byteOffset, d.length)
 }
 
 /** SHA3-256 (FIPS 202) over the concatenation of `parts`. */

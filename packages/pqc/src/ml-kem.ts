@@ -77,6 +77,19 @@ export function mlKemKeygen(seed?: Uint8Array): RawKeyPair {
 }
 
 /**
+ * @internal A random key pair whose seed is not needed (one-time keys): the backend's own key generation when
+ * it has one, else {@link mlKemKeygen} from fresh randomness.
+ */
+export function mlKemKeygenEphemeral(): RawKeyPair {
+  const b = activeBackend()
+  if (b.mlKemKeygenRandom === undefined) return mlKemKeygen()
+  const kp = b.mlKemKeygenRandom()
+  checkedSecretKeys.add(kp.secretKey)
+  checkedPublicKeys.add(kp.publicKey)
+  return kp
+}
+
+/**
  * @internal `copy` holds the same bytes as `original` (a key pair just made by {@link mlKemKeygen}, copied
  * into a larger array): mark it checked and let the backend reuse what it cached for the original.
  */

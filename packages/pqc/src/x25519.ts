@@ -81,6 +81,15 @@ export function x25519Public(publicKey: Uint8Array): X25519PublicKey {
   return { publicKey }
 }
 
+/** A fresh random private key (OpenSSL's key generation on Node: cheaper than importing random bytes). */
+export function x25519Generate(): X25519PrivateKey {
+  const c = nodeCrypto()
+  if (c === undefined) return { secret: globalThis.crypto.getRandomValues(new Uint8Array(X25519_BYTES)) }
+  const { privateKey } = c.generateKeyPairSync('x25519')
+  const jwk = privateKey.export({ format: 'jwk' })
+  return { secret: fromB64u(jwk.d!), pub: fromB64u(jwk.x!), node: privateKey }
+}
+
 /** Public key of a private-key handle (computed once). */
 export function x25519PublicOf(k: X25519PrivateKey): Uint8Array {
   if (k.pub === undefined) {

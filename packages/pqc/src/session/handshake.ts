@@ -19,7 +19,7 @@ import {
   HYBRID_PUBLIC_KEY_BYTES,
   hybridDecapsulate,
   hybridEncapsulate,
-  hybridKeygen,
+  hybridKeygenEphemeral,
 } from '../hybrid-kem'
 import { type Identity, formatId, idFromPublicKey, parseId, verify } from '../identity'
 import { sha3_256 } from '../kdf'
@@ -259,7 +259,7 @@ class HandshakeMachine implements Handshake {
     return this.#guard(() => {
       const mode = this.#mode!
       this.#ss = new SymmetricState(MODE_BYTE[mode], this.#cfg.prologue)
-      const e = hybridKeygen()
+      const e = hybridKeygenEphemeral()
       this.#ephemeralSecret = e.secretKey
       const parts = [header(mode, 1), e.publicKey]
       if (mode === 'kem') parts.push(this.#static().certificate)
