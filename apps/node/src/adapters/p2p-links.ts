@@ -199,14 +199,27 @@ export class LinkManager {
   ): Promise<LinkState> {
     ws.binaryType = 'nodebuffer'
     let link: LinkState | undefined
+    // One listener for the socket's whole life: handshake messages go to the machine while it is pending;
+    // anything after (a record that arrived in the same chunk as the last handshake message) is queued until
+    // the record handler is attached, so no record is lost between the two.
+    let handshakeHandler: ((bytes: Uint8Array) => void) | undefined
+    let recordHandler: ((bytes: Uint8Array) => void) | undefined
+    const early: Uint8Array[] = []
+    ws.on('message', (data: RawData) => {
+      const bytes = toBytes(data)
+      if (machine.status === 'pending') handshakeHandler?.(bytes)
+      else if (recordHandler) recordHandler(bytes)
+      else if (early.length < 64) early.push(bytes)
+    })
     try {
       const result = await handshake(
         {
           send: (bytes) => ws.send(bytes),
           onMessage: (handler) => {
-            const h = (data: RawData) => handler(toBytes(data))
-            ws.on('message', h)
-            return () => ws.off('message', h)
+            handshakeHandler = handler
+            return () => {
+              handshakeHandler = undefined
+            }
           },
         },
         machine,
@@ -225,9 +238,10 @@ export class LinkManager {
       }
       const state = link
       this.#links.add(state)
-      ws.on('message', (data) => this.#onRecord(state, result.peer.publicKey, toBytes(data)))
+      recordHandler = (bytes) => this.#onRecord(state, result.peer.publicKey, bytes)
       ws.on('close', () => this.#onClose(state))
       this.#sendRaw(state, CHANNEL_CONTROL, enc.encode(this.#hello()))
+      for (const bytes of early.splice(0)) recordHandler(bytes)
       this.#c.logger.info({ nodeId, direction, address }, 'p2p link open')
       // Both nodes dialed at once: keep the link initiated by the smaller node ID (both sides agree).
       const twin = [...this.#links].find((l) => l !== state && l.nodeId === nodeId && l.state === 'open')
