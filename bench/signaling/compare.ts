@@ -8,20 +8,25 @@ import { fileURLToPath } from 'node:url'
 import type { Kind } from './common'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
-const RATES = [5_000, 20_000]
+const RATES = (process.env.RATES ?? '5000,20000').split(',').map(Number)
 const RATE_SECONDS = Number(process.env.RATE_SECONDS ?? 10)
 const SATURATE_SECONDS = 5
 const IDLE = Number(process.env.IDLE_CONNECTIONS ?? 10_000)
+/** e.g. KINDS=ours SERVER_NODE_ARGS=--cpu-prof to profile one server. */
+const KINDS = (process.env.KINDS ?? 'ours,peerjs,y-webrtc').split(',') as Kind[]
+/** Writes heap snapshots before and after opening the idle connections into this directory. */
+const SNAPSHOT_DIR = process.env.HEAP_SNAPSHOT_DIR
+const SERVER_NODE_ARGS = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
 
 class Proc {
   readonly child: ChildProcessByStdio<Writable, Readable, null>
   #lines: Record<string, any>[] = []
   #waiter: (() => void) | undefined
   #buf = ''
-  constructor(args: string[]) {
+  constructor(args: string[], nodeArgs: string[] = []) {
     this.child = spawn(
       process.execPath,
-      ['--expose-gc', '--conditions=@x/source', '--import', 'tsx', ...args],
+      ['--expose-gc', '--conditions=@x/source', '--import', 'tsx', ...nodeArgs, ...args],
       {
         cwd: HERE,
         stdio: ['pipe', 'pipe', 'inherit'],
@@ -73,7 +78,7 @@ class Proc {
 const cpuMs = (s: Record<string, any>) => (s.cpu.user + s.cpu.system) / 1000
 
 async function measure(kind: Kind) {
-  const server = new Proc(['server.ts', kind])
+  const server = new Proc(['server.ts', kind], SERVER_NODE_ARGS)
   const { port } = await server.next()
   const load = new Proc(['loadgen.ts', kind, String(port)])
   await load.next() // ready
@@ -101,6 +106,8 @@ async function measure(kind: Kind) {
         p99Ms: +r.p99.toFixed(2),
         cpuCore: +(cpuS / RATE_SECONDS).toFixed(3),
         cpuSecPer100k: +((cpuS / r.delivered) * 100_000).toFixed(3),
+        sysShare: +((s1.cpu.system - s0.cpu.system) / (cpuS * 1e6)).toFixed(2),
+        generatorCpuCore: +r.generatorCpuCore.toFixed(2),
         errors: r.errors,
       }
     }
@@ -120,9 +127,11 @@ async function measure(kind: Kind) {
     }
     await new Promise((r) => setTimeout(r, 1_000))
     const m0 = await server.cmd('stats')
+    if (SNAPSHOT_DIR !== undefined) await server.cmd(`snap ${SNAPSHOT_DIR}/${kind}-before.heapsnapshot`)
     const opened = (await load.cmd(`idle ${IDLE}`)).result
     await new Promise((r) => setTimeout(r, 2_000))
     const m1 = await server.cmd('stats')
+    if (SNAPSHOT_DIR !== undefined) await server.cmd(`snap ${SNAPSHOT_DIR}/${kind}-after.heapsnapshot`)
     result.idle = {
       connections: opened.idle,
       rssBytesPerConn: Math.round((m1.rss - m0.rss) / opened.idle),
@@ -132,7 +141,14 @@ async function measure(kind: Kind) {
     await load.cmd('exit')
   } finally {
     server.child.stdin.write('exit\n')
-    await new Promise((r) => setTimeout(r, 500))
+    // a profiled server writes its profile on exit: give it time
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 5_000)
+      server.child.once('exit', () => {
+        clearTimeout(t)
+        resolve()
+      })
+    })
     load.kill()
     server.kill()
   }
@@ -140,7 +156,7 @@ async function measure(kind: Kind) {
 }
 
 const results: Record<string, any>[] = []
-for (const kind of ['ours', 'peerjs', 'y-webrtc'] as Kind[]) {
+for (const kind of KINDS) {
   process.stderr.write(`measuring ${kind}...\n`)
   results.push(await measure(kind))
 }
@@ -154,6 +170,8 @@ for (const rate of RATES) {
   add(`${rate} msg/s: p99 ms`, (r) => r[`rate${rate}`].p99Ms)
   add(`${rate} msg/s: server CPU (cores)`, (r) => r[`rate${rate}`].cpuCore)
   add(`${rate} msg/s: server CPU-s / 100k msgs`, (r) => r[`rate${rate}`].cpuSecPer100k)
+  add(`${rate} msg/s: kernel share of server CPU`, (r) => r[`rate${rate}`].sysShare)
+  add(`${rate} msg/s: load generator CPU (cores)`, (r) => r[`rate${rate}`].generatorCpuCore)
 }
 add('saturation: delivered/s', (r) => r.saturation.deliveredPerSec)
 add('saturation: server CPU-s / 100k msgs', (r) => r.saturation.cpuSecPer100k)

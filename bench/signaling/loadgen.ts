@@ -1,4 +1,3 @@
-/* eslint-disable @typescript-eslint/no-explicit-any -- bench-internal JSON lines */
 // Load generator, in its own process. Usage: loadgen.ts <kind> <port>; commands on stdin (see compare.ts).
 import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
@@ -31,20 +30,40 @@ function open(url: string): Promise<WebSocket> {
   })
 }
 
+const T_KEY = Buffer.from('"t":')
+const S_KEY = Buffer.from('"s":')
+
+/** Reads the non-negative decimal number that follows `key` in `buf` without decoding the frame. */
+function numberAfter(buf: Buffer, key: Buffer): number {
+  const at = buf.lastIndexOf(key)
+  if (at === -1) return NaN
+  let value = 0
+  let scale = 0
+  for (let k = at + key.length; k < buf.length; k++) {
+    const c = buf[k]!
+    if (c >= 48 && c <= 57) {
+      value = value * 10 + (c - 48)
+      if (scale !== 0) scale *= 10
+    } else if (c === 46 && scale === 0) scale = 1
+    else break
+  }
+  return scale > 1 ? value / scale : value
+}
+
+/**
+ * Per received frame: no JSON.parse and no string decoding, so the generator's own CPU stays small next to the
+ * server's. Signals carry `"s":<sender>,"t":<send time>` as their last fields (frames are precomputed).
+ */
 function handle(i: number, data: Buffer): void {
-  let msg: Record<string, any>
-  try {
-    msg = JSON.parse(data.toString())
-  } catch {
+  const t = numberAfter(data, T_KEY)
+  if (Number.isNaN(t)) {
+    const text = data.toString()
+    if (text.includes('"type":"error"') || text.includes('"type":"ERROR"')) errors++
     return
   }
-  const p = msg.data ?? msg.payload
-  if (p === undefined || typeof p.t !== 'number') {
-    if (msg.type === 'error' || msg.type === 'ERROR') errors++
-    return
-  }
-  if (p.s === i) return // y-webrtc echoes publishes to the sender
-  onDeliver(i, p.s, p.t)
+  const s = numberAfter(data, S_KEY)
+  if (s === i) return // y-webrtc echoes publishes to the sender
+  onDeliver(i, s, t)
 }
 
 const PAD = 'x'.repeat(180)
@@ -116,6 +135,7 @@ async function setup(): Promise<unknown> {
   return { registerMs: performance.now() - t0, registrations: N }
 }
 
+/** One frame: a precomputed prefix plus the send time (ms, 3 decimals); no per-message JSON.stringify. */
 function send(i: number): void {
   const c = clients[i]!
   c.ws.send(c.prefix + performance.now().toFixed(3) + '}}')
@@ -145,9 +165,11 @@ async function phase(seconds: number, start: () => void, stopSending: () => void
   await new Promise((r) => setTimeout(r, 50)) // let the orchestrator sample the server CPU
   measuring = true
   const t0 = performance.now()
+  const c0 = process.cpuUsage()
   await new Promise((r) => setTimeout(r, seconds * 1000))
   measuring = false
   const elapsed = (performance.now() - t0) / 1000
+  const c1 = process.cpuUsage(c0)
   out({ measured: true })
   stopSending()
   await new Promise((r) => setTimeout(r, 500)) // drain
@@ -158,6 +180,7 @@ async function phase(seconds: number, start: () => void, stopSending: () => void
     perSec: delivered / elapsed,
     p50: percentile(sorted, 0.5),
     p99: percentile(sorted, 0.99),
+    generatorCpuCore: (c1.user + c1.system) / 1e6 / elapsed,
     errors,
   }
 }

@@ -2,6 +2,7 @@
 // Usage: node --expose-gc --conditions=@x/source --import tsx server.ts <ours|peerjs|y-webrtc>
 // Commands on stdin, one per line: "stats" → one JSON line; "exit".
 import http from 'node:http'
+import v8 from 'node:v8'
 import { createInterface } from 'node:readline'
 import { loadMlDsa87, peerIdFromPublicKey, type Kind } from './common'
 
@@ -60,6 +61,10 @@ rl.on('line', (line) => {
     process.stdout.write(
       JSON.stringify({ cpu: process.cpuUsage(), rss: m.rss, heap: m.heapUsed + m.external }) + '\n',
     )
+  } else if (line.startsWith('snap ')) {
+    // heap snapshot for per-connection analysis (HEAP_SNAPSHOT_DIR=… in compare.ts)
+    const file = v8.writeHeapSnapshot(line.slice(5))
+    process.stdout.write(JSON.stringify({ file }) + '\n')
   } else if (line === 'exit') {
     void close().then(() => process.exit(0))
   }

@@ -55,6 +55,12 @@ export const CLOSE_CODES = {
   RATE_ABUSE: 4029,
 } as const
 
+/** Shared no-op error listener: a per-connection arrow would keep its whole scope (the upgrade request) alive. */
+const NOOP = (): void => {}
+/** The connection record of a socket, set on the `ws` instance so the listeners can be shared functions. */
+const CONN = Symbol('x-signaling.conn')
+type TaggedWebSocket = WebSocket & { [CONN]?: Conn }
+
 const PEERJS_ID_RE = /^[A-Za-z0-9]+(?:[ _-][A-Za-z0-9]+)*$/
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/
 const PEER_ID_RE = /^[\x21-\x7e]+$/
@@ -182,6 +188,8 @@ const enum Kind {
 
 interface Conn {
   ws: WebSocket
+  /** The raw socket under `ws`, corked while frames for it are gathered within one tick. */
+  socket: Duplex
   kind: Kind
   /** Registered ID (native peer ID, or PeerJS ID). */
   id: string | undefined
@@ -317,6 +325,8 @@ class SignalingServerImpl implements SignalingServer {
   #announceTimer: ReturnType<typeof setInterval> | undefined
   #unsubscribeRelay: (() => void) | undefined
   #closing = false
+  /** Text of the frame #parse returned last (valid until the handler returns). */
+  #text = ''
   #closePromise: Promise<void> | undefined
   #started = false
 
@@ -393,7 +403,7 @@ class SignalingServerImpl implements SignalingServer {
     })
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       if (!this.handleUpgrade(req, socket, head)) {
-        socket.on('error', () => {})
+        socket.on('error', NOOP)
         socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n')
       }
     })
@@ -420,7 +430,7 @@ class SignalingServerImpl implements SignalingServer {
     else if (path === this.#yPath) kind = Kind.YWebrtc
     else if (path === this.#pjPath) kind = Kind.PeerJS
     else return false
-    socket.on('error', () => {})
+    socket.on('error', NOOP)
     if (this.#closing || this.#conns.size + this.#pendingUpgrades.size >= this.#maxConnections) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n')
       return true
@@ -433,7 +443,7 @@ class SignalingServerImpl implements SignalingServer {
         ws.close(CLOSE_CODES.GOING_AWAY, 'server shutting down')
         return
       }
-      this.#onConnection(ws, kind, req)
+      this.#onConnection(ws, kind, req, socket)
     })
     return true
   }
@@ -547,10 +557,11 @@ class SignalingServerImpl implements SignalingServer {
 
   // ---------------------------------------------------------------- connections
 
-  #onConnection(ws: WebSocket, kind: Kind, req: IncomingMessage): void {
+  #onConnection(ws: TaggedWebSocket, kind: Kind, req: IncomingMessage, socket: Duplex): void {
     const now = this.#clock.now()
     const conn: Conn = {
       ws,
+      socket,
       kind,
       id: undefined,
       idJson: '',
@@ -568,25 +579,54 @@ class SignalingServerImpl implements SignalingServer {
       closed: false,
     }
     this.#conns.add(conn)
-    ws.on('error', (err) => this.#log.debug({ err: err.message }, 'socket error'))
-    ws.on('pong', () => {
-      conn.lastSeen = this.#clock.now()
-    })
-    ws.on('close', () => this.#onClose(conn))
+    // Shared listeners (created once per server): no closures per connection.
+    ws[CONN] = conn
+    const listeners = this.#listeners
+    ws.on('error', listeners.error)
+    ws.on('pong', listeners.pong)
+    ws.on('close', listeners.close)
+    ws.on('message', listeners.message)
     if (kind === Kind.Native) {
-      ws.on('message', (data, isBinary) => this.#onNative(conn, data, isBinary))
       conn.nonce = Buffer.from(this.#random(32)).toString('base64')
       this.#send(
         conn,
         `{"type":"challenge","v":${PROTOCOL_VERSION},"nonce":"${conn.nonce}","node":${JSON.stringify(this.nodeId)}}`,
       )
-    } else if (kind === Kind.YWebrtc) {
-      ws.on('message', (data, isBinary) => this.#onYWebrtc(conn, data, isBinary))
-    } else {
-      ws.on('message', (data, isBinary) => this.#onPeerJS(conn, data, isBinary))
+    } else if (kind === Kind.PeerJS) {
       this.#openPeerJS(conn, req)
     }
   }
+
+  /** The per-server `ws` listeners; `this` is the socket, its record is `this[CONN]`. */
+  static #makeListeners(server: SignalingServerImpl): {
+    error: (this: TaggedWebSocket, err: Error) => void
+    pong: (this: TaggedWebSocket) => void
+    close: (this: TaggedWebSocket) => void
+    message: (this: TaggedWebSocket, data: RawData, isBinary: boolean) => void
+  } {
+    return {
+      error(err) {
+        server.#log.debug({ err: err.message }, 'socket error')
+      },
+      pong() {
+        const conn = this[CONN]
+        if (conn !== undefined) conn.lastSeen = server.#clock.now()
+      },
+      close() {
+        const conn = this[CONN]
+        if (conn !== undefined) server.#onClose(conn)
+      },
+      message(data, isBinary) {
+        const conn = this[CONN]
+        if (conn === undefined) return
+        if (conn.kind === Kind.Native) server.#onNative(conn, data, isBinary)
+        else if (conn.kind === Kind.YWebrtc) server.#onYWebrtc(conn, data, isBinary)
+        else server.#onPeerJS(conn, data, isBinary)
+      },
+    }
+  }
+
+  readonly #listeners = SignalingServerImpl.#makeListeners(this)
 
   #onClose(conn: Conn): void {
     if (conn.closed) return
@@ -627,8 +667,23 @@ class SignalingServerImpl implements SignalingServer {
       ws.terminate()
       return false
     }
+    // Frames for one socket within one tick leave in one write: cork on the first, uncork once after the
+    // current I/O callback (process.nextTick), so a burst read from one sender costs the receiver one syscall.
+    const socket = conn.socket
+    if (socket.writableCorked === 0) {
+      socket.cork()
+      this.#corked.push(socket)
+      if (this.#corked.length === 1) process.nextTick(this.#uncorkAll)
+    }
     ws.send(frame)
     return true
+  }
+
+  readonly #corked: Duplex[] = []
+  readonly #uncorkAll = (): void => {
+    const corked = this.#corked
+    for (let i = 0; i < corked.length; i++) corked[i]!.uncork()
+    corked.length = 0
   }
 
   #error(conn: Conn, code: WireErrorCode, message: string, rid?: Rid, to?: string): void {
@@ -670,11 +725,7 @@ class SignalingServerImpl implements SignalingServer {
   }
 
   /** Common admission for every endpoint: liveness, size, rate, JSON object shape. */
-  #parse(
-    conn: Conn,
-    data: RawData,
-    isBinary: boolean,
-  ): { msg: Record<string, unknown>; text: string } | undefined {
+  #parse(conn: Conn, data: RawData, isBinary: boolean): Record<string, unknown> | undefined {
     const now = this.#clock.now()
     conn.lastSeen = now
     if (!this.#admit(conn, now)) return undefined
@@ -699,7 +750,9 @@ class SignalingServerImpl implements SignalingServer {
       this.#rejectFor(conn, 'BAD_MESSAGE', 'frame must be a JSON object')
       return undefined
     }
-    return { msg: msg as Record<string, unknown>, text }
+    // Handed to the caller through a field, not a fresh {msg, text} object per frame: handlers run synchronously.
+    this.#text = text
+    return msg as Record<string, unknown>
   }
 
   #rejectFor(conn: Conn, code: WireErrorCode, message: string): void {
@@ -716,9 +769,9 @@ class SignalingServerImpl implements SignalingServer {
   // ---------------------------------------------------------------- native endpoint
 
   #onNative(conn: Conn, data: RawData, isBinary: boolean): void {
-    const parsed = this.#parse(conn, data, isBinary)
-    if (parsed === undefined) return
-    const { msg, text } = parsed
+    const msg = this.#parse(conn, data, isBinary)
+    if (msg === undefined) return
+    const text = this.#text
     const type = msg.type
     if (typeof type !== 'string')
       return this.#reject(conn, 'BAD_MESSAGE', '"type" must be a string', ridOf(msg))
@@ -758,8 +811,13 @@ class SignalingServerImpl implements SignalingServer {
   #relaySignal(conn: Conn, msg: Record<string, unknown>, text: string): void {
     const from = conn.id
     if (from === undefined) return this.#reject(conn, 'UNAUTHENTICATED', 'register first', ridOf(msg))
-    const to = msg.to
-    if (!validPeerId(to)) return this.#reject(conn, 'BAD_MESSAGE', '"to" must be a peer ID', ridOf(msg))
+    const rawTo = msg.to
+    // Registered IDs are valid, so a hit needs no further check; only a miss pays for the pattern test.
+    const target = typeof rawTo === 'string' ? this.#peers.get(rawTo) : undefined
+    if (target === undefined && !validPeerId(rawTo)) {
+      return this.#reject(conn, 'BAD_MESSAGE', '"to" must be a peer ID', ridOf(msg))
+    }
+    const to = rawTo as string
     const payload = msg.data
     if (typeof payload !== 'object' || payload === null) {
       return this.#reject(conn, 'BAD_MESSAGE', '"data" must be an object or array', ridOf(msg), to)
@@ -770,6 +828,10 @@ class SignalingServerImpl implements SignalingServer {
     // The frame was parsed and has no top-level "from" (JSON.parse keeps the last duplicate key, so none exists),
     // so prefixing the server-set sender onto the original text yields valid JSON without re-serialising.
     const frame = `{"from":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`
+    if (target !== undefined) {
+      if (this.#send(target, frame)) this.#relayed++
+      return
+    }
     this.#deliverNative(to, frame, from)
   }
 
@@ -1102,9 +1164,8 @@ class SignalingServerImpl implements SignalingServer {
   // ---------------------------------------------------------------- y-webrtc endpoint
 
   #onYWebrtc(conn: Conn, data: RawData, isBinary: boolean): void {
-    const parsed = this.#parse(conn, data, isBinary)
-    if (parsed === undefined) return
-    const msg = parsed.msg
+    const msg = this.#parse(conn, data, isBinary)
+    if (msg === undefined) return
     switch (msg.type) {
       case 'subscribe':
       case 'unsubscribe': {
@@ -1181,9 +1242,9 @@ class SignalingServerImpl implements SignalingServer {
   }
 
   #onPeerJS(conn: Conn, data: RawData, isBinary: boolean): void {
-    const parsed = this.#parse(conn, data, isBinary)
-    if (parsed === undefined) return
-    const { msg, text } = parsed
+    const msg = this.#parse(conn, data, isBinary)
+    if (msg === undefined) return
+    const text = this.#text
     const from = conn.id
     if (from === undefined) return
     const type = msg.type

@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import type { Socket } from 'node:net'
 import { createSignalingServer, type SignalingInit, type SignalingServer } from '../src/index'
 import { challengeBytes } from '../src/protocol'
 import { components, connected, ed25519Identity, registered, RawClient } from './helpers'
@@ -128,6 +129,28 @@ describe('native protocol', () => {
     expect(await a.next()).toMatchObject({ code: 'BAD_MESSAGE' })
     a.send({ type: 'offer', to: b.id, data: { sdp: 'ok' } })
     expect(await b.next()).toMatchObject({ from: a.id, data: { sdp: 'ok' } })
+  })
+
+  it('refuses an escaped "from" key and keeps the relayed frame valid JSON with leading whitespace', async () => {
+    const url = await start()
+    const a = await peer(url)
+    const b = await peer(url)
+    a.send('{"type":"offer","to":"' + b.id + '","\\u0066rom":"' + b.id + '","data":{}}')
+    expect(await a.next()).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' })
+    a.send(' \n {  "type":"offer","to":"' + b.id + '","data":{"sdp":"ws"}}')
+    expect(await b.next()).toEqual({ from: a.id, type: 'offer', to: b.id, data: { sdp: 'ws' } })
+  })
+
+  it('delivers a burst sent in one TCP write intact and in order (frames for one socket leave together)', async () => {
+    const url = await start({ rateLimitBurst: 1_000, rateLimitPerSec: 1_000 })
+    const a = await peer(url)
+    const b = await peer(url)
+    const raw = (a.ws as unknown as { _socket: Socket })._socket
+    raw.cork()
+    for (let n = 0; n < 300; n++) a.send({ type: 'candidate', to: b.id, data: { n } })
+    raw.uncork()
+    for (let n = 0; n < 300; n++) expect(await b.next()).toMatchObject({ from: a.id, data: { n } })
+    expect(server!.getStats().relayed).toBe(300)
   })
 
   it('answers UNAUTHENTICATED to an unregistered peer for every peer message', async () => {
