@@ -443,7 +443,8 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
         { nodeId: identity!.idString, address: wsPublic() },
       )
       replication = startReplication(store!, links, log.child({ component: 'replication' }))
-      void directory.announceNode()
+      directory.start(Math.min(config.bootstrapIntervalMs, 60_000))
+      cleanups.push(() => directory?.stop())
       // Keep links to the nodes of the routing table (full mesh in small networks, bounded by MAX_LINKS).
       const linkTimer = setInterval(() => void linkRoutingTable(), 5_000)
       linkTimer.unref()

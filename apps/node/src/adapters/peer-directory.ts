@@ -14,6 +14,13 @@ import {
 } from './dht-records'
 import type { LinkManager } from './p2p-links'
 
+/**
+ * Records carry their own expiry (`RECORD_TTL_MS`, 5 min), so the DHT's byte-for-byte republishing cannot keep
+ * them alive: this node re-signs its node record and topic records this often. Peer records are re-announced by
+ * `@x/signaling` (every `ANNOUNCE_INTERVAL_MS`, 60 s) while the peer stays connected.
+ */
+export const REFRESH_INTERVAL_MS = 60_000
+
 /** How long a validator waits to learn an unknown node's record key over a fresh P2P link. */
 export const BINDING_TIMEOUT_MS = 5_000
 
@@ -87,6 +94,7 @@ export class DhtPeerDirectory implements PeerDirectory {
   readonly #topics = new Map<string, { members: Set<string>; slot: number | undefined }>()
   readonly #published = new Set<string>()
   readonly stats = { announced: 0, withdrawn: 0, lookups: 0, lookupHits: 0, failures: 0 }
+  #timer: NodeJS.Timeout | undefined
 
   constructor(
     components: { dht: KademliaNode; signer: RecordSigner; links: LinkManager; logger: Logger },
@@ -127,6 +135,26 @@ export class DhtPeerDirectory implements PeerDirectory {
     } catch {
       return undefined
     }
+  }
+
+  /** Publishes the node record now and re-signs it and the topic records every `intervalMs`. */
+  start(intervalMs = REFRESH_INTERVAL_MS): void {
+    void this.announceNode()
+    this.#timer = setInterval(() => void this.#refresh(), intervalMs)
+    this.#timer.unref()
+  }
+
+  /** Stops the refresh timer. */
+  stop(): void {
+    clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  async #refresh(): Promise<void> {
+    await Promise.allSettled([
+      this.announceNode(),
+      ...[...this.#topics.keys()].map((t) => this.#publishTopic(t)),
+    ])
   }
 
   /** Publishes "node N is at address A" so other nodes can dial it. */
@@ -220,6 +248,7 @@ export class DhtPeerDirectory implements PeerDirectory {
 
   /** Withdraws every record this node published (graceful shutdown). */
   async withdrawAll(): Promise<void> {
+    this.stop()
     const tasks: Promise<void>[] = [...this.#published].map((p) => this.withdraw(p, this.#nodeId))
     for (const [topic, t] of this.#topics) {
       t.members.clear()
