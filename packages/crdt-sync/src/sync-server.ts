@@ -4,6 +4,7 @@ import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import * as awarenessProtocol from 'y-protocols/awareness'
+import * as authProtocol from 'y-protocols/auth'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 import { SILENT_LOGGER, type Logger } from './logger'
@@ -35,6 +36,7 @@ const DEFAULT_MAX_CLIENTS = 10_000
 const DEFAULT_MAX_BAD_MESSAGES = 8
 const DEFAULT_MAX_QUEUED_MESSAGES = 1_000
 const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
+const READ_ONLY_REASON = 'read-only: your updates are not accepted'
 const CLOSE_GRACE_MS = 2_000 // wait this long for closing handshakes in close(), then terminate
 
 /** What a client may do with a document. */
@@ -106,6 +108,8 @@ class Client {
   alive = true
   lastSentAt = 0
   closed = false
+  /** Whether this read-only client was told (once) that its updates are refused. */
+  toldReadOnly = false
   readonly controlledIds = new Set<number>()
 
   constructor(ws: WebSocket, docName: string) {
@@ -130,6 +134,11 @@ function positive(name: string, value: number | undefined, fallback: number): nu
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !(value > 0)) throw new RangeError(`'${name}' must be a positive number`)
   return value
+}
+
+/** A Yjs v1 update with no structs and an empty delete set (what an empty document sends as sync step 2). */
+function isEmptyUpdate(update: Uint8Array): boolean {
+  return update.length === 2 && update[0] === 0 && update[1] === 0
 }
 
 /** An awareness update listing no clients: a harmless message that resets the client's watchdog. */
@@ -313,6 +322,9 @@ class SyncServerImpl implements SyncServer {
     ws.on('close', () => this.#onClose(client))
     this.#clients.add(client)
     if (this.#clients.size > this.#maxClients) {
+      this.#count('X_CRDT_TOO_MANY_CLIENTS')
+      const err = new CrdtSyncError('X_CRDT_TOO_MANY_CLIENTS', `more than ${this.#maxClients} clients`)
+      this.#log.debug({ err, code: err.code, doc: docName }, 'refused a client over the cap')
       this.#closeClient(client, CLOSE_TRY_AGAIN_LATER, 'too many clients')
       return
     }
@@ -491,7 +503,8 @@ class SyncServerImpl implements SyncServer {
     } else if (syncType === SYNC_STEP_2 || syncType === SYNC_UPDATE) {
       const update = decoding.readVarUint8Array(decoder)
       if (client.access !== 'read-write') {
-        this.#refused++
+        // Every client answers the server's step 1 with its state: an empty one changes nothing, refuse quietly.
+        if (!isEmptyUpdate(update)) this.#refuseReadOnly(client)
         return
       }
       try {
@@ -502,6 +515,26 @@ class SyncServerImpl implements SyncServer {
     } else {
       throw new CrdtSyncError('X_CRDT_BAD_MESSAGE', `unknown sync message type ${syncType}`)
     }
+  }
+
+  /**
+   * Drops a read-only client's update, counts it, and tells the client once with a y-websocket auth
+   * "permission denied" message (the stock provider logs it; the connection stays open for reading).
+   */
+  #refuseReadOnly(client: Client): void {
+    this.#refused++
+    this.#count('X_CRDT_READ_ONLY')
+    if (client.toldReadOnly) return
+    client.toldReadOnly = true
+    const err = new CrdtSyncError('X_CRDT_READ_ONLY', `read-only access to '${client.docName}'`)
+    this.#log.debug({ err, code: err.code, doc: client.docName }, 'refused an update from a read-only client')
+    this.#send(
+      client,
+      message((e) => {
+        encoding.writeVarUint(e, MESSAGE_AUTH)
+        authProtocol.writePermissionDenied(e, READ_ONLY_REASON)
+      }),
+    )
   }
 
   /** `countedByStore`: the store already counted the error it raised. */

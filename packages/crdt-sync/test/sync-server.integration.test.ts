@@ -106,19 +106,58 @@ describe('sync server with the real y-websocket client', () => {
     const writer = track(connect(s.port, 'acl', new Y.Doc(), { role: 'writer' }))
     const reader = track(connect(s.port, 'acl', new Y.Doc(), { role: 'reader' }))
     await Promise.all([synced(writer), synced(reader)])
+    // The server answers a refused update with a y-websocket auth "permission denied" message, once (the stock
+    // provider reports it with console.warn and stays connected for reading).
+    const reasons: string[] = []
+    let gotReason!: () => void
+    const toldReadOnly = new Promise<void>((resolve) => (gotReason = resolve))
+    reader.ws!.addEventListener('message', (event: MessageEvent) => {
+      const d = decoding.createDecoder(new Uint8Array(event.data as ArrayBuffer))
+      if (decoding.readVarUint(d) !== 2 || decoding.readVarUint(d) !== 0) return
+      reasons.push(decoding.readVarString(d))
+      gotReason()
+    })
     reader.doc.getText('t').insert(0, 'vandalism')
+    reader.doc.getText('t').insert(0, 'more ')
     writer.doc.getText('t').insert(0, 'legit')
     await until(reader.doc, () => reader.doc.getText('t').toJSON().includes('legit'))
     // The reader's edit reached neither the writer nor the disk.
     await s.store.flush()
     expect(writer.doc.getText('t').toJSON()).toBe('legit')
-    expect(s.server.getStats().refusedUpdates).toBeGreaterThan(0)
+    await toldReadOnly
+    const refused = s.server.getStats().refusedUpdates
+    expect(refused).toBeGreaterThan(1)
+    expect(s.server.getStats().errors.X_CRDT_READ_ONLY).toBe(refused)
+    expect(reasons).toEqual(['read-only: your updates are not accepted']) // told once, not per update
+    expect(reader.wsconnected).toBe(true)
     const denied = track(connect(s.port, 'acl', new Y.Doc(), { role: 'stranger' }))
     const closed = await new Promise<{ code: number; reason: string }>((resolve) =>
       denied.on('closed', (e: { code: number; reason: string }) => resolve(e)),
     )
     expect(closed).toEqual({ code: 4403, reason: 'access denied' })
     expect(s.server.getStats().deniedClients).toBe(1)
+  })
+
+  it('closes clients over maxClients with 1013 and counts X_CRDT_TOO_MANY_CLIENTS', async () => {
+    const level = await tempLevel()
+    cleanups.push(() => level.dispose())
+    const store = createDocStore({ db: level.db })
+    const server = createSyncServer({ store }, { maxClients: 1 })
+    const { port } = await server.listen({ port: 0 })
+    cleanups.push(async () => {
+      await server.close()
+      await store.close()
+    })
+    const first = track(connect(port, 'capped'))
+    await synced(first)
+    const second = new WebSocket(`ws://127.0.0.1:${port}/capped`)
+    cleanups.push(() => second.terminate())
+    const closed = await new Promise<{ code: number; reason: string }>((resolve) =>
+      second.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+    )
+    expect(closed).toEqual({ code: 1013, reason: 'too many clients' })
+    expect(server.getStats().errors.X_CRDT_TOO_MANY_CLIENTS).toBe(1)
+    expect(first.wsconnected).toBe(true)
   })
 
   it('keeps an idle client alive with real messages and closes with 1001 on shutdown', async () => {
