@@ -99,6 +99,29 @@ describe('graceful shutdown', () => {
   }, 30_000)
 })
 
+describe('start-up', () => {
+  it('a seed node that does not answer is a warning: the node runs alone, degraded, and keeps retrying', async () => {
+    const dead = createSocket('udp4') // bound but silent: a bootstrap node that never answers
+    await new Promise<void>((r) => dead.bind(0, '127.0.0.1', r))
+    cleanups.push(() => dead.close())
+    const n = await node('alone', undefined, ['--seed-nodes', `127.0.0.1:${dead.address().port}`])
+    expect(n.lines.some((l) => l.includes('no bootstrap node answered'))).toBe(true)
+    const health = await getJson(`${n.restUrl}/api/health`)
+    expect(health.status).toBe(200)
+    expect(health.body.status).toBe('degraded')
+    expect(health.body.components.dht.status).toBe('degraded')
+  }, 60_000)
+
+  it('a bad setting stops start-up with exit code 2 and a message naming the setting and the allowed values', async () => {
+    await expect(spawnNode('bad', ['--rest-port', '99999'])).rejects.toThrow(
+      /exited with 2[\s\S]*invalid setting 'restPort' from flag --rest-port[\s\S]*allowed: an integer from 0 to 65535/,
+    )
+    await expect(spawnNode('bad-env', [], { env: { X_NODE_LOG_LEVEL: 'loud' } })).rejects.toThrow(
+      /exited with 2[\s\S]*'logLevel' from environment variable X_NODE_LOG_LEVEL/,
+    )
+  }, 30_000)
+})
+
 describe('restart', () => {
   it('keeps identity, routing table and documents', async () => {
     const dirA = await tempDir()
