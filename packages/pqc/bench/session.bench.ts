@@ -4,6 +4,7 @@
  * Standalone: `pnpm exec tsx bench/session.bench.ts` (prints a table, then one JSON line).
  * Node 24 (native ML-KEM/ML-DSA): `npx -y node@24 ../../node_modules/tsx/dist/cli.mjs bench/session.bench.ts`.
  */
+import { loadavg } from 'node:os'
 import { pathToFileURL } from 'node:url'
 import {
   activeBackend,
@@ -16,6 +17,7 @@ import { Identity } from '../src/identity'
 import { CertificateCache, defaultStaticKeys } from '../src/session/certificate'
 import { type AuthMode, type Handshake, createInitiator, createResponder } from '../src/session/handshake'
 import type { SecureSession } from '../src/session/secure-session'
+import { nodeCrypto } from '../src/runtime'
 
 const HANDSHAKE_ROUNDS = 30
 const HANDSHAKE_WARMUP = 3
@@ -86,10 +88,15 @@ function sessionPair(a: Identity, b: Identity): [SecureSession, SecureSession] {
 interface RecordFigures {
   /** MiB/s over wall time (affected by other processes on a shared machine). */
   sealMiBps: number
+  sealChunksMiBps: number
   openMiBps: number
+  /** Raw OpenSSL AES-256-GCM (cached key object, update + final + tag, no record layer), for comparison. */
+  rawAesGcmMiBps: number
   /** MiB/s over this process's CPU time (user + system): the cost of the work itself. */
   sealCpuMiBps: number
+  sealChunksCpuMiBps: number
   openCpuMiBps: number
+  rawAesGcmCpuMiBps: number
 }
 
 const cpuMs = (): number => {
@@ -97,41 +104,68 @@ const cpuMs = (): number => {
   return (u.user + u.system) / 1000
 }
 
-/** MiB/s of seal and of open for one record size, each measured for ~THROUGHPUT_BUDGET_MS. */
+/**
+ * MiB/s of raw AES-256-GCM, seal, sealChunks and open for one record size. The four are interleaved in
+ * rounds (a batch of each per round) for ~THROUGHPUT_BUDGET_MS each, so that a change in machine load
+ * lands on all of them alike; the figure is total bytes over total time.
+ */
 function measureRecords(a: Identity, b: Identity, size: number): RecordFigures {
   const [tx] = sessionPair(a, b)
   const [twinTx, rx] = sessionPair(a, b)
   const payload = new Uint8Array(size).fill(0x5a)
   const batch = Math.max(8, Math.floor((4 * 1024 * 1024) / size))
+  const c = nodeCrypto()
+  const rawKey = c?.createSecretKey(new Uint8Array(32).fill(7))
+  const iv = new Uint8Array(12)
+  const header = new Uint8Array(13)
+  const rawSeal = (): unknown => {
+    if (c === undefined || rawKey === undefined) return undefined
+    const cipher = c.createCipheriv('aes-256-gcm', rawKey, iv)
+    cipher.setAAD(header)
+    const body = cipher.update(payload)
+    cipher.final()
+    return [body, cipher.getAuthTag()]
+  }
   const records: Uint8Array[] = []
+  const wall = { seal: 0, chunks: 0, open: 0, raw: 0 }
+  const cpu = { seal: 0, chunks: 0, open: 0, raw: 0 }
+  const time = (k: keyof typeof wall, fn: () => void): void => {
+    const t = performance.now()
+    const u = cpuMs()
+    fn()
+    wall[k] += performance.now() - t
+    cpu[k] += cpuMs() - u
+  }
   let n = 0
-  let sealMs = 0
-  let openMs = 0
-  let sealCpu = 0
-  let openCpu = 0
-  while (sealMs + openMs < THROUGHPUT_BUDGET_MS * 2) {
+  while (wall.seal + wall.chunks + wall.open + wall.raw < THROUGHPUT_BUDGET_MS * 4) {
+    time('raw', () => {
+      for (let k = 0; k < batch; k++) rawSeal()
+    })
     // seal: records are dropped right away, as a sender hands them to the socket.
-    let t = performance.now()
-    let c = cpuMs()
-    for (let k = 0; k < batch; k++) tx.seal(payload)
-    sealMs += performance.now() - t
-    sealCpu += cpuMs() - c
+    time('seal', () => {
+      for (let k = 0; k < batch; k++) tx.seal(payload)
+    })
+    time('chunks', () => {
+      for (let k = 0; k < batch; k++) tx.sealChunks(payload)
+    })
     // open: the receiver must see every sequence number, so seal a batch for it (not timed) from a twin session.
     for (let k = 0; k < batch; k++) records.push(twinTx.seal(payload))
-    t = performance.now()
-    c = cpuMs()
-    for (const rec of records) rx.open(rec)
-    openMs += performance.now() - t
-    openCpu += cpuMs() - c
+    time('open', () => {
+      for (const rec of records) rx.open(rec)
+    })
     n += batch
     records.length = 0
   }
   const mib = (ms: number) => round((n * size) / (1024 * 1024) / (ms / 1000))
   return {
-    sealMiBps: mib(sealMs),
-    openMiBps: mib(openMs),
-    sealCpuMiBps: mib(sealCpu),
-    openCpuMiBps: mib(openCpu),
+    sealMiBps: mib(wall.seal),
+    sealChunksMiBps: mib(wall.chunks),
+    openMiBps: mib(wall.open),
+    rawAesGcmMiBps: c === undefined ? 0 : mib(wall.raw),
+    sealCpuMiBps: mib(cpu.seal),
+    sealChunksCpuMiBps: mib(cpu.chunks),
+    openCpuMiBps: mib(cpu.open),
+    rawAesGcmCpuMiBps: c === undefined ? 0 : mib(cpu.raw),
   }
 }
 
@@ -143,6 +177,7 @@ function round(x: number): number {
 export async function runSessionBench(): Promise<Record<string, unknown>> {
   if (!isInitialized()) await initPqc()
   const previous = activeBackend()
+  const load0 = round(loadavg()[0]!)
   const a = Identity.generate()
   const b = Identity.generate()
   const handshakes: Record<string, Record<string, HandshakeFigures>> = {}
@@ -165,6 +200,8 @@ export async function runSessionBench(): Promise<Record<string, unknown>> {
   for (const size of SIZES) records[`${size / 1024} KiB`] = measureRecords(a, b, size)
   return {
     node: process.versions.node,
+    /** 1-minute load average at the start and at the end of the run (`uptime`): 2 cores here. */
+    loadAverage1m: [load0, round(loadavg()[0]!)],
     activeBackend: previous.name,
     handshakeCpuMs: handshakes,
     recordThroughput: records,
@@ -173,7 +210,9 @@ export async function runSessionBench(): Promise<Record<string, unknown>> {
 
 function printTable(result: Record<string, unknown>): void {
   const hs = result.handshakeCpuMs as Record<string, Record<string, HandshakeFigures>>
-  console.log(`Node ${String(result.node)}; active backend ${String(result.activeBackend)}`)
+  console.log(
+    `Node ${String(result.node)}; active backend ${String(result.activeBackend)}; load average (1 min, start/end) ${String(result.loadAverage1m)}`,
+  )
   console.log('backend   design                      CPU ms (both sides)  wall p50 ms  messages  bytes')
   for (const [backend, modes] of Object.entries(hs)) {
     for (const [mode, f] of Object.entries(modes)) {
@@ -182,10 +221,11 @@ function printTable(result: Record<string, unknown>): void {
       )
     }
   }
-  console.log('record size  seal MiB/s (wall / CPU)  open MiB/s (wall / CPU)')
+  console.log('record size  MiB/s, wall / CPU:   raw AES-GCM          seal   sealChunks         open')
   for (const [size, f] of Object.entries(result.recordThroughput as Record<string, RecordFigures>)) {
+    const col = (w: number, c: number) => `${Math.round(w)} / ${Math.round(c)}`.padStart(12)
     console.log(
-      `${size.padEnd(11)}  ${`${f.sealMiBps} / ${f.sealCpuMiBps}`.padStart(23)}  ${`${f.openMiBps} / ${f.openCpuMiBps}`.padStart(23)}`,
+      `${size.padEnd(11)}  ${' '.repeat(18)}${col(f.rawAesGcmMiBps, f.rawAesGcmCpuMiBps)} ${col(f.sealMiBps, f.sealCpuMiBps)} ${col(f.sealChunksMiBps, f.sealChunksCpuMiBps)} ${col(f.openMiBps, f.openCpuMiBps)}`,
     )
   }
 }

@@ -23,6 +23,7 @@ import {
   handshake,
 } from '../src/session/handshake'
 import { RECORD_HEADER_BYTES, SecureSession } from '../src/session/secure-session'
+import { concatBytes } from '../src/bytes'
 
 const MODES: AuthMode[] = ['kem', 'sig']
 let alice: Identity
@@ -574,6 +575,41 @@ describe('SecureSession records', () => {
     expect(b.stats.receiveEpoch).toBe(0)
     expect(b.open(r1)).toEqual(new Uint8Array(3))
     expect(b.stats.receiveEpoch).toBe(1)
+  })
+
+  it('sealChunks gives the pieces of the record seal would give, interleaves with seal, and shares its limits', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(fc.boolean(), fc.uint8Array({ maxLength: 5_000 })), { maxLength: 30 }),
+        fc.integer({ min: 1, max: 5 }),
+        (script, maxRecordsPerKey) => {
+          const x = sessions({ maxRecordsPerKey })
+          const y = sessions({ maxRecordsPerKey })
+          for (const [chunked, msg] of script) {
+            let record: Uint8Array
+            if (chunked) {
+              const parts = y.a.sealChunks(msg)
+              expect(parts.map((p) => p.length)).toEqual([RECORD_HEADER_BYTES, msg.length, 16])
+              record = concatBytes(...parts)
+            } else record = y.a.seal(msg)
+            // The twin session x seals the same sequence number with seal().
+            expect(record).toEqual(x.a.seal(msg))
+            expect(y.b.open(record)).toEqual(msg)
+          }
+          expect(y.a.stats).toEqual(x.a.stats)
+        },
+      ),
+      { numRuns: 50 },
+    )
+    const { a } = sessions({ maxRecordBytes: 10 })
+    expect(() => a.sealChunks(new Uint8Array(11))).toThrow(
+      expect.objectContaining({ code: 'X_PQC_RECORD_TOO_LARGE' }),
+    )
+    expect(() => a.sealChunks('x' as unknown as Uint8Array)).toThrow(TypeError)
+    a.close()
+    expect(() => a.sealChunks(new Uint8Array(1))).toThrow(
+      expect.objectContaining({ code: 'X_PQC_SESSION_CLOSED' }),
+    )
   })
 
   it('gives the same record bytes with and without node:crypto (browser path)', () => {
