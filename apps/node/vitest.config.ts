@@ -1,10 +1,7 @@
 import { mergeConfig } from 'vitest/config'
 import { projectConfig } from '../../vitest.shared'
 
-// The shared config sets `resolve.conditions`; vitest runs tests as SSR modules, whose resolution reads
-// `ssr.resolve.conditions` (vite >= 6), so the `@x/source` condition is repeated there. Without it the workspace
-// packages would resolve to their (possibly stale or missing) `dist/` builds.
+// End-to-end tests start real nodes and processes: longer timeouts, and one file at a time on a 2-core machine.
 export default mergeConfig(projectConfig('@x/node', { testTimeout: 60_000 }), {
-  ssr: { resolve: { conditions: ['@x/source', 'node', 'import', 'default'] } },
   test: { fileParallelism: false },
 })

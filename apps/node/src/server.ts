@@ -71,6 +71,7 @@ async function main(): Promise<void> {
   const shown = (host: string) => (host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host)
   log.info({ nodeId: node.nodeId, rest, ws, dht }, 'node ready')
   out(`x-node ${node.nodeId} ready`)
+  out(`  Dashboard http://${shown(rest.host)}:${rest.port}/   (demo: /demo)`)
   out(`  REST      http://${shown(rest.host)}:${rest.port}/api/health   (docs: /docs)`)
   out(
     `  WebSocket ws://${shown(ws.host)}:${ws.port}/p2p-signaling  /y-webrtc  /peerjs  /crdt/<doc>  /p2p-node`,
