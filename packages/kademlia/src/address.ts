@@ -78,6 +78,8 @@ function expandIpv6(host: string): number[] | undefined {
  * or the whole address for non-IP transports (so every memory address is its own group).
  */
 export function ipGroup(address: string): string {
+  const fast = ipv4Group(address)
+  if (fast !== undefined) return fast
   const parsed = parseAddress(address)
   if (parsed === undefined) return `x:${address}`
   if (parsed.family === 4) {
@@ -93,4 +95,41 @@ export function ipGroup(address: string): string {
     .slice(0, 4)
     .map((g) => g.toString(16))
     .join(':')}`
+}
+
+/**
+ * `v4:a.b.c` for a canonical-enough `a.b.c.d:port` (1–3 digit octets ≤ 255, port 1–65535 in 1–5 digits),
+ * parsed without regular expressions or intermediate strings; undefined for anything else (the general
+ * parser decides those). Same result as the general path for every input it accepts.
+ */
+function ipv4Group(address: string): string | undefined {
+  const len = address.length
+  let i = 0
+  let groupEnd = 0
+  for (let octet = 0; octet < 4; octet++) {
+    let value = 0
+    let digits = 0
+    while (i < len) {
+      const c = address.charCodeAt(i)
+      if (c < 0x30 || c > 0x39) break
+      value = value * 10 + (c - 0x30)
+      digits++
+      i++
+    }
+    if (digits === 0 || digits > 3 || value > 255) return undefined
+    if (octet === 2) groupEnd = i
+    const sep = address.charCodeAt(i)
+    if (sep !== (octet < 3 ? 0x2e : 0x3a)) return undefined
+    i++
+  }
+  let port = 0
+  let digits = 0
+  for (; i < len; i++) {
+    const c = address.charCodeAt(i)
+    if (c < 0x30 || c > 0x39) return undefined
+    port = port * 10 + (c - 0x30)
+    digits++
+  }
+  if (digits === 0 || digits > 5 || port < 1 || port > 65535) return undefined
+  return `v4:${address.slice(0, groupEnd)}`
 }

@@ -64,22 +64,39 @@ export type Message =
     })
   | (Header & { type: typeof MessageType.STORED; status: number })
 
-function addressBytes(address: string): Uint8Array {
+function checkAddress(address: string): number {
   const len = address.length
   if (len === 0 || len > MAX_ADDRESS_BYTES) throw new RangeError("'address' too long or empty")
-  const bytes = new Uint8Array(len)
   for (let i = 0; i < len; i++) {
-    const b = address.charCodeAt(i)
-    if (b < 0x21 || b > 0x7e) throw new RangeError("'address' must be printable ASCII")
-    bytes[i] = b
+    const c = address.charCodeAt(i)
+    if (c < 0x21 || c > 0x7e) throw new RangeError("'address' must be printable ASCII")
   }
-  return bytes
+  return len
+}
+
+function checkId(id: Uint8Array, name: string): void {
+  if (id.length !== ID_LENGTH_BYTES) throw new RangeError(`'${name}' must be 20 bytes`)
+}
+
+function putU32(out: Uint8Array, o: number, v: number): void {
+  out[o] = v >>> 24
+  out[o + 1] = (v >>> 16) & 0xff
+  out[o + 2] = (v >>> 8) & 0xff
+  out[o + 3] = v & 0xff
+}
+
+function putU16(out: Uint8Array, o: number, v: number): void {
+  out[o] = (v >>> 8) & 0xff
+  out[o + 1] = v & 0xff
+}
+
+function getU32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
 }
 
 /** Encodes a message; throws RangeError naming the field if it exceeds a wire bound. */
 export function encodeMessage(msg: Message): Uint8Array {
   let size = HEADER_BYTES
-  let addrs: Uint8Array[] | undefined
   switch (msg.type) {
     case MessageType.PING:
     case MessageType.PONG:
@@ -93,76 +110,85 @@ export function encodeMessage(msg: Message): Uint8Array {
       if (msg.value.length > MAX_VALUE_BYTES) throw new RangeError("'value' too long")
       size += ID_LENGTH_BYTES + 1 + msg.token.length + 4 + 2 + msg.value.length
       break
-    case MessageType.NODES:
+    case MessageType.NODES: {
       if (msg.token.length > MAX_TOKEN_BYTES) throw new RangeError("'token' too long")
-      if (msg.contacts.length > MAX_CONTACTS_PER_MESSAGE) throw new RangeError("'contacts' too many")
-      addrs = msg.contacts.map((c) => addressBytes(c.address))
+      const contacts = msg.contacts
+      if (contacts.length > MAX_CONTACTS_PER_MESSAGE) throw new RangeError("'contacts' too many")
       size += 1 + msg.token.length + 1 + 1
-      for (const a of addrs) size += ID_LENGTH_BYTES + 1 + a.length
+      for (let i = 0; i < contacts.length; i++) {
+        size += ID_LENGTH_BYTES + 1 + checkAddress(contacts[i]!.address)
+      }
       if (msg.record !== undefined) {
         if (msg.record.value.length > MAX_VALUE_BYTES) throw new RangeError("'record.value' too long")
         size += 4 + 2 + msg.record.value.length
       }
       break
+    }
     case MessageType.STORED:
       size += 1
       break
   }
   if (size > MAX_DATAGRAM_BYTES) throw new RangeError('message exceeds MAX_DATAGRAM_BYTES')
+  checkId(msg.senderId, 'senderId')
   const out = new Uint8Array(size)
-  const view = new DataView(out.buffer)
   out[0] = PROTOCOL_VERSION
   out[1] = msg.type
-  view.setUint32(2, msg.requestId >>> 0)
-  if (msg.senderId.length !== ID_LENGTH_BYTES) throw new RangeError("'senderId' must be 20 bytes")
+  putU32(out, 2, msg.requestId >>> 0)
   out.set(msg.senderId, 6)
   let o = HEADER_BYTES
-  const putId = (id: Uint8Array, name: string): void => {
-    if (id.length !== ID_LENGTH_BYTES) throw new RangeError(`'${name}' must be 20 bytes`)
-    out.set(id, o)
-    o += ID_LENGTH_BYTES
-  }
-  const putBytes8 = (b: Uint8Array): void => {
-    out[o++] = b.length
-    out.set(b, o)
-    o += b.length
-  }
   switch (msg.type) {
     case MessageType.FIND_NODE:
-      putId(msg.target, 'target')
+      checkId(msg.target, 'target')
+      out.set(msg.target, o)
+      o += ID_LENGTH_BYTES
       break
     case MessageType.FIND_VALUE:
-      putId(msg.key, 'key')
+      checkId(msg.key, 'key')
+      out.set(msg.key, o)
+      o += ID_LENGTH_BYTES
       break
     case MessageType.STORE:
-      putId(msg.key, 'key')
-      putBytes8(msg.token)
-      view.setUint32(o, clampTtl(msg.ttlMs))
-      o += 4
-      view.setUint16(o, msg.value.length)
-      o += 2
+      checkId(msg.key, 'key')
+      out.set(msg.key, o)
+      o += ID_LENGTH_BYTES
+      out[o++] = msg.token.length
+      out.set(msg.token, o)
+      o += msg.token.length
+      putU32(out, o, clampTtl(msg.ttlMs))
+      putU16(out, o + 4, msg.value.length)
+      o += 6
       out.set(msg.value, o)
       o += msg.value.length
       break
-    case MessageType.NODES:
-      putBytes8(msg.token)
-      out[o++] = msg.contacts.length
-      for (let i = 0; i < msg.contacts.length; i++) {
-        putId(msg.contacts[i]!.id, 'contact.id')
-        putBytes8(addrs![i]!)
+    case MessageType.NODES: {
+      out[o++] = msg.token.length
+      out.set(msg.token, o)
+      o += msg.token.length
+      const contacts = msg.contacts
+      out[o++] = contacts.length
+      for (let i = 0; i < contacts.length; i++) {
+        const c = contacts[i]!
+        const id = c.id
+        checkId(id, 'contact.id')
+        for (let j = 0; j < ID_LENGTH_BYTES; j++) out[o + j] = id[j]!
+        o += ID_LENGTH_BYTES
+        const address = c.address
+        out[o++] = address.length
+        for (let j = 0; j < address.length; j++) out[o + j] = address.charCodeAt(j)
+        o += address.length
       }
       if (msg.record === undefined) {
         out[o++] = 0
       } else {
         out[o++] = 1
-        view.setUint32(o, clampTtl(msg.record.ttlMs))
-        o += 4
-        view.setUint16(o, msg.record.value.length)
-        o += 2
+        putU32(out, o, clampTtl(msg.record.ttlMs))
+        putU16(out, o + 4, msg.record.value.length)
+        o += 6
         out.set(msg.record.value, o)
         o += msg.record.value.length
       }
       break
+    }
     case MessageType.STORED:
       out[o++] = msg.status & 0xff
       break
@@ -177,100 +203,123 @@ function clampTtl(ttlMs: number): number {
   return Math.min(Math.floor(ttlMs), 0xffffffff)
 }
 
+/**
+ * The address at `bytes[o..o+len)` as a string; undefined unless it is non-empty printable ASCII. Short
+ * addresses (every IP literal) are built from char codes without an intermediate array.
+ */
+function readAddress(bytes: Uint8Array, o: number, len: number): string | undefined {
+  if (len === 0) return undefined
+  for (let i = o; i < o + len; i++) {
+    const b = bytes[i]!
+    if (b < 0x21 || b > 0x7e) return undefined
+  }
+  return String.fromCharCode.apply(null, bytes.subarray(o, o + len) as unknown as number[])
+}
+
 /** Decodes a datagram; `undefined` if it is malformed in any way. Never throws. */
 export function decodeMessage(bytes: Uint8Array): Message | undefined {
   if (!(bytes instanceof Uint8Array)) return undefined
-  if (bytes.length < HEADER_BYTES || bytes.length > MAX_DATAGRAM_BYTES) return undefined
+  const end = bytes.length
+  if (end < HEADER_BYTES || end > MAX_DATAGRAM_BYTES) return undefined
   if (bytes[0] !== PROTOCOL_VERSION) return undefined
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
   const type = bytes[1]!
-  const requestId = view.getUint32(2)
-  const senderId = bytes.slice(6, HEADER_BYTES)
+  const requestId = getU32(bytes, 2)
   let o = HEADER_BYTES
-  const left = (): number => bytes.length - o
-  const takeId = (): Uint8Array | undefined => {
-    if (left() < ID_LENGTH_BYTES) return undefined
-    const id = bytes.slice(o, o + ID_LENGTH_BYTES)
-    o += ID_LENGTH_BYTES
-    return id
-  }
-  const takeBytes8 = (max: number): Uint8Array | undefined => {
-    if (left() < 1) return undefined
-    const len = bytes[o]!
-    if (len > max || left() < 1 + len) return undefined
-    const b = bytes.slice(o + 1, o + 1 + len)
-    o += 1 + len
-    return b
-  }
-  const takeTtlValue = (): { ttlMs: number; value: Uint8Array } | undefined => {
-    if (left() < 6) return undefined
-    const ttlMs = view.getUint32(o)
-    const len = view.getUint16(o + 4)
-    o += 6
-    if (len > MAX_VALUE_BYTES || left() < len) return undefined
-    const value = bytes.slice(o, o + len)
-    o += len
-    return { ttlMs, value }
-  }
-  let msg: Message | undefined
+  let msg: Message
   switch (type) {
     case MessageType.PING:
     case MessageType.PONG:
-      msg = { type, requestId, senderId }
+      msg = { type, requestId, senderId: bytes.slice(6, HEADER_BYTES) }
       break
-    case MessageType.FIND_NODE: {
-      const target = takeId()
-      if (target !== undefined) msg = { type, requestId, senderId, target }
-      break
-    }
-    case MessageType.FIND_VALUE: {
-      const key = takeId()
-      if (key !== undefined) msg = { type, requestId, senderId, key }
-      break
-    }
-    case MessageType.STORE: {
-      const key = takeId()
-      const token = key === undefined ? undefined : takeBytes8(MAX_TOKEN_BYTES)
-      const tv = token === undefined ? undefined : takeTtlValue()
-      if (key !== undefined && token !== undefined && tv !== undefined) {
-        msg = { type, requestId, senderId, key, token, ttlMs: tv.ttlMs, value: tv.value }
+    case MessageType.FIND_NODE:
+      if (end - o < ID_LENGTH_BYTES) return undefined
+      msg = {
+        type,
+        requestId,
+        senderId: bytes.slice(6, HEADER_BYTES),
+        target: bytes.slice(o, o + ID_LENGTH_BYTES),
       }
+      o += ID_LENGTH_BYTES
+      break
+    case MessageType.FIND_VALUE:
+      if (end - o < ID_LENGTH_BYTES) return undefined
+      msg = {
+        type,
+        requestId,
+        senderId: bytes.slice(6, HEADER_BYTES),
+        key: bytes.slice(o, o + ID_LENGTH_BYTES),
+      }
+      o += ID_LENGTH_BYTES
+      break
+    case MessageType.STORE: {
+      if (end - o < ID_LENGTH_BYTES + 1) return undefined
+      const keyAt = o
+      o += ID_LENGTH_BYTES
+      const tokenLen = bytes[o]!
+      if (tokenLen > MAX_TOKEN_BYTES || end - o < 1 + tokenLen + 6) return undefined
+      const tokenAt = o + 1
+      o += 1 + tokenLen
+      const ttlMs = getU32(bytes, o)
+      const valueLen = (bytes[o + 4]! << 8) | bytes[o + 5]!
+      o += 6
+      if (valueLen > MAX_VALUE_BYTES || end - o < valueLen) return undefined
+      msg = {
+        type,
+        requestId,
+        senderId: bytes.slice(6, HEADER_BYTES),
+        key: bytes.slice(keyAt, keyAt + ID_LENGTH_BYTES),
+        token: bytes.slice(tokenAt, tokenAt + tokenLen),
+        ttlMs,
+        value: bytes.slice(o, o + valueLen),
+      }
+      o += valueLen
       break
     }
     case MessageType.NODES: {
-      const token = takeBytes8(MAX_TOKEN_BYTES)
-      if (token === undefined || left() < 1) return undefined
+      if (end - o < 1) return undefined
+      const tokenLen = bytes[o]!
+      if (tokenLen > MAX_TOKEN_BYTES || end - o < 1 + tokenLen + 1) return undefined
+      const token = bytes.slice(o + 1, o + 1 + tokenLen)
+      o += 1 + tokenLen
       const count = bytes[o++]!
       if (count > MAX_CONTACTS_PER_MESSAGE) return undefined
-      const contacts: Contact[] = []
+      const contacts: Contact[] = new Array<Contact>(count)
       for (let i = 0; i < count; i++) {
-        const id = takeId()
-        const addr = id === undefined ? undefined : takeBytes8(MAX_ADDRESS_BYTES)
-        if (id === undefined || addr === undefined || addr.length === 0) return undefined
-        for (const b of addr) if (b < 0x21 || b > 0x7e) return undefined
-        const address = String.fromCharCode.apply(null, addr as unknown as number[])
-        contacts.push({ id, address })
+        if (end - o < ID_LENGTH_BYTES + 1) return undefined
+        const idAt = o
+        o += ID_LENGTH_BYTES
+        const len = bytes[o++]!
+        if (len > MAX_ADDRESS_BYTES || end - o < len) return undefined
+        const address = readAddress(bytes, o, len)
+        if (address === undefined) return undefined
+        o += len
+        contacts[i] = { id: bytes.slice(idAt, idAt + ID_LENGTH_BYTES), address }
       }
-      if (left() < 1) return undefined
+      if (end - o < 1) return undefined
       const hasValue = bytes[o++]!
       let record: { ttlMs: number; value: Uint8Array } | undefined
       if (hasValue === 1) {
-        record = takeTtlValue()
-        if (record === undefined) return undefined
+        if (end - o < 6) return undefined
+        const ttlMs = getU32(bytes, o)
+        const valueLen = (bytes[o + 4]! << 8) | bytes[o + 5]!
+        o += 6
+        if (valueLen > MAX_VALUE_BYTES || end - o < valueLen) return undefined
+        record = { ttlMs, value: bytes.slice(o, o + valueLen) }
+        o += valueLen
       } else if (hasValue !== 0) {
         return undefined
       }
-      msg = { type, requestId, senderId, token, contacts, record }
+      msg = { type, requestId, senderId: bytes.slice(6, HEADER_BYTES), token, contacts, record }
       break
     }
     case MessageType.STORED:
-      if (left() < 1) return undefined
-      msg = { type, requestId, senderId, status: bytes[o++]! }
+      if (end - o < 1) return undefined
+      msg = { type, requestId, senderId: bytes.slice(6, HEADER_BYTES), status: bytes[o++]! }
       break
     default:
       return undefined
   }
-  if (msg === undefined || o !== bytes.length) return undefined
+  if (o !== end) return undefined
   return msg
 }
 

@@ -6,7 +6,7 @@
  * from filling a bucket or the table.
  */
 import { ipGroup, parseAddress } from './address'
-import { assertId, commonPrefixLength, compareDistance, ID_LENGTH_BITS, idEquals } from './id'
+import { assertId, commonPrefixLength, ID_LENGTH_BITS, ID_LENGTH_BYTES, idEquals } from './id'
 
 /** A node of the DHT: its 160-bit ID and the transport address it answers on. */
 export interface Contact {
@@ -44,6 +44,10 @@ export type AddResult =
 
 /** Default exemption from IP-group limits: loopback addresses, so local test networks work. */
 export function isLoopback(address: string): boolean {
+  // Fast exit: a loopback literal starts with `127.` or `[::1]` (the full parse below still decides).
+  const c = address.charCodeAt(0)
+  if (c !== 0x31 && c !== 0x5b) return false
+  if (c === 0x31 ? !address.startsWith('127.') : !address.startsWith('[::1]:')) return false
   const p = parseAddress(address)
   if (p === undefined) return false
   return p.family === 4 ? p.host.startsWith('127.') : p.host === '::1'
@@ -51,10 +55,21 @@ export function isLoopback(address: string): boolean {
 
 interface Bucket {
   entries: TableEntry[]
+  /**
+   * The entries' IDs packed back to back (entry i at i × 20), kept in step with `entries`: scans and
+   * XOR sorts read these contiguous bytes instead of chasing one object per contact (cache misses
+   * dominate at 10,000 nodes in one process). Allocated on first use.
+   */
+  ids: Uint8Array | undefined
   replacements: Contact[] | undefined
-  /** Last time (clock ms) a lookup touched this bucket's range or a contact was added. */
-  refreshedAt: number
 }
+
+/** Stands for every bucket never written to (most of the 160): read-only, never mutated. */
+const EMPTY_BUCKET: Bucket = Object.freeze({
+  entries: Object.freeze([]) as unknown as TableEntry[],
+  ids: undefined,
+  replacements: undefined,
+})
 
 /** Exact XOR-ordered Kademlia routing table. */
 export class RoutingTable {
@@ -64,9 +79,14 @@ export class RoutingTable {
   readonly #perTable: number
   readonly #replacementCacheSize: number
   readonly #exempt: (address: string) => boolean
+  /** Buckets are created on first add; until then {@link EMPTY_BUCKET} stands in. */
   readonly #buckets: Bucket[] = []
+  /** Last time (clock ms) a lookup touched each bucket's range or a contact was added to it. */
+  readonly #refreshedAt = new Float64Array(ID_LENGTH_BITS)
   readonly #groupCounts = new Map<string, number>()
   readonly #now: () => number
+  /** Scratch for sorting one bucket in `closest()`. */
+  readonly #order: number[] = []
   #size = 0
 
   constructor(selfId: Uint8Array, init: RoutingTableInit = {}, now: () => number = Date.now) {
@@ -82,8 +102,7 @@ export class RoutingTable {
     this.#replacementCacheSize = init.replacementCacheSize ?? this.k
     this.#exempt = init.isLimitExempt ?? isLoopback
     this.#now = now
-    for (let i = 0; i < ID_LENGTH_BITS; i++)
-      this.#buckets.push({ entries: [], replacements: undefined, refreshedAt: 0 })
+    for (let i = 0; i < ID_LENGTH_BITS; i++) this.#buckets.push(EMPTY_BUCKET)
   }
 
   /** Number of contacts in the table. */
@@ -115,24 +134,33 @@ export class RoutingTable {
     }
     const index = this.bucketIndex(contact.id)
     if (index >= ID_LENGTH_BITS) return { status: 'self' }
-    const bucket = this.#buckets[index]!
+    let bucket = this.#buckets[index]!
+    if (bucket === EMPTY_BUCKET) {
+      bucket = { entries: [], ids: undefined, replacements: undefined }
+      this.#buckets[index] = bucket
+    }
     const now = this.#now()
     const entries = bucket.entries
-    for (let i = 0; i < entries.length; i++) {
-      const e = entries[i]!
-      if (idEquals(e.id, contact.id)) {
-        // An ID that moved to another address keeps its old one until that stops answering: otherwise
-        // anyone could redirect a contact by claiming its ID.
-        if (e.address !== contact.address) return { status: 'conflict' }
-        e.lastSeen = now
-        e.failures = 0
-        entries.splice(i, 1)
+    const at = indexIn(bucket, contact.id)
+    if (at >= 0) {
+      const e = entries[at]!
+      // An ID that moved to another address keeps its old one until that stops answering: otherwise
+      // anyone could redirect a contact by claiming its ID.
+      if (e.address !== contact.address) return { status: 'conflict' }
+      e.lastSeen = now
+      e.failures = 0
+      if (at < entries.length - 1) {
+        entries.splice(at, 1)
         entries.push(e)
-        return { status: 'updated' }
+        const ids = bucket.ids!
+        ids.copyWithin(at * ID_LENGTH_BYTES, (at + 1) * ID_LENGTH_BYTES, entries.length * ID_LENGTH_BYTES)
+        ids.set(e.id, (entries.length - 1) * ID_LENGTH_BYTES)
       }
+      return { status: 'updated' }
     }
     const exempt = this.#exempt(contact.address)
-    const group = exempt ? '' : ipGroup(contact.address)
+    const shared = intern(contact.id, contact.address)
+    const group = exempt ? '' : (shared.group ??= ipGroup(contact.address))
     if (!exempt) {
       if ((this.#groupCounts.get(group) ?? 0) >= this.#perTable) return { status: 'rejected' }
       let inBucket = 0
@@ -140,9 +168,11 @@ export class RoutingTable {
       if (inBucket >= this.#perBucket) return { status: 'rejected' }
     }
     if (entries.length < this.k) {
-      entries.push({ id: contact.id, address: contact.address, lastSeen: now, failures: 0, group })
+      const ids = (bucket.ids ??= new Uint8Array(this.k * ID_LENGTH_BYTES))
+      ids.set(contact.id, entries.length * ID_LENGTH_BYTES)
+      entries.push({ id: shared.id, address: shared.address, lastSeen: now, failures: 0, group })
       this.#size++
-      bucket.refreshedAt = now
+      this.#refreshedAt[index] = now
       if (!exempt) this.#groupCounts.set(group, (this.#groupCounts.get(group) ?? 0) + 1)
       return { status: 'added' }
     }
@@ -168,7 +198,7 @@ export class RoutingTable {
     const index = this.bucketIndex(id)
     if (index >= ID_LENGTH_BITS) return false
     const bucket = this.#buckets[index]!
-    const at = bucket.entries.findIndex((e) => idEquals(e.id, id))
+    const at = indexIn(bucket, id)
     if (at < 0) {
       if (bucket.replacements !== undefined) {
         const r = bucket.replacements.findIndex((c) => idEquals(c.id, id))
@@ -177,6 +207,11 @@ export class RoutingTable {
       return false
     }
     const [removed] = bucket.entries.splice(at, 1)
+    bucket.ids!.copyWithin(
+      at * ID_LENGTH_BYTES,
+      (at + 1) * ID_LENGTH_BYTES,
+      (bucket.entries.length + 1) * ID_LENGTH_BYTES,
+    )
     this.#size--
     if (removed!.group !== '') {
       const n = (this.#groupCounts.get(removed!.group) ?? 1) - 1
@@ -207,8 +242,9 @@ export class RoutingTable {
   #find(id: Uint8Array): TableEntry | undefined {
     const index = this.bucketIndex(id)
     if (index >= ID_LENGTH_BITS) return undefined
-    for (const e of this.#buckets[index]!.entries) if (idEquals(e.id, id)) return e
-    return undefined
+    const bucket = this.#buckets[index]!
+    const at = indexIn(bucket, id)
+    return at < 0 ? undefined : bucket.entries[at]
   }
 
   /** The contact with this ID, if present. */
@@ -237,20 +273,62 @@ export class RoutingTable {
     if (n <= 0) return out
     const self = this.selfId
     const b = this.bucketIndex(target)
-    const cmp = (x: TableEntry, y: TableEntry): number => compareDistance(x.id, y.id, target)
-    const take = (index: number): void => {
-      const entries = this.#buckets[index]!.entries
-      if (entries.length === 0) return
-      const group = entries.length > 1 ? entries.slice().sort(cmp) : entries
-      for (const e of group) if (exclude === undefined || !idEquals(e.id, exclude)) out.push(e)
+    if (b < ID_LENGTH_BITS) this.#take(b, target, n, exclude, out)
+    for (let i = b + 1; i < ID_LENGTH_BITS && out.length < n; i++) {
+      if ((((self[i >> 3]! ^ target[i >> 3]!) >> (7 - (i & 7))) & 1) === 1)
+        this.#take(i, target, n, exclude, out)
     }
-    if (b < ID_LENGTH_BITS) take(b)
-    const bit = (i: number): number => ((self[i >> 3]! ^ target[i >> 3]!) >> (7 - (i & 7))) & 1
-    for (let i = b + 1; i < ID_LENGTH_BITS && out.length < n; i++) if (bit(i) === 1) take(i)
-    for (let i = ID_LENGTH_BITS - 1; i > b && out.length < n; i--) if (bit(i) === 0) take(i)
-    for (let i = Math.min(b, ID_LENGTH_BITS) - 1; i >= 0 && out.length < n; i--) take(i)
-    if (out.length > n) out.length = n
+    for (let i = ID_LENGTH_BITS - 1; i > b && out.length < n; i--) {
+      if ((((self[i >> 3]! ^ target[i >> 3]!) >> (7 - (i & 7))) & 1) === 0)
+        this.#take(i, target, n, exclude, out)
+    }
+    for (let i = Math.min(b, ID_LENGTH_BITS) - 1; i >= 0 && out.length < n; i--)
+      this.#take(i, target, n, exclude, out)
     return out
+  }
+
+  /**
+   * Appends bucket `index` to `out` in XOR order from `target`, keeping `out` at most `n` long (a bounded
+   * insertion sort: buckets are small, and no comparator closure or copy is allocated). Every ID of
+   * bucket i shares its first i + 1 bits (our prefix, then the flipped bit), so their distances to any
+   * target agree on those bits and the comparison starts at byte (i + 1) >> 3.
+   */
+  #take(
+    index: number,
+    target: Uint8Array,
+    n: number,
+    exclude: Uint8Array | undefined,
+    out: TableEntry[],
+  ): void {
+    const bucket = this.#buckets[index]!
+    const entries = bucket.entries
+    const count = entries.length
+    if (count === 0) return
+    const ids = bucket.ids!
+    const from = (index + 1) >> 3
+    const order = this.#order
+    let sorted = 0
+    for (let e = 0; e < count; e++) {
+      const at = e * ID_LENGTH_BYTES
+      if (exclude !== undefined && equalAt(ids, at, exclude)) continue
+      // Walk back past every farther entry (bounded insertion sort on indexes into the packed IDs).
+      let pos = sorted
+      while (pos > 0) {
+        const other = order[pos - 1]! * ID_LENGTH_BYTES
+        let d = 0
+        for (let j = from; j < ID_LENGTH_BYTES; j++) {
+          const t = target[j]!
+          d = (ids[at + j]! ^ t) - (ids[other + j]! ^ t)
+          if (d !== 0) break
+        }
+        if (d >= 0) break
+        order[pos] = order[pos - 1]!
+        pos--
+      }
+      order[pos] = e
+      sorted++
+    }
+    for (let i = 0; i < sorted && out.length < n; i++) out.push(entries[order[i]!]!)
   }
 
   /** Every contact, bucket by bucket (farthest bucket first), least recently seen first within a bucket. */
@@ -270,8 +348,7 @@ export class RoutingTable {
 
   /** Marks bucket `index` refreshed (a lookup went through its range). */
   markRefreshed(index: number): void {
-    const b = this.#buckets[index]
-    if (b !== undefined) b.refreshedAt = this.#now()
+    if (index >= 0 && index < ID_LENGTH_BITS) this.#refreshedAt[index] = this.#now()
   }
 
   /**
@@ -288,7 +365,53 @@ export class RoutingTable {
       }
     }
     const out: number[] = []
-    for (let i = 0; i <= deepest; i++) if (now - this.#buckets[i]!.refreshedAt >= maxAgeMs) out.push(i)
+    for (let i = 0; i <= deepest; i++) if (now - this.#refreshedAt[i]! >= maxAgeMs) out.push(i)
     return out
   }
+}
+
+interface Interned {
+  readonly id: Uint8Array
+  readonly address: string
+  group: string | undefined
+}
+
+const INTERN_SLOTS = 1 << 16
+let internCache: Array<Interned | undefined> | undefined
+
+/**
+ * Tables share one ID object and one address string per contact: many tables in one process (the
+ * simulator, test networks) otherwise hold a private copy of each decoded ID and address per table.
+ * A bounded direct-mapped cache (65,536 slots, allocated on first use); a collision only means a copy is
+ * not shared. IDs held by the table are therefore shared between tables: treat `TableEntry.id` as
+ * read-only (as the table already requires).
+ */
+function intern(id: Uint8Array, address: string): Interned {
+  const cache = (internCache ??= new Array<Interned | undefined>(INTERN_SLOTS))
+  const slot =
+    (((id[0]! << 8) | id[1]!) ^ ((id[18]! << 8) | id[19]!) ^ ((id[9]! << 8) | id[10]!)) & (INTERN_SLOTS - 1)
+  const hit = cache[slot]
+  if (hit !== undefined && hit.address === address && equalAt(hit.id, 0, id)) return hit
+  const fresh: Interned = { id: id.slice(), address, group: undefined }
+  cache[slot] = fresh
+  return fresh
+}
+
+/** Whether `ids[at..at+20)` equals `id`. */
+function equalAt(ids: Uint8Array, at: number, id: Uint8Array): boolean {
+  for (let j = 0; j < ID_LENGTH_BYTES; j++) if (ids[at + j] !== id[j]) return false
+  return true
+}
+
+/** Index of `id` in the bucket, or -1 (scans the packed IDs). */
+function indexIn(bucket: Bucket, id: Uint8Array): number {
+  const ids = bucket.ids
+  if (ids === undefined) return -1
+  const count = bucket.entries.length
+  const first = id[0]
+  for (let i = 0; i < count; i++) {
+    const at = i * ID_LENGTH_BYTES
+    if (ids[at] === first && equalAt(ids, at, id)) return i
+  }
+  return -1
 }

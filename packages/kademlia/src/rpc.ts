@@ -58,6 +58,8 @@ export interface RpcStats {
 }
 
 interface Pending {
+  requestId: number
+  signal: AbortSignal | undefined
   address: string
   expectedId: Uint8Array | undefined
   responseType: number
@@ -69,8 +71,9 @@ interface Pending {
   timer: unknown
   resolve: (msg: Message) => void
   reject: (err: unknown) => void
-  cleanup: () => void
 }
+
+const REQUEST_ID_POOL_BYTES = 1024
 
 const RESPONSE_TYPE: Record<number, number> = {
   [MessageType.PING]: MessageType.PONG,
@@ -109,6 +112,10 @@ export class Rpc {
   readonly #limiter: RateLimiter
   readonly #pending = new Map<number, Pending>()
   readonly #rtt = new Map<string, { srtt: number; rttvar: number }>()
+  /** Requests waiting on each caller signal: one abort listener per signal, not one per request. */
+  readonly #bySignal = new WeakMap<AbortSignal, Set<Pending>>()
+  #idPool: Uint8Array = new Uint8Array(0)
+  #idPoolAt = 0
   #handler: RequestHandler = () => undefined
   #closed = false
 
@@ -142,7 +149,7 @@ export class Rpc {
   close(): void {
     this.#closed = true
     for (const p of [...this.#pending.values()]) {
-      p.cleanup()
+      this.#cleanup(p)
       p.reject(new KademliaError('X_KAD_STOPPED', 'node stopped'))
     }
     this.#pending.clear()
@@ -177,8 +184,15 @@ export class Rpc {
   }
 
   #newRequestId(): number {
-    const b = this.#random(4)
-    let id = ((b[0]! << 24) | (b[1]! << 16) | (b[2]! << 8) | b[3]!) >>> 0
+    // Random bytes are drawn 1 KiB at a time: one call into the random source per 256 requests.
+    if (this.#idPoolAt + 4 > this.#idPool.length) {
+      this.#idPool = this.#random(REQUEST_ID_POOL_BYTES)
+      this.#idPoolAt = 0
+    }
+    const b = this.#idPool
+    const o = this.#idPoolAt
+    this.#idPoolAt += 4
+    let id = ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0
     while (this.#pending.has(id)) id = (id + 1) >>> 0
     return id
   }
@@ -199,18 +213,14 @@ export class Rpc {
     const requestId = this.#newRequestId()
     let bytes: Uint8Array
     try {
-      bytes = encodeMessage({ ...body, requestId, senderId: this.#selfId })
+      bytes = encodeMessage(withHeader(body, requestId, this.#selfId))
     } catch (err) {
       return Promise.reject(err instanceof Error ? err : new TypeError(String(err)))
     }
     return new Promise<Message>((resolve, reject) => {
-      const onAbort = (): void => {
-        const p = this.#pending.get(requestId)
-        if (p === undefined) return
-        p.cleanup()
-        reject(new KademliaError('X_KAD_ABORTED', 'request aborted'))
-      }
       const pending: Pending = {
+        requestId,
+        signal,
         address,
         expectedId: options.expectedId,
         responseType: RESPONSE_TYPE[body.type]!,
@@ -222,16 +232,36 @@ export class Rpc {
         timer: undefined,
         resolve,
         reject,
-        cleanup: () => {
-          this.#clock.clearTimeout(pending.timer)
-          this.#pending.delete(requestId)
-          signal?.removeEventListener('abort', onAbort)
-        },
       }
       this.#pending.set(requestId, pending)
-      signal?.addEventListener('abort', onAbort, { once: true })
+      if (signal !== undefined) {
+        let waiting = this.#bySignal.get(signal)
+        if (waiting === undefined) {
+          const set = new Set<Pending>()
+          waiting = set
+          this.#bySignal.set(signal, set)
+          signal.addEventListener(
+            'abort',
+            () => {
+              this.#bySignal.delete(signal)
+              for (const p of [...set]) {
+                this.#cleanup(p)
+                p.reject(new KademliaError('X_KAD_ABORTED', 'request aborted'))
+              }
+            },
+            { once: true },
+          )
+        }
+        waiting.add(pending)
+      }
       this.#transmit(requestId, pending)
     })
+  }
+
+  #cleanup(p: Pending): void {
+    this.#clock.clearTimeout(p.timer)
+    this.#pending.delete(p.requestId)
+    if (p.signal !== undefined) this.#bySignal.get(p.signal)?.delete(p)
   }
 
   #transmit(requestId: number, p: Pending): void {
@@ -255,7 +285,7 @@ export class Rpc {
       return
     }
     this.stats.timeouts++
-    p.cleanup()
+    this.#cleanup(p)
     // Back the estimate off so the next request to this address waits longer (RFC 6298 §5.5).
     const r = this.#rtt.get(p.address)
     if (r !== undefined) r.srtt = Math.min(this.#init.maxTimeoutMs, r.srtt * 2)
@@ -311,13 +341,13 @@ export class Rpc {
     }
     if (p.expectedId !== undefined && !idEquals(p.expectedId, msg.senderId)) {
       this.stats.idMismatch++
-      p.cleanup()
+      this.#cleanup(p)
       p.reject(new KademliaError('X_KAD_BAD_RESPONSE', `${from} answered with another node ID`))
       return
     }
     this.stats.responses++
     if (!p.retransmitted) this.#sample(from, Math.max(0, this.#clock.now() - p.sentAt))
-    p.cleanup()
+    this.#cleanup(p)
     p.resolve(msg)
   }
 
@@ -325,7 +355,7 @@ export class Rpc {
     if (body === undefined || this.#closed) return
     let bytes: Uint8Array
     try {
-      bytes = encodeMessage({ ...body, requestId, senderId: this.#selfId })
+      bytes = encodeMessage(withHeader(body, requestId, this.#selfId))
     } catch (err) {
       this.stats.handlerErrors++
       this.#logger.warn({ err }, 'could not encode response')
@@ -337,5 +367,39 @@ export class Rpc {
     } catch (err) {
       this.#logger.debug({ err, address: to }, 'send failed')
     }
+  }
+}
+
+/** The message to encode: the body's fields plus the header, without copying the body's contents. */
+function withHeader(body: RequestBody | ResponseBody, requestId: number, senderId: Uint8Array): Message {
+  switch (body.type) {
+    case MessageType.PING:
+    case MessageType.PONG:
+      return { type: body.type, requestId, senderId }
+    case MessageType.FIND_NODE:
+      return { type: body.type, requestId, senderId, target: body.target }
+    case MessageType.FIND_VALUE:
+      return { type: body.type, requestId, senderId, key: body.key }
+    case MessageType.STORE:
+      return {
+        type: body.type,
+        requestId,
+        senderId,
+        key: body.key,
+        token: body.token,
+        ttlMs: body.ttlMs,
+        value: body.value,
+      }
+    case MessageType.NODES:
+      return {
+        type: body.type,
+        requestId,
+        senderId,
+        token: body.token,
+        contacts: body.contacts,
+        record: body.record,
+      }
+    case MessageType.STORED:
+      return { type: body.type, requestId, senderId, status: body.status }
   }
 }

@@ -12,6 +12,7 @@ interface TimerEvent {
   cancelled: boolean
 }
 
+const noop = (): void => {}
 const drain = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
 export class VirtualClock implements Clock {
@@ -41,6 +42,7 @@ export class VirtualClock implements Clock {
     const ev = handle as TimerEvent | undefined
     if (ev !== undefined && ev !== null && typeof ev === 'object' && 'cancelled' in ev && !ev.cancelled) {
       ev.cancelled = true
+      ev.fn = noop // the event stays queued until its time; let what the callback holds go now
       this.#live--
     }
   }
