@@ -8,7 +8,11 @@ import { fileURLToPath } from 'node:url'
 import type { Kind } from './common'
 
 const HERE = fileURLToPath(new URL('.', import.meta.url))
-const RATES = (process.env.RATES ?? '5000,20000').split(',').map(Number)
+/**
+ * Fixed offered loads: `<msgs/s>` sends one frame per client in turn (evenly spread), `<msgs/s>x<k>` sends the same
+ * rate as bursts of k frames per client in one TCP write (trickle ICE emits candidates in bursts like this).
+ */
+const RATES = (process.env.RATES ?? '5000,20000,20000x5').split(',')
 const RATE_SECONDS = Number(process.env.RATE_SECONDS ?? 10)
 const SATURATE_SECONDS = 5
 const IDLE = Number(process.env.IDLE_CONNECTIONS ?? 10_000)
@@ -93,7 +97,8 @@ async function measure(kind: Kind) {
       serverCpuMsEach: +((cpuMs(s1) - cpuMs(s0)) / setup.registrations).toFixed(3),
     }
     for (const rate of RATES) {
-      load.child.stdin.write(`rate ${rate} ${RATE_SECONDS}\n`)
+      const [perSec, burst = '1'] = rate.split('x')
+      load.child.stdin.write(`rate ${perSec} ${RATE_SECONDS} ${burst}\n`)
       await load.next() // measuring
       s0 = await server.cmd('stats')
       await load.next() // measured
@@ -165,13 +170,14 @@ const rows: string[][] = [['metric', ...results.map((r) => r.kind)]]
 const add = (label: string, f: (r: Record<string, any>) => unknown) =>
   rows.push([label, ...results.map((r) => String(f(r)))])
 for (const rate of RATES) {
-  add(`${rate} msg/s: delivered/s`, (r) => r[`rate${rate}`].deliveredPerSec)
-  add(`${rate} msg/s: p50 ms`, (r) => r[`rate${rate}`].p50Ms)
-  add(`${rate} msg/s: p99 ms`, (r) => r[`rate${rate}`].p99Ms)
-  add(`${rate} msg/s: server CPU (cores)`, (r) => r[`rate${rate}`].cpuCore)
-  add(`${rate} msg/s: server CPU-s / 100k msgs`, (r) => r[`rate${rate}`].cpuSecPer100k)
-  add(`${rate} msg/s: kernel share of server CPU`, (r) => r[`rate${rate}`].sysShare)
-  add(`${rate} msg/s: load generator CPU (cores)`, (r) => r[`rate${rate}`].generatorCpuCore)
+  const label = rate.includes('x') ? `${rate.replace('x', ' msg/s, bursts of ')}` : `${rate} msg/s`
+  add(`${label}: delivered/s`, (r) => r[`rate${rate}`].deliveredPerSec)
+  add(`${label}: p50 ms`, (r) => r[`rate${rate}`].p50Ms)
+  add(`${label}: p99 ms`, (r) => r[`rate${rate}`].p99Ms)
+  add(`${label}: server CPU (cores)`, (r) => r[`rate${rate}`].cpuCore)
+  add(`${label}: server CPU-s / 100k msgs`, (r) => r[`rate${rate}`].cpuSecPer100k)
+  add(`${label}: kernel share of server CPU`, (r) => r[`rate${rate}`].sysShare)
+  add(`${label}: load generator CPU (cores)`, (r) => r[`rate${rate}`].generatorCpuCore)
 }
 add('saturation: delivered/s', (r) => r.saturation.deliveredPerSec)
 add('saturation: server CPU-s / 100k msgs', (r) => r.saturation.cpuSecPer100k)

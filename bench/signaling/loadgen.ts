@@ -1,4 +1,5 @@
 // Load generator, in its own process. Usage: loadgen.ts <kind> <port>; commands on stdin (see compare.ts).
+import type { Socket } from 'node:net'
 import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
 import { loadMlDsa87, peerIdFromPublicKey, type Kind } from './common'
@@ -185,7 +186,8 @@ async function phase(seconds: number, start: () => void, stopSending: () => void
   }
 }
 
-async function fixedRate(rate: number, seconds: number): Promise<unknown> {
+/** `rate` frames/s for `seconds`; `burst` > 1 sends k frames from one client in one TCP write, then the next client. */
+async function fixedRate(rate: number, seconds: number, burst: number): Promise<unknown> {
   let timer: ReturnType<typeof setInterval> | undefined
   return phase(
     seconds,
@@ -194,9 +196,15 @@ async function fixedRate(rate: number, seconds: number): Promise<unknown> {
       let sent = 0
       let next = 0
       timer = setInterval(() => {
-        const due = Math.floor((rate * (performance.now() - t0)) / 1000) - sent
-        for (let k = 0; k < due; k++) {
-          send(next)
+        const due = Math.floor((rate * (performance.now() - t0)) / 1000 / burst) * burst - sent
+        for (let k = 0; k < due; k += burst) {
+          if (burst === 1) send(next)
+          else {
+            const socket = (clients[next]!.ws as unknown as { _socket: Socket })._socket
+            socket.cork()
+            for (let b = 0; b < burst; b++) send(next)
+            socket.uncork()
+          }
           next = (next + 1) % N
         }
         sent += due
@@ -247,7 +255,7 @@ async function openIdle(count: number): Promise<unknown> {
 
 const rl = createInterface({ input: process.stdin })
 rl.on('line', (line) => {
-  const [cmd, a, b] = line.split(' ')
+  const [cmd, a, b, c] = line.split(' ')
   const run = async (): Promise<unknown> => {
     switch (cmd) {
       case 'setup': {
@@ -256,7 +264,7 @@ rl.on('line', (line) => {
         return r
       }
       case 'rate':
-        return fixedRate(Number(a), Number(b))
+        return fixedRate(Number(a), Number(b), Number(c ?? 1))
       case 'saturate':
         return saturate(Number(a))
       case 'idle':
