@@ -241,11 +241,16 @@ async function main(): Promise<void> {
   }
   const eventLoop = await eventLoopUnderSigning()
 
-  let session: unknown = null
+  let session: Record<string, unknown> | null = null
+  let printSession: ((r: Record<string, unknown>) => void) | undefined
   const sessionBench = fileURLToPath(new URL('./session.bench.ts', import.meta.url))
   if (existsSync(sessionBench)) {
-    const mod = (await import(sessionBench)) as { runSessionBench?: () => Promise<unknown> }
+    const mod = (await import(sessionBench)) as {
+      runSessionBench?: () => Promise<Record<string, unknown>>
+      printTable?: (r: Record<string, unknown>) => void
+    }
     if (typeof mod.runSessionBench === 'function') session = await mod.runSessionBench()
+    printSession = mod.printTable
   }
 
   const machine = {
@@ -270,7 +275,10 @@ async function main(): Promise<void> {
   )
   console.log('sealed box MiB/s:', sealedBox, ' AEAD (AES-256-GCM) MiB/s:', aead)
   console.log('event-loop delay under 100 signatures/s via worker pool:', eventLoop)
-  if (session !== null) console.log('session:', session)
+  if (session !== null) {
+    if (printSession !== undefined) printSession(session)
+    else console.log('session:', session)
+  }
   const json = {
     node: process.version,
     machine,

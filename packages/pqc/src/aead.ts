@@ -40,7 +40,8 @@ export function aeadSeal(
   check(key, nonce, plaintext, ad)
   const c = nodeCrypto()
   if (c === undefined) return gcm(key, nonce, ad ?? EMPTY).encrypt(plaintext)
-  const cipher = c.createCipheriv('aes-256-gcm', key, nonce)
+  // A KeyObject key: Node 24 spends ~11 µs per cipher checking a raw key argument, createSecretKey ~1 µs.
+  const cipher = c.createCipheriv('aes-256-gcm', c.createSecretKey(key), nonce)
   if (ad !== undefined && ad.length > 0) cipher.setAAD(ad)
   const body = cipher.update(plaintext)
   const fin = cipher.final()
@@ -74,7 +75,7 @@ export function aeadOpen(
   }
   const n = ciphertext.length - AEAD_TAG_BYTES
   try {
-    const d = c.createDecipheriv('aes-256-gcm', key, nonce)
+    const d = c.createDecipheriv('aes-256-gcm', c.createSecretKey(key), nonce)
     d.setAuthTag(ciphertext.subarray(n))
     if (ad !== undefined && ad.length > 0) d.setAAD(ad)
     const body = d.update(ciphertext.subarray(0, n))

@@ -3,6 +3,7 @@
  * audited `@noble/hashes` elsewhere; both give the same bytes.
  */
 import { hkdf } from '@noble/hashes/hkdf.js'
+import { hmac as nobleHmac } from '@noble/hashes/hmac.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { sha3_256 as nobleSha3_256 } from '@noble/hashes/sha3.js'
 import { nodeCrypto } from './runtime'
@@ -21,13 +22,13 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, 
   if (c === undefined) return hkdf(nobleSha256, ikm, salt, info, length)
   // RFC 5869 over HMAC-SHA256 built on `createHash`: the handshake and the record layer call this with
   // short inputs, where `hkdfSync` / `createHmac` cost 2× more (Node's key-argument checks dominate).
-  const prk = hmacSha256(c, salt, ikm)
+  const prk = hmacNode(c, salt, ikm)
   const out = new Uint8Array(length)
   let t: Uint8Array = new Uint8Array(0)
   const counter = new Uint8Array(1)
   for (let o = 0, i = 1; o < length; o += 32, i++) {
     counter[0] = i
-    t = hmacSha256(c, prk, t, info, counter)
+    t = hmacNode(c, prk, t, info, counter)
     out.set(length - o < 32 ? t.subarray(0, length - o) : t, o)
   }
   prk.fill(0)
@@ -37,8 +38,14 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, 
 
 const SHA256_BLOCK_BYTES = 64
 
-/** HMAC-SHA256 (RFC 2104) over the concatenation of `data`. */
-function hmacSha256(c: NonNullable<ReturnType<typeof nodeCrypto>>, key: Uint8Array, ...data: Uint8Array[]) {
+/** HMAC-SHA256 (RFC 2104) of `data`. */
+export function hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array {
+  const c = nodeCrypto()
+  return c === undefined ? nobleHmac(nobleSha256, key, data) : hmacNode(c, key, data)
+}
+
+/** HMAC-SHA256 over the concatenation of `data`, on `createHash`. */
+function hmacNode(c: NonNullable<ReturnType<typeof nodeCrypto>>, key: Uint8Array, ...data: Uint8Array[]) {
   const block = new Uint8Array(SHA256_BLOCK_BYTES)
   block.set(key.length > SHA256_BLOCK_BYTES ? c.createHash('sha256').update(key).digest() : key)
   for (let i = 0; i < SHA256_BLOCK_BYTES; i++) block[i]! ^= 0x36

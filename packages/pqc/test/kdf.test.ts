@@ -3,7 +3,7 @@ import { sha256 } from '@noble/hashes/sha2.js'
 import fc from 'fast-check'
 import { afterEach, describe, expect, it } from 'vitest'
 import { fromHex, toHex } from '../src/bytes'
-import { hkdfSha256 } from '../src/kdf'
+import { hkdfSha256, hmacSha256 } from '../src/kdf'
 import { _setNodeCryptoForTesting } from '../src/runtime'
 
 afterEach(() => _setNodeCryptoForTesting(undefined))
@@ -65,4 +65,25 @@ describe('hkdfSha256', () => {
     expect(() => hkdfSha256(z, z, z, 0)).toThrow(RangeError)
     expect(() => hkdfSha256(z, z, z, 255 * 32 + 1)).toThrow(RangeError)
   })
+})
+
+describe('hmacSha256', () => {
+  for (const path of ['node:crypto', 'browser'] as const) {
+    it(`gives the RFC 4231 answers (${path})`, () => {
+      if (path === 'browser') _setNodeCryptoForTesting(null)
+      const te = new TextEncoder()
+      // Test case 2 (short key) and 6 (131-byte key, longer than a block).
+      expect(toHex(hmacSha256(te.encode('Jefe'), te.encode('what do ya want for nothing?')))).toBe(
+        '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+      )
+      expect(
+        toHex(
+          hmacSha256(
+            new Uint8Array(131).fill(0xaa),
+            te.encode('Test Using Larger Than Block-Size Key - Hash Key First'),
+          ),
+        ),
+      ).toBe('60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54')
+    })
+  }
 })

@@ -3,9 +3,7 @@
  * HKDF-SHA256 chaining key that absorbs each KEM shared secret in turn (Noise `MixHash` / `MixKey`, Noise §5.2).
  * See PROTOCOL.md §3 for the exact inputs.
  */
-import { hmac } from '@noble/hashes/hmac.js'
-import { sha256 } from '@noble/hashes/sha2.js'
-import { hkdfSha256, sha3_256 } from '../kdf'
+import { hkdfSha256, hmacSha256, sha3_256 } from '../kdf'
 import { wipe } from '../bytes'
 import { u32be, utf8 } from './bytes'
 
@@ -49,7 +47,7 @@ export class SymmetricState {
   /** HMAC-SHA256 under key(label): used for the Finished MACs (key confirmation). */
   mac(label: string, data: Uint8Array): Uint8Array {
     const k = this.key(label)
-    const out = hmac(sha256, k, data)
+    const out = hmacSha256(k, data)
     wipe(k)
     return out
   }
