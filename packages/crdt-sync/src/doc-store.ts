@@ -65,8 +65,13 @@ export interface DocStoreInit {
   maxDocumentBytes?: number
   /** Compact a document when its uncompacted updates outweigh `ratio` × its snapshot. @default 1 */
   compactionRatio?: number
-  /** Never compact while uncompacted updates total fewer bytes than this. @default 65_536 */
+  /** Never compact (by size ratio) while uncompacted updates total fewer bytes than this. @default 65_536 */
   compactionMinBytes?: number
+  /**
+   * Also compact once a document has this many uncompacted updates, whatever their size: loading costs per
+   * update, and thousands of one-keystroke updates are small in bytes but slow to load. @default 500
+   */
+  compactionMaxUpdates?: number
   /** Yjs garbage collection of deleted content (turn off to keep snapshots/history). @default true */
   gc?: boolean
   /** Whether {@link DocStore.close} closes the database. Leave false when the database is shared. @default false */
@@ -158,6 +163,7 @@ const DEFAULT_MAX_OPEN_DOCUMENTS = 10_000
 const DEFAULT_MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
 const DEFAULT_COMPACTION_RATIO = 1
 const DEFAULT_COMPACTION_MIN_BYTES = 64 * 1024
+const DEFAULT_COMPACTION_MAX_UPDATES = 500
 const RATE_WINDOW_S = 10 // updates/s is averaged over this many one-second buckets
 const EMPTY_STATE_VECTOR = new Uint8Array([0])
 
@@ -262,6 +268,7 @@ class DocStoreImpl implements DocStore {
   readonly #maxDocBytes: number
   readonly #ratio: number
   readonly #compactionMinBytes: number
+  readonly #compactionMaxUpdates: number
   readonly #gc: boolean
   readonly #ownsDb: boolean
 
@@ -306,6 +313,11 @@ class DocStoreImpl implements DocStore {
     this.#ratio = positive('compactionRatio', init.compactionRatio, DEFAULT_COMPACTION_RATIO)
     this.#compactionMinBytes = init.compactionMinBytes ?? DEFAULT_COMPACTION_MIN_BYTES
     if (!(this.#compactionMinBytes >= 0)) throw new RangeError("'compactionMinBytes' must be >= 0")
+    this.#compactionMaxUpdates = positive(
+      'compactionMaxUpdates',
+      init.compactionMaxUpdates,
+      DEFAULT_COMPACTION_MAX_UPDATES,
+    )
     this.#gc = init.gc ?? true
     this.#ownsDb = init.ownsDatabase ?? false
   }
@@ -543,6 +555,12 @@ class DocStoreImpl implements DocStore {
       this.#assertOpen()
       this.#entries.set(name, entry)
       this.#startSweep()
+      // Stored by an older release or another configuration with too many updates: compact now, so the
+      // next load is fast (a write on read, once).
+      if (entry.nextSeq - entry.firstSeq > this.#compactionMaxUpdates) {
+        entry.compactRequested = true
+        this.#markDirty(entry)
+      }
       return entry
     })().finally(() => this.#loading.delete(name))
     this.#loading.set(name, p)
@@ -735,10 +753,16 @@ class DocStoreImpl implements DocStore {
       if (e.failed) continue
       if (e.unbatched.length === 0 && !e.compactRequested) continue
       const pendingBytes = e.updateBytes + e.unbatchedBytes
-      const due =
-        e.inflight.length === 0 &&
-        (e.compactRequested ||
-          (pendingBytes > e.snapshotBytes * this.#ratio && pendingBytes >= this.#compactionMinBytes))
+      const pendingCount = e.nextSeq - e.firstSeq + e.unbatched.length
+      const wanted =
+        e.compactRequested ||
+        pendingCount > this.#compactionMaxUpdates ||
+        (pendingBytes > e.snapshotBytes * this.#ratio && pendingBytes >= this.#compactionMinBytes)
+      // A snapshot may only replace update keys once no batch holding them is in flight. Under a steady stream
+      // of edits a batch is almost always in flight at flush time: remember the wish, so the first flush after
+      // the writes drain compacts (#settle schedules one), instead of starving compaction for ever.
+      const due = wanted && e.inflight.length === 0
+      if (wanted && !due) e.compactRequested = true
       if (due) {
         const bytesBefore = e.snapshotBytes + pendingBytes
         const snapshot = Y.encodeStateAsUpdate(e.doc)

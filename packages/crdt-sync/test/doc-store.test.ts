@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import * as Y from 'yjs'
-import { createDocStore, type DocStore } from '../src/index'
+import { createDocStore, type CrdtDatabase, type DocStore } from '../src/index'
 import { instrumented, tempLevel, type TempLevel } from './helpers'
 
 let level: TempLevel | undefined
@@ -81,6 +81,64 @@ describe('DocStore', () => {
     expect(again.doc.getText('t').toJSON()).toBe(text)
     // Stored size stays within the ratio bound: snapshot + updates ≤ (1 + ratio) × snapshot + one batch.
     expect(store.getStats().bytesStored).toBeLessThan(3 * Y.encodeStateAsUpdate(again.doc).length + 200)
+  })
+
+  it('compacts under a steady stream of edits even when every flush finds a batch still in flight', async () => {
+    level = await tempLevel()
+    const real = level.db
+    // Every batch takes two extra turns, so each per-tick flush overlaps the previous batch.
+    const slow: CrdtDatabase = {
+      get: (k) => real.get(k),
+      iterator: (o) => real.iterator(o),
+      close: () => real.close(),
+      batch: async (ops) => {
+        await new Promise((r) => setImmediate(r))
+        await new Promise((r) => setImmediate(r))
+        await real.batch(ops)
+      },
+    }
+    store = createDocStore({ db: slow }, { compactionMinBytes: 200, compactionRatio: 1 })
+    const h = await store.open('stream')
+    for (let i = 0; i < 500; i++) {
+      h.doc.getText('t').insert(i, String(i % 10))
+      await new Promise((r) => setImmediate(r))
+    }
+    await store.flush()
+    const keys: string[] = []
+    for await (const [k] of real.iterator({ gt: 'd!', lt: 'd!~' })) keys.push(k)
+    expect(keys).toContain('d!stream!s')
+    expect(keys.filter((k) => k.includes('!u!')).length).toBeLessThan(100)
+    h.release()
+  })
+
+  it('compacts by update count too (many tiny updates load slowly), also when loading such a document', async () => {
+    level = await tempLevel()
+    const countUpdates = async (): Promise<number> => {
+      let n = 0
+      for await (const [k] of level!.db.iterator({ gt: 'd!', lt: 'd!~' })) if (k.includes('!u!')) n++
+      return n
+    }
+    const big = { compactionMinBytes: 1e9 } // the size rule never fires here
+    store = createDocStore({ db: level.db }, { ...big, compactionMaxUpdates: 1_000 })
+    let h = await store.open('keys')
+    for (let i = 0; i < 300; i++) {
+      h.doc.getText('t').insert(i, 'k')
+      await store.flush()
+    }
+    h.release()
+    expect(await countUpdates()).toBe(300)
+    await store.close()
+    store = createDocStore({ db: level.db }, { ...big, compactionMaxUpdates: 100 })
+    h = await store.open('keys')
+    await store.flush()
+    expect(await countUpdates()).toBe(0) // compacted on load
+    for (let i = 0; i < 250; i++) {
+      h.doc.getText('t').insert(0, 'k')
+      await store.flush()
+    }
+    expect(await countUpdates()).toBeLessThanOrEqual(100)
+    expect(h.doc.getText('t').length).toBe(550)
+    h.release()
   })
 
   it('counts bytesStored exactly across writes during the first scan, eviction and reload, without per-document state', async () => {
