@@ -437,7 +437,6 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
         },
         { address: wsPublic() },
       )
-      links.bindings.set(identity!.idString, signer.publicKey)
       directory = new DhtPeerDirectory(
         { dht: dht!, signer, links, logger: log.child({ component: 'directory' }) },
         { nodeId: identity!.idString, address: wsPublic() },

@@ -90,3 +90,80 @@ describe('P2P links over real WebSockets', () => {
     expect(a.lm.stats.handshakes).toBeGreaterThanOrEqual(2)
   })
 })
+
+describe('P2P links dialed from both sides at once', () => {
+  it('agree on one link per pair, and lose or reorder no frame sent from the first moment on', async () => {
+    const nodes = await Promise.all([11, 12, 13, 14].map((seed) => linkNode(seed)))
+    const enc = new TextEncoder()
+    const dec = new TextDecoder()
+    const FRAMES = 300
+    // received[receiver][sender] = sequence numbers in arrival order
+    const received = nodes.map(() => new Map<string, number[]>())
+    nodes.forEach((n, i) =>
+      n.lm.onChannel(CHANNEL_SIGNALING, (from, payload) => {
+        const seqs = received[i]!.get(from) ?? []
+        received[i]!.set(from, seqs)
+        seqs.push(Number(dec.decode(payload)))
+      }),
+    )
+    const pairs: [number, number][] = []
+    for (let i = 0; i < nodes.length; i++) for (let j = i + 1; j < nodes.length; j++) pairs.push([i, j])
+    // Every pair dials in both directions in the same tick, then each side streams numbered frames through
+    // sendOrDial as fast as it can while the duplicate links are being resolved.
+    const stream = async (from: number, to: number) => {
+      const target = nodes[to]!
+      for (let k = 0; k < FRAMES; k++) {
+        await nodes[from]!.lm.sendOrDial(target.identity.idString, CHANNEL_SIGNALING, enc.encode(String(k)))
+        if (k % 10 === 0) await new Promise((r) => setImmediate(r))
+      }
+    }
+    await Promise.all(
+      pairs.flatMap(([i, j]) => {
+        const a = nodes[i]!
+        const b = nodes[j]!
+        a.lm.addresses.set(b.identity.idString, b.url)
+        b.lm.addresses.set(a.identity.idString, a.url)
+        return [stream(i, j), stream(j, i)]
+      }),
+    )
+    const expected = Array.from({ length: FRAMES }, (_, k) => k)
+    await waitFor(
+      () =>
+        pairs.every(
+          ([i, j]) =>
+            (received[j]!.get(nodes[i]!.identity.idString)?.length ?? 0) >= FRAMES &&
+            (received[i]!.get(nodes[j]!.identity.idString)?.length ?? 0) >= FRAMES,
+        ),
+      'every frame',
+    )
+    for (const [i, j] of pairs) {
+      expect(received[j]!.get(nodes[i]!.identity.idString)).toEqual(expected)
+      expect(received[i]!.get(nodes[j]!.identity.idString)).toEqual(expected)
+    }
+    // Both dials completed; one link per pair survives on both sides, the same one.
+    await waitFor(
+      () => nodes.every((n) => n.lm.list().length === nodes.length - 1),
+      'duplicate links to be closed',
+    )
+    for (const n of nodes) {
+      expect(n.lm.list().every((l) => l.state === 'open')).toBe(true)
+      expect(n.lm.connectedNodes()).toHaveLength(nodes.length - 1)
+    }
+    const retired = nodes.reduce((sum, n) => sum + n.lm.stats.linksRetired, 0)
+    const handshakes = nodes.reduce((sum, n) => sum + n.lm.stats.handshakes, 0)
+    // The race happened (both dials of a pair authenticated), and each link beyond one per pair was retired
+    // on both ends.
+    expect(handshakes).toBeGreaterThan(2 * pairs.length)
+    expect(retired).toBe(handshakes - 2 * pairs.length)
+  })
+
+  it('sendOrDial rejects (visibly) when the node cannot be reached', async () => {
+    const a = await linkNode(15)
+    const gone = Identity.generate(new Uint8Array(32).fill(16)).idString
+    a.lm.addresses.set(gone, 'ws://127.0.0.1:1')
+    await expect(a.lm.sendOrDial(gone, CHANNEL_SIGNALING, Uint8Array.of(1))).rejects.toThrow()
+    await expect(a.lm.sendOrDial('f'.repeat(40), CHANNEL_SIGNALING, Uint8Array.of(1))).rejects.toThrow(
+      /no address/,
+    )
+  })
+})

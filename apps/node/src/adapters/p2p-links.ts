@@ -19,7 +19,7 @@ import { verifyCertificate } from './dht-records'
  *
  * | byte | channel                                     |
  * | ---- | ------------------------------------------- |
- * | 0x01 | control (JSON `hello` with the record-key certificate) |
+ * | 0x01 | control (JSON `hello` with the record-key certificate, `use`, `retire`) |
  * | 0x02 | signaling federation (`NodeRelay` text frames) |
  * | 0x03 | CRDT replication (`SyncLink` bytes)           |
  */
@@ -34,6 +34,12 @@ export const HANDSHAKE_TIMEOUT_MS = 10_000
 export const RECONNECT_MIN_MS = 1_000
 export const RECONNECT_MAX_MS = 30_000
 export const MAX_LINKS = 64
+/** How long a retired link stays open for the peer's last frames when the peer does not retire it too. */
+export const RETIRE_GRACE_MS = 5_000
+/** Frames held on a newer link while an older link to the same node drains (then the older one is cut). */
+export const MAX_HELD_FRAMES = 4_096
+/** Verified record keys and addresses kept (least recently used evicted). */
+export const MAX_KNOWN_NODES = 4_096
 
 export interface Link {
   readonly nodeId: string
@@ -45,7 +51,47 @@ export interface Link {
 
 interface LinkState extends Link {
   ws: WebSocket
-  session?: SecureSession
+  session: SecureSession
+  peerPublicKey: Uint8Array
+  /** Activation order on this side; 0 while never active. */
+  seq: number
+  /** This side sends on this link (its one current link to the node). */
+  active: boolean
+  /** The peer sent its last frame on this link (`retire`) or the socket closed. */
+  drained: boolean
+  /** Application frames that arrived while an older link to the node was still draining. */
+  held: { channel: number; payload: Uint8Array }[]
+  activation: { promise: Promise<void>; resolve(): void; reject(err: Error): void }
+  retireTimer?: NodeJS.Timeout
+}
+
+/** A `Map` bounded to `max` entries; `set` refreshes an entry, the least recently set is evicted. */
+export class BoundedMap<K, V> extends Map<K, V> {
+  readonly #max: number
+  constructor(max: number) {
+    super()
+    this.#max = max
+  }
+  override set(key: K, value: V): this {
+    if (this.has(key)) this.delete(key)
+    super.set(key, value)
+    if (this.size > this.#max) {
+      const oldest = this.keys().next()
+      if (oldest.done !== true) this.delete(oldest.value)
+    }
+    return this
+  }
+}
+
+function deferred(): LinkState['activation'] {
+  let resolve!: () => void
+  let reject!: (err: Error) => void
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res
+    reject = rej
+  })
+  promise.catch(() => undefined)
+  return { promise, resolve, reject }
 }
 
 export interface LinkManagerComponents {
@@ -74,6 +120,22 @@ function toBytes(data: RawData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
 }
 
+/**
+ * Which link carries a node pair's frames is decided by one side only, the node with the smaller ID (the
+ * "arbiter"), so both sides always agree:
+ *
+ * - A link is usable for application frames only once it is *active*. The arbiter activates every link as soon
+ *   as its handshake completes and says so with a control `use` before any application frame; the other side
+ *   activates a link when it receives `use`, and sends nothing but control frames on it before.
+ * - The newest activated link wins (a node that restarted, or a half-open socket, is replaced at once). The
+ *   link it replaces is *retired*: each side sends a control `retire` as its last frame on it and stops sending
+ *   there, but keeps delivering what arrives on it; the link closes once both sides retired it (or after
+ *   `RETIRE_GRACE_MS`).
+ * - Frames that arrive on a newer link while an older one is still draining are held and delivered after the
+ *   older link's last frame, so a switch neither loses nor reorders frames.
+ * - A frame is only ever written to an active, open socket; when none exists `send` returns `false` and
+ *   `sendOrDial` rejects (the caller reports the failure).
+ */
 export class LinkManager {
   readonly #c: LinkManagerComponents
   readonly #address: string
@@ -81,17 +143,30 @@ export class LinkManager {
   readonly #timeoutMs: number
   readonly #wss: WebSocketServer
   readonly #links = new Set<LinkState>()
-  readonly #dialing = new Map<string, Promise<LinkState>>()
+  readonly #dialing = new Map<string, Promise<Link>>()
   readonly #handlers = new Map<number, Set<ChannelHandler>>()
   readonly #openHandlers = new Set<(nodeId: string) => void>()
   readonly #closeHandlers = new Set<(nodeId: string) => void>()
   /** Verified Ed25519 record keys by node ID (from certificates received over authenticated links). */
-  readonly bindings = new Map<string, Uint8Array>()
+  readonly bindings = new BoundedMap<string, Uint8Array>(MAX_KNOWN_NODES)
   /** Last known `/p2p-node` base URL by node ID. */
-  readonly addresses = new Map<string, string>()
+  readonly addresses = new BoundedMap<string, string>(MAX_KNOWN_NODES)
   readonly #wanted = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>()
   #closed = false
-  readonly stats = { handshakes: 0, handshakeFailures: 0, badRecords: 0, framesIn: 0, framesOut: 0 }
+  #seq = 0
+  readonly stats = {
+    handshakes: 0,
+    handshakeFailures: 0,
+    badRecords: 0,
+    framesIn: 0,
+    framesOut: 0,
+    /** Links replaced by a newer one to the same node (duplicate dials, reconnects over a half-open socket). */
+    linksRetired: 0,
+    /** Frames held on a newer link until the older one drained. */
+    framesHeld: 0,
+    /** Writes the socket reported as failed. */
+    sendErrors: 0,
+  }
 
   constructor(components: LinkManagerComponents, init: LinkManagerInit) {
     this.#c = components
@@ -103,6 +178,11 @@ export class LinkManager {
 
   get nodeId(): string {
     return this.#c.identity.idString
+  }
+
+  /** This node's own Ed25519 record key. */
+  get recordPublicKey(): Uint8Array {
+    return this.#c.recordKey.publicKey
   }
 
   /** Accepts an upgrade at `/p2p-node` (responder side of the handshake). */
@@ -123,7 +203,10 @@ export class LinkManager {
     })
   }
 
-  /** Opens (or reuses) an authenticated link to `nodeId` at `address`; the handshake must prove `nodeId`. */
+  /**
+   * Opens (or reuses) an authenticated link to `nodeId` at `address`; the handshake must prove `nodeId`.
+   * Resolves once the link is active (usable for application frames).
+   */
   connect(nodeId: string, address: string): Promise<Link> {
     const open = this.#openLink(nodeId)
     if (open) return Promise.resolve(open)
@@ -131,28 +214,54 @@ export class LinkManager {
     if (pending) return pending
     if (this.#closed) return Promise.reject(new Error('link manager closed'))
     this.addresses.set(nodeId, address)
-    const promise = (async () => {
-      const ws = new WebSocket(`${address}${P2P_PATH}`, {
-        maxPayload: MAX_LINK_FRAME_BYTES,
-        handshakeTimeout: 5_000,
-      })
-      await new Promise<void>((resolve, reject) => {
-        ws.once('open', () => resolve())
-        ws.once('error', reject)
-      })
-      const machine = createInitiator({
-        identity: this.#c.identity,
-        staticKeys: this.#c.staticKeys,
-        expectedPeerId: nodeId,
-        prologue: PROLOGUE,
-        timeoutMs: this.#timeoutMs,
-      })
-      return this.#secure(ws, machine, 'outbound', address)
-    })()
+    // A link from the other side already past its handshake: wait for the arbiter's decision on it.
+    const authenticated = [...this.#links].find((l) => l.nodeId === nodeId && l.state === 'connecting')
+    const promise = authenticated
+      ? this.#whenActive(authenticated)
+      : (async () => {
+          const ws = new WebSocket(`${address}${P2P_PATH}`, {
+            maxPayload: MAX_LINK_FRAME_BYTES,
+            handshakeTimeout: 5_000,
+          })
+          await new Promise<void>((resolve, reject) => {
+            ws.once('open', () => resolve())
+            ws.once('error', reject)
+          })
+          const machine = createInitiator({
+            identity: this.#c.identity,
+            staticKeys: this.#c.staticKeys,
+            expectedPeerId: nodeId,
+            prologue: PROLOGUE,
+            timeoutMs: this.#timeoutMs,
+          })
+          return this.#whenActive(await this.#secure(ws, machine, 'outbound', address))
+        })()
     this.#dialing.set(nodeId, promise)
     const cleanup = () => this.#dialing.delete(nodeId)
     promise.then(cleanup, cleanup)
     return promise
+  }
+
+  async #whenActive(link: LinkState): Promise<Link> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      await Promise.race([
+        link.activation.promise,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('link not activated in time')), this.#timeoutMs)
+          timer.unref()
+        }),
+      ])
+    } catch (err) {
+      // Replaced before its activation (the other node's dial won): any active link will do.
+      const other = this.#openLink(link.nodeId)
+      if (other) return other
+      if (link.ws.readyState === WebSocket.OPEN) link.ws.close(1000, 'not activated')
+      throw err
+    } finally {
+      clearTimeout(timer)
+    }
+    return this.#openLink(link.nodeId) ?? link
   }
 
   /** Keeps a link to `nodeId` up: reconnects with exponential back-off (1 s … 30 s) until `close()`. */
@@ -232,29 +341,28 @@ export class LinkManager {
         direction,
         address,
         since: Date.now(),
-        state: 'open',
+        state: 'connecting',
         ws,
         session: result.session,
+        peerPublicKey: result.peer.publicKey,
+        seq: 0,
+        active: false,
+        drained: false,
+        held: [],
+        activation: deferred(),
       }
       const state = link
       this.#links.add(state)
-      recordHandler = (bytes) => this.#onRecord(state, result.peer.publicKey, bytes)
+      recordHandler = (bytes) => this.#onRecord(state, bytes)
       ws.on('close', () => this.#onClose(state))
-      this.#sendRaw(state, CHANNEL_CONTROL, enc.encode(this.#hello()))
-      for (const bytes of early.splice(0)) recordHandler(bytes)
-      this.#c.logger.info({ nodeId, direction, address }, 'p2p link open')
-      // Both nodes dialed at once: keep the link initiated by the smaller node ID (both sides agree).
-      const twin = [...this.#links].find((l) => l !== state && l.nodeId === nodeId && l.state === 'open')
-      if (twin) {
-        const initiator = (l: LinkState) => (l.direction === 'outbound' ? this.nodeId : nodeId)
-        const [keep, drop] = initiator(state) < initiator(twin) ? [state, twin] : [twin, state]
-        drop.state = 'closed'
-        this.#links.delete(drop)
-        drop.ws.close(1000, 'duplicate link')
-        if (drop === state) return keep
+      if (ws.readyState !== WebSocket.OPEN) {
+        this.#onClose(state)
+        return state
       }
-      const first = twin === undefined
-      if (first) for (const h of this.#openHandlers) h(nodeId)
+      this.#control(state, this.#hello())
+      this.#c.logger.info({ nodeId, direction, address }, 'p2p link authenticated')
+      if (this.#isArbiter(nodeId)) this.#activate(state)
+      for (const bytes of early.splice(0)) recordHandler(bytes)
       return state
     } catch (err) {
       this.stats.handshakeFailures++
@@ -270,19 +378,59 @@ export class LinkManager {
     }
   }
 
-  #hello(): string {
-    return JSON.stringify({
+  /** The node with the smaller ID decides which link of a pair is active. */
+  #isArbiter(peerId: string): boolean {
+    return this.nodeId < peerId
+  }
+
+  /** Makes `link` this side's one active link to its node, retiring any other. */
+  #activate(link: LinkState): void {
+    if (link.active || link.state === 'closed') return
+    const peer = link.nodeId
+    const wasOpen = this.#openLink(peer) !== undefined
+    for (const other of this.#links)
+      if (other !== link && other.nodeId === peer && other.active) this.#retire(other)
+    link.active = true
+    link.state = 'open'
+    link.seq = ++this.#seq
+    if (this.#isArbiter(peer)) this.#control(link, { type: 'use' })
+    this.#c.logger.info({ nodeId: peer, direction: link.direction, address: link.address }, 'p2p link open')
+    link.activation.resolve()
+    this.#flush(peer)
+    if (!wasOpen) for (const h of this.#openHandlers) h(peer)
+  }
+
+  /** This side sends nothing more on `link` (after a `retire`); it closes once the peer retired it too. */
+  #retire(link: LinkState): void {
+    link.active = false
+    link.state = 'closed'
+    this.stats.linksRetired++
+    this.#control(link, { type: 'retire' })
+    if (link.drained) link.ws.close(1000, 'duplicate link')
+    else {
+      link.retireTimer = setTimeout(() => link.ws.close(1000, 'duplicate link'), RETIRE_GRACE_MS)
+      link.retireTimer.unref()
+    }
+  }
+
+  #hello(): Record<string, unknown> {
+    return {
       type: 'hello',
       address: this.#address,
       edPub: Buffer.from(this.#c.recordKey.publicKey).toString('base64'),
       cert: Buffer.from(this.#c.recordKey.certificate).toString('base64'),
-    })
+    }
   }
 
-  #onRecord(link: LinkState, peerPublicKey: Uint8Array, record: Uint8Array): void {
+  #control(link: LinkState, msg: Record<string, unknown>): void {
+    if (link.ws.readyState === WebSocket.OPEN)
+      this.#sendRaw(link, CHANNEL_CONTROL, enc.encode(JSON.stringify(msg)))
+  }
+
+  #onRecord(link: LinkState, record: Uint8Array): void {
     let plain: Uint8Array
     try {
-      plain = link.session!.open(record)
+      plain = link.session.open(record)
     } catch {
       // Tampered, replayed or out-of-order record: the session is no longer trustworthy.
       this.stats.badRecords++
@@ -294,81 +442,160 @@ export class LinkManager {
     const channel = plain[0]!
     const payload = plain.subarray(1)
     if (channel === CHANNEL_CONTROL) {
-      this.#onControl(link, peerPublicKey, payload)
+      this.#onControl(link, payload)
       return
     }
+    if (this.#mustHold(link)) {
+      if (link.held.length >= MAX_HELD_FRAMES) {
+        // The older link does not drain: cut it, then deliver in order what this one holds.
+        for (const o of this.#older(link)) this.#drained(o, true)
+      }
+      if (this.#mustHold(link)) {
+        this.stats.framesHeld++
+        link.held.push({ channel, payload })
+        return
+      }
+    }
+    this.#dispatch(link.nodeId, channel, payload)
+  }
+
+  /** Links to the same node activated before `link` whose peer may still send on them. */
+  #older(link: LinkState): LinkState[] {
+    return [...this.#links].filter(
+      (o) => o !== link && o.nodeId === link.nodeId && o.seq > 0 && o.seq < link.seq && !o.drained,
+    )
+  }
+
+  #mustHold(link: LinkState): boolean {
+    return link.seq === 0 || link.held.length > 0 || this.#older(link).length > 0
+  }
+
+  #flush(peer: string, extra?: LinkState): void {
+    const links = [...this.#links, ...(extra ? [extra] : [])]
+      .filter((l) => l.nodeId === peer && l.seq > 0 && l.held.length > 0)
+      .sort((x, y) => x.seq - y.seq)
+    for (const l of links) {
+      if (this.#older(l).length > 0) return
+      for (const f of l.held.splice(0)) this.#dispatch(peer, f.channel, f.payload)
+    }
+  }
+
+  #dispatch(nodeId: string, channel: number, payload: Uint8Array): void {
     const handlers = this.#handlers.get(channel)
     if (!handlers) return
     for (const h of handlers) {
       try {
-        h(link.nodeId, payload)
+        h(nodeId, payload)
       } catch (err) {
-        this.#c.logger.warn({ nodeId: link.nodeId, channel, err: String(err) }, 'p2p channel handler failed')
+        this.#c.logger.warn({ nodeId, channel, err: String(err) }, 'p2p channel handler failed')
       }
     }
   }
 
-  #onControl(link: LinkState, peerPublicKey: Uint8Array, payload: Uint8Array): void {
+  /** The peer sends nothing more on `link`. */
+  #drained(link: LinkState, cut = false): void {
+    if (link.drained) return
+    link.drained = true
+    if (!link.active || cut) {
+      clearTimeout(link.retireTimer)
+      link.ws.close(1000, 'duplicate link')
+    }
+    this.#flush(link.nodeId)
+  }
+
+  #onControl(link: LinkState, payload: Uint8Array): void {
+    let msg: { type?: unknown; address?: unknown; edPub?: unknown; cert?: unknown }
     try {
-      const msg = JSON.parse(dec.decode(payload)) as {
-        type?: unknown
-        address?: unknown
-        edPub?: unknown
-        cert?: unknown
-      }
-      if (msg.type !== 'hello' || typeof msg.edPub !== 'string' || typeof msg.cert !== 'string') return
-      const edPub = new Uint8Array(Buffer.from(msg.edPub, 'base64'))
-      const cert = new Uint8Array(Buffer.from(msg.cert, 'base64'))
-      if (!verifyCertificate(peerPublicKey, edPub, cert)) {
-        this.#c.logger.warn({ nodeId: link.nodeId }, 'p2p hello with a bad record-key certificate')
-        link.ws.close(1008, 'bad certificate')
-        return
-      }
-      this.bindings.set(link.nodeId, edPub)
-      if (typeof msg.address === 'string' && /^wss?:\/\/\S{1,250}$/.test(msg.address)) {
-        this.addresses.set(link.nodeId, msg.address)
-      }
+      msg = JSON.parse(dec.decode(payload)) as typeof msg
     } catch {
-      // malformed control frame: ignored
+      return // malformed control frame: ignored
+    }
+    if (typeof msg !== 'object' || msg === null) return
+    if (msg.type === 'use') {
+      // Only the arbiter chooses; a `use` from the other side is ignored.
+      if (!this.#isArbiter(link.nodeId)) this.#activate(link)
+      return
+    }
+    if (msg.type === 'retire') {
+      this.#drained(link)
+      return
+    }
+    if (msg.type !== 'hello' || typeof msg.edPub !== 'string' || typeof msg.cert !== 'string') return
+    const edPub = new Uint8Array(Buffer.from(msg.edPub, 'base64'))
+    const cert = new Uint8Array(Buffer.from(msg.cert, 'base64'))
+    if (!verifyCertificate(link.peerPublicKey, edPub, cert)) {
+      this.#c.logger.warn({ nodeId: link.nodeId }, 'p2p hello with a bad record-key certificate')
+      link.ws.close(1008, 'bad certificate')
+      return
+    }
+    this.bindings.set(link.nodeId, edPub)
+    if (typeof msg.address === 'string' && /^wss?:\/\/\S{1,250}$/.test(msg.address)) {
+      this.addresses.set(link.nodeId, msg.address)
     }
   }
 
   #onClose(link: LinkState): void {
+    if (!this.#links.has(link)) return
+    const wasActive = link.active
     link.state = 'closed'
+    link.active = false
+    link.drained = true
+    clearTimeout(link.retireTimer)
     this.#links.delete(link)
+    link.activation.reject(new Error(`link to ${link.nodeId} closed`))
+    this.#flush(link.nodeId, link)
     this.#c.logger.info({ nodeId: link.nodeId, direction: link.direction }, 'p2p link closed')
-    if (!this.#openLink(link.nodeId)) for (const h of this.#closeHandlers) h(link.nodeId)
-    if (this.#wanted.has(link.nodeId) && !this.#openLink(link.nodeId)) this.#scheduleRedial(link.nodeId)
+    const open = this.#openLink(link.nodeId)
+    if (wasActive && !open) for (const h of this.#closeHandlers) h(link.nodeId)
+    if (this.#wanted.has(link.nodeId) && !open) this.#scheduleRedial(link.nodeId)
   }
 
   #openLink(nodeId: string): LinkState | undefined {
-    for (const l of this.#links) if (l.nodeId === nodeId && l.state === 'open') return l
+    for (const l of this.#links) {
+      if (l.nodeId === nodeId && l.active && l.ws.readyState === WebSocket.OPEN) return l
+    }
     return undefined
   }
 
-  #sendRaw(link: LinkState, channel: number, payload: Uint8Array): void {
+  #sendRaw(link: LinkState, channel: number, payload: Uint8Array, cb?: (err?: Error) => void): void {
     const plain = new Uint8Array(payload.length + 1)
     plain[0] = channel
     plain.set(payload, 1)
-    link.ws.send(link.session!.seal(plain))
+    link.ws.send(link.session.seal(plain), (err) => {
+      if (err) {
+        this.stats.sendErrors++
+        this.#c.logger.debug({ nodeId: link.nodeId, channel, err: String(err) }, 'p2p write failed')
+      }
+      cb?.(err)
+    })
     this.stats.framesOut++
   }
 
-  /** Sends on an open link; `false` when none is open. */
+  /** Sends on the active link; `false` (nothing written) when there is none. */
   send(nodeId: string, channel: number, payload: Uint8Array): boolean {
     const link = this.#openLink(nodeId)
-    if (!link || link.ws.readyState !== WebSocket.OPEN) return false
+    if (!link) return false
     this.#sendRaw(link, channel, payload)
     return true
   }
 
-  /** Sends, dialing first when there is no open link and the address is known. */
+  /**
+   * Sends, dialing first when there is no active link and the address is known. Resolves once the frame is
+   * written to the socket; rejects when no link can be opened or the write fails.
+   */
   async sendOrDial(nodeId: string, channel: number, payload: Uint8Array): Promise<void> {
-    if (this.send(nodeId, channel, payload)) return
-    const address = this.addresses.get(nodeId)
-    if (address === undefined) throw new Error(`no address known for node ${nodeId}`)
-    await this.connect(nodeId, address)
-    if (!this.send(nodeId, channel, payload)) throw new Error(`link to ${nodeId} closed`)
+    let link = this.#openLink(nodeId)
+    if (!link) {
+      const address = this.addresses.get(nodeId)
+      if (address === undefined) throw new Error(`no address known for node ${nodeId}`)
+      await this.connect(nodeId, address)
+      link = this.#openLink(nodeId)
+      if (!link) throw new Error(`link to ${nodeId} closed`)
+    }
+    const target = link
+    await new Promise<void>((resolve, reject) =>
+      this.#sendRaw(target, channel, payload, (err) => (err ? reject(err) : resolve())),
+    )
   }
 
   onChannel(channel: number, handler: ChannelHandler): () => void {
@@ -378,26 +605,26 @@ export class LinkManager {
     return () => set.delete(handler)
   }
 
-  /** Called when the first link to a node opens. */
+  /** Called when a node gets an active link after having none. */
   onOpen(handler: (nodeId: string) => void): () => void {
     this.#openHandlers.add(handler)
     return () => this.#openHandlers.delete(handler)
   }
 
-  /** Called when the last open link to a node closes. */
+  /** Called when a node's active link closes and no other is active. */
   onClosed(handler: (nodeId: string) => void): () => void {
     this.#closeHandlers.add(handler)
     return () => this.#closeHandlers.delete(handler)
   }
 
-  /** Whether an open link to `nodeId` exists. */
+  /** Whether an active link to `nodeId` exists. */
   isOpen(nodeId: string): boolean {
     return this.#openLink(nodeId) !== undefined
   }
 
-  /** Node IDs with an open link. */
+  /** Node IDs with an active link. */
   connectedNodes(): string[] {
-    return [...new Set([...this.#links].filter((l) => l.state === 'open').map((l) => l.nodeId))]
+    return [...new Set([...this.#links].filter((l) => l.active).map((l) => l.nodeId))]
   }
 
   list(): PeerEntry[] {
@@ -419,6 +646,7 @@ export class LinkManager {
     const closing = [...this.#links].map(
       (l) =>
         new Promise<void>((resolve) => {
+          clearTimeout(l.retireTimer)
           if (l.ws.readyState === WebSocket.CLOSED) return resolve()
           const t = setTimeout(() => {
             l.ws.terminate()

@@ -33,9 +33,9 @@ export function createRecordValidator(links: () => LinkManager | undefined, logg
   async function bindingFor(record: SignedRecord): Promise<Uint8Array | undefined> {
     const lm = links()
     if (!lm) return undefined
+    if (record.n === lm.nodeId) return lm.recordPublicKey
     const known = lm.bindings.get(record.n)
     if (known) return known
-    if (record.n === lm.nodeId) return undefined
     try {
       await Promise.race([
         lm.connect(record.n, record.a),
