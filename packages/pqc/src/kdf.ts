@@ -2,7 +2,7 @@
  * Hashes, HKDF (RFC 5869) and randomness. `node:crypto` on Node (OpenSSL, faster for large inputs), the
  * audited `@noble/hashes` elsewhere; both give the same bytes.
  */
-import { hkdf } from '@noble/hashes/hkdf.js'
+import { expand as nobleExpand, extract as nobleExtract } from '@noble/hashes/hkdf.js'
 import { hmac as nobleHmac } from '@noble/hashes/hmac.js'
 import { sha256 as nobleSha256 } from '@noble/hashes/sha2.js'
 import { sha3_256 as nobleSha3_256 } from '@noble/hashes/sha3.js'
@@ -15,14 +15,32 @@ const GET_RANDOM_VALUES_MAX_BYTES = 65_536
 
 /** HKDF-SHA256 (RFC 5869): extract with `salt`, expand with `info` to `length` bytes. */
 export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  checkLength(length)
+  const prk = hkdfExtractSha256(salt, ikm)
+  const out = hkdfExpandSha256(prk, info, length)
+  prk.fill(0)
+  return out
+}
+
+function checkLength(length: number): void {
   if (!Number.isInteger(length) || length < 1 || length > HKDF_SHA256_MAX_BYTES) {
     throw new RangeError(`"length" must be an integer in 1..${HKDF_SHA256_MAX_BYTES}`)
   }
+}
+
+/** HKDF-Extract (RFC 5869 §2.2): PRK = HMAC-SHA256(salt, ikm). Several expansions of one PRK save its HMAC. */
+export function hkdfExtractSha256(salt: Uint8Array, ikm: Uint8Array): Uint8Array {
   const c = nodeCrypto()
-  if (c === undefined) return hkdf(nobleSha256, ikm, salt, info, length)
+  return c === undefined ? nobleExtract(nobleSha256, ikm, salt) : hmacNode(c, salt, ikm)
+}
+
+/** HKDF-Expand (RFC 5869 §2.3) of a 32-byte PRK. */
+export function hkdfExpandSha256(prk: Uint8Array, info: Uint8Array, length: number): Uint8Array {
+  checkLength(length)
+  const c = nodeCrypto()
+  if (c === undefined) return nobleExpand(nobleSha256, prk, info, length)
   // RFC 5869 over HMAC-SHA256 built on `createHash`: the handshake and the record layer call this with
   // short inputs, where `hkdfSync` / `createHmac` cost 2× more (Node's key-argument checks dominate).
-  const prk = hmacNode(c, salt, ikm)
   const out = new Uint8Array(length)
   let t: Uint8Array = new Uint8Array(0)
   const counter = new Uint8Array(1)
@@ -31,7 +49,6 @@ export function hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, 
     t = hmacNode(c, prk, t, info, counter)
     out.set(length - o < 32 ? t.subarray(0, length - o) : t, o)
   }
-  prk.fill(0)
   t.fill(0)
   return out
 }

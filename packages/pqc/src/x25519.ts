@@ -81,11 +81,28 @@ export function x25519Public(publicKey: Uint8Array): X25519PublicKey {
   return { publicKey }
 }
 
+let rawExport: boolean | undefined
+
 /** A fresh random private key (OpenSSL's key generation on Node: cheaper than importing random bytes). */
 export function x25519Generate(): X25519PrivateKey {
   const c = nodeCrypto()
   if (c === undefined) return { secret: globalThis.crypto.getRandomValues(new Uint8Array(X25519_BYTES)) }
-  const { privateKey } = c.generateKeyPairSync('x25519')
+  const { privateKey, publicKey } = c.generateKeyPairSync('x25519')
+  if (rawExport !== false) {
+    // Node >= 24.7 exports raw keys directly (no base64url round trip); older versions throw once.
+    try {
+      const secret = privateKey.export({ format: 'raw-private' } as never) as Uint8Array
+      const pub = publicKey.export({ format: 'raw-public' } as never) as Uint8Array
+      rawExport = true
+      return {
+        secret: new Uint8Array(secret.buffer, secret.byteOffset, X25519_BYTES),
+        pub: new Uint8Array(pub.buffer, pub.byteOffset, X25519_BYTES),
+        node: privateKey,
+      }
+    } catch {
+      rawExport = false
+    }
+  }
   const jwk = privateKey.export({ format: 'jwk' })
   return { secret: fromB64u(jwk.d!), pub: fromB64u(jwk.x!), node: privateKey }
 }

@@ -8,7 +8,7 @@ import { AEAD_TAG_BYTES, aeadOpen, aeadSeal } from '../aead'
 import { PqcError } from '../errors'
 import { nodeCrypto } from '../runtime'
 import type * as NodeCrypto from 'node:crypto'
-import { hkdfSha256 } from '../kdf'
+import { hkdfExpandSha256, hkdfExtractSha256, hkdfSha256 } from '../kdf'
 import { concatBytes, wipe } from '../bytes'
 import { utf8 } from './bytes'
 import { PROTOCOL_LABEL } from './transcript'
@@ -76,10 +76,15 @@ const RATCHET_INFO = utf8(`${PROTOCOL_LABEL} ratchet`)
 const EMPTY = new Uint8Array(0)
 
 function direction(secret: Uint8Array, epoch: number, seq: number): Direction {
+  // key = HKDF(T, "", "… record key"), iv = HKDF(T, "", "… record iv"): one extract, two expansions.
+  const prk = hkdfExtractSha256(EMPTY, secret)
+  const key = hkdfExpandSha256(prk, KEY_INFO, 32)
+  const iv = hkdfExpandSha256(prk, IV_INFO, AEAD_NONCE_LEN)
+  prk.fill(0)
   return {
     secret,
-    key: hkdfSha256(secret, EMPTY, KEY_INFO, 32),
-    iv: hkdfSha256(secret, EMPTY, IV_INFO, AEAD_NONCE_LEN),
+    key,
+    iv,
     cipherKey: undefined,
     epoch,
     seq,

@@ -3,7 +3,7 @@
  * HKDF-SHA256 chaining key that absorbs each KEM shared secret in turn (Noise `MixHash` / `MixKey`, Noise §5.2).
  * See PROTOCOL.md §3 for the exact inputs.
  */
-import { hkdfSha256, hmacSha256, sha3_256 } from '../kdf'
+import { hkdfExpandSha256, hkdfExtractSha256, hkdfSha256, hmacSha256, sha3_256 } from '../kdf'
 import { wipe } from '../bytes'
 import { u32be, utf8 } from './bytes'
 
@@ -16,6 +16,8 @@ export class SymmetricState {
   h: Uint8Array
   /** Chaining key (secret). */
   #ck: Uint8Array
+  /** HKDF-Extract("", ck), shared by every key(label) of the current ck (secret). */
+  #prk: Uint8Array | undefined
 
   constructor(mode: number, prologue: Uint8Array) {
     this.h = sha3_256(utf8(PROTOCOL_LABEL), Uint8Array.of(mode), u32be(prologue.length), prologue)
@@ -36,12 +38,20 @@ export class SymmetricState {
   mixKey(sharedSecret: Uint8Array): void {
     const next = hkdfSha256(sharedSecret, this.#ck, MIX_INFO, 32)
     wipe(this.#ck)
+    this.#dropPrk()
     this.#ck = next
   }
 
   /** A 32-byte key bound to the current chaining key and a label naming its single use. */
-  key(label: string, salt: Uint8Array = EMPTY): Uint8Array {
-    return hkdfSha256(this.#ck, salt, utf8(`${PROTOCOL_LABEL} ${label}`), 32)
+  key(label: string): Uint8Array {
+    // = HKDF(ck, "", label): the extract step depends on ck only, so it is done once per ck.
+    this.#prk ??= hkdfExtractSha256(EMPTY, this.#ck)
+    return hkdfExpandSha256(this.#prk, utf8(`${PROTOCOL_LABEL} ${label}`), 32)
+  }
+
+  #dropPrk(): void {
+    if (this.#prk !== undefined) wipe(this.#prk)
+    this.#prk = undefined
   }
 
   /** HMAC-SHA256 under key(label): used for the Finished MACs (key confirmation). */
@@ -60,5 +70,6 @@ export class SymmetricState {
 
   wipe(): void {
     wipe(this.#ck)
+    this.#dropPrk()
   }
 }
