@@ -1,0 +1,2 @@
+// bittorrent-dht ships no types; the comparison uses only its constructor, listen/addNode/lookup and events.
+declare module 'bittorrent-dht'
