@@ -34,6 +34,9 @@ class Proc {
       {
         cwd: HERE,
         stdio: ['pipe', 'pipe', 'inherit'],
+        // Own session each: with Linux autogroup scheduling, processes of one session share one CPU share, so on a
+        // machine shared with other jobs the server and the generator would otherwise split one session's slice.
+        detached: true,
       },
     )
     this.child.on('exit', (code) => {

@@ -254,6 +254,7 @@ async function openIdle(count: number): Promise<unknown> {
 }
 
 const rl = createInterface({ input: process.stdin })
+rl.on('close', () => process.exit(0)) // the orchestrator went away
 rl.on('line', (line) => {
   const [cmd, a, b, c] = line.split(' ')
   const run = async (): Promise<unknown> => {

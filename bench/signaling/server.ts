@@ -54,6 +54,7 @@ if (kind === 'ours') {
 
 process.stdout.write(JSON.stringify({ port }) + '\n')
 const rl = createInterface({ input: process.stdin })
+rl.on('close', () => process.exit(0)) // the orchestrator went away
 rl.on('line', (line) => {
   if (line === 'stats') {
     ;(globalThis as { gc?: () => void }).gc?.()

@@ -141,6 +141,21 @@ describe('native protocol', () => {
     expect(await b.next()).toEqual({ from: a.id, type: 'offer', to: b.id, data: { sdp: 'ws' } })
   })
 
+  it('relays ASCII and non-ASCII frames intact across the 7-bit, 16-bit and 64-bit length encodings', async () => {
+    const url = await start({ maxFrameBytes: 100_000 })
+    const a = await peer(url)
+    const b = await peer(url)
+    const base =
+      JSON.stringify({ type: 'candidate', to: b.id, data: { c: '' } }).length + '"from":"",'.length + 40
+    for (const size of [20, 125, 126, 127, 65_535, 65_536, 70_000]) {
+      for (const fill of ['a', 'é', '😀']) {
+        const c = fill.repeat(Math.max(1, Math.floor((size - base) / Buffer.byteLength(fill))))
+        a.send({ type: 'candidate', to: b.id, data: { c } })
+        expect(await b.next()).toEqual({ from: a.id, type: 'candidate', to: b.id, data: { c } })
+      }
+    }
+  })
+
   it('delivers a burst sent in one TCP write intact and in order (frames for one socket leave together)', async () => {
     const url = await start({ rateLimitBurst: 1_000, rateLimitPerSec: 1_000 })
     const a = await peer(url)
