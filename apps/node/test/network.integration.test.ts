@@ -4,6 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
+import { Identity } from '@x/pqc'
+import { createSignalingClient, type SignalingClient } from '@x/signaling/client'
 import { APP_DIR, localArgs, spawnNode, type SpawnedNode } from '../scripts/spawn-node'
 import { cleanups, getJson, runCleanups, schemaErrors, tempDir, waitFor } from './helpers'
 
@@ -83,6 +85,42 @@ describe('three nodes', () => {
     expect(pa.lines).toContain(`RECV hello from ${idC}`)
     expect(pc.lines).toContain(`RECV hello from ${idA}`)
   }, 90_000)
+
+  it('peers that just registered on C receive signals sent from A at once (no PEER_NOT_FOUND)', async () => {
+    const client = (url: string): SignalingClient => {
+      const identity = Identity.generate()
+      const cl = createSignalingClient(
+        { publicKey: identity.publicKey, sign: (m) => identity.sign(m), WebSocket: WebSocket as never },
+        { url },
+      )
+      cleanups.push(() => cl.close())
+      return cl
+    }
+    const sender = client(`${a.wsUrl}/p2p-signaling`)
+    const failures: unknown[] = []
+    sender.on('error', (e) => failures.push(e))
+    sender.on('expire', (e) => failures.push(e))
+    await sender.connect()
+    const received = new Map<string, string[]>()
+    // Several fresh peers on C; each is signalled the moment its registration is acknowledged, before its
+    // DHT record can have spread.
+    await Promise.all(
+      Array.from({ length: 5 }, async (_, i) => {
+        const peer = client(`${c.wsUrl}/p2p-signaling`)
+        const got: string[] = []
+        peer.on('signal', (s) => got.push(`${s.from}:${s.type}`))
+        const id = await peer.connect()
+        received.set(id, got)
+        sender.signal('offer', id, { sdp: `offer-${i}` })
+      }),
+    )
+    await waitFor(
+      () => failures.length > 0 || [...received.values()].every((g) => g.length === 1),
+      'every signal to arrive',
+    )
+    expect(failures).toEqual([])
+    for (const got of received.values()) expect(got).toEqual([`${sender.id}:offer`])
+  })
 
   it('a document edited through A by a y-websocket client appears for a client on C', async () => {
     const name = `doc-${Date.now()}`

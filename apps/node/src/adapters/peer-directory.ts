@@ -12,7 +12,7 @@ import {
   type RecordSigner,
   type SignedRecord,
 } from './dht-records'
-import type { LinkManager } from './p2p-links'
+import { BoundedMap, type LinkManager } from './p2p-links'
 
 /**
  * Records carry their own expiry (`RECORD_TTL_MS`, 5 min), so the DHT's byte-for-byte republishing cannot keep
@@ -20,6 +20,19 @@ import type { LinkManager } from './p2p-links'
  * `@x/signaling` (every `ANNOUNCE_INTERVAL_MS`, 60 s) while the peer stays connected.
  */
 export const REFRESH_INTERVAL_MS = 60_000
+
+/**
+ * A peer record is stored a moment after the peer registers (the DHT put is not awaited by the
+ * registration), so a lookup that misses is retried after these delays — 3.75 s in all, inside the signaling
+ * server's 5 s hold window — before the signal is answered `PEER_NOT_FOUND`.
+ */
+export const LOOKUP_RETRY_DELAYS_MS = [250, 500, 1_000, 2_000] as const
+
+/** Each DHT read of a lookup gives up after this long (the whole lookup stays within the hold window). */
+export const LOOKUP_GET_TIMEOUT_MS = 2_000
+
+/** Peer → hosting node entries remembered from (validated) topic records, used when the peer record misses. */
+export const MAX_MEMBER_CACHE = 10_000
 
 /** How long a validator waits to learn an unknown node's record key over a fresh P2P link. */
 export const BINDING_TIMEOUT_MS = 5_000
@@ -77,6 +90,8 @@ export interface DhtDirectoryInit {
   nodeId: string
   /** This node's `/p2p-node` base URL. */
   address: string
+  /** Delays between the DHT reads of a lookup that misses. @default LOOKUP_RETRY_DELAYS_MS */
+  lookupRetryDelaysMs?: readonly number[]
 }
 
 /**
@@ -93,8 +108,22 @@ export class DhtPeerDirectory implements PeerDirectory {
   readonly #address: string
   readonly #topics = new Map<string, { members: Set<string>; slot: number | undefined }>()
   readonly #published = new Set<string>()
-  readonly stats = { announced: 0, withdrawn: 0, lookups: 0, lookupHits: 0, failures: 0 }
+  /** Peer ID → hosting node and expiry, from topic records read by `findTopic`. */
+  readonly #members = new BoundedMap<string, { nodeId: string; expires: number }>(MAX_MEMBER_CACHE)
+  readonly #retryDelaysMs: readonly number[]
+  readonly stats = {
+    announced: 0,
+    withdrawn: 0,
+    lookups: 0,
+    lookupHits: 0,
+    /** Lookups answered from a topic record after the peer record missed. */
+    lookupTopicHits: 0,
+    /** Lookups that found the peer record only on a retry. */
+    lookupRetryHits: 0,
+    failures: 0,
+  }
   #timer: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor(
     components: { dht: KademliaNode; signer: RecordSigner; links: LinkManager; logger: Logger },
@@ -106,6 +135,7 @@ export class DhtPeerDirectory implements PeerDirectory {
     this.#log = components.logger
     this.#nodeId = init.nodeId
     this.#address = init.address
+    this.#retryDelaysMs = init.lookupRetryDelaysMs ?? LOOKUP_RETRY_DELAYS_MS
   }
 
   #body(t: RecordBody['t'], k: string, extra: Partial<RecordBody> = {}): RecordBody {
@@ -125,9 +155,9 @@ export class DhtPeerDirectory implements PeerDirectory {
     }
   }
 
-  async #get(key: Uint8Array): Promise<SignedRecord | undefined> {
+  async #get(key: Uint8Array, timeoutMs = 10_000): Promise<SignedRecord | undefined> {
     try {
-      const value = await this.#dht.get(key, { signal: AbortSignal.timeout(10_000) })
+      const value = await this.#dht.get(key, { signal: AbortSignal.timeout(timeoutMs) })
       const record = value && parseRecord(value)
       if (!record || record.e < Date.now()) return undefined
       if (record.n !== this.#nodeId) this.#links.addresses.set(record.n, record.a)
@@ -183,12 +213,31 @@ export class DhtPeerDirectory implements PeerDirectory {
     await this.#put(key, this.#body('peer', peerId, { w: 1, e: Date.now() + 60_000 }))
   }
 
+  /**
+   * The node hosting `peerId`: its peer record; when that misses (a peer that registered a moment ago), the
+   * topic records already read that name it; else the peer record again after each of `lookupRetryDelaysMs`.
+   */
   async lookup(peerId: string): Promise<string | undefined> {
     this.stats.lookups++
-    const record = await this.#get(recordKey('peer', peerId))
-    if (!record || record.w === 1) return undefined
-    this.stats.lookupHits++
-    return record.n
+    const key = recordKey('peer', peerId)
+    for (let attempt = 0; ; attempt++) {
+      const record = await this.#get(key, LOOKUP_GET_TIMEOUT_MS)
+      if (record && record.w !== 1) {
+        this.stats.lookupHits++
+        if (attempt > 0) this.stats.lookupRetryHits++
+        return record.n
+      }
+      if (record?.w === 1) return undefined // withdrawn: the peer left
+      const member = this.#members.get(peerId)
+      if (member && member.expires > Date.now()) {
+        this.stats.lookupHits++
+        this.stats.lookupTopicHits++
+        return member.nodeId
+      }
+      const delay = this.#retryDelaysMs[attempt]
+      if (delay === undefined || this.#closed) return undefined
+      await new Promise((r) => setTimeout(r, delay).unref())
+    }
   }
 
   async join(topic: string, peerId: string): Promise<void> {
@@ -238,6 +287,7 @@ export class DhtPeerDirectory implements PeerDirectory {
     const out = new Set<string>()
     for (const r of slots) {
       if (!r || r.w === 1) continue
+      for (const m of r.m ?? []) this.#members.set(m, { nodeId: r.n, expires: r.e })
       for (const m of r.m ?? []) {
         if (out.size >= limit) break
         out.add(m)
@@ -249,6 +299,7 @@ export class DhtPeerDirectory implements PeerDirectory {
   /** Withdraws every record this node published (graceful shutdown). */
   async withdrawAll(): Promise<void> {
     this.stop()
+    this.#closed = true
     const tasks: Promise<void>[] = [...this.#published].map((p) => this.withdraw(p, this.#nodeId))
     for (const [topic, t] of this.#topics) {
       t.members.clear()
