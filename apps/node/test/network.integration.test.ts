@@ -122,25 +122,36 @@ describe('three nodes', () => {
     for (const got of received.values()) expect(got).toEqual([`${sender.id}:offer`])
   })
 
-  it('a document edited through A by a y-websocket client appears for a client on C', async () => {
+  it('a document edited through A and C converges on A, C and a client joining later on B, in both directions', async () => {
     const name = `doc-${Date.now()}`
-    const docA = new Y.Doc()
-    const docC = new Y.Doc()
     const opts = { WebSocketPolyfill: WebSocket as never, disableBc: true }
-    const provA = new WebsocketProvider(`${a.wsUrl}/crdt`, name, docA, opts)
-    const provC = new WebsocketProvider(`${c.wsUrl}/crdt`, name, docC, opts)
-    cleanups.push(
-      () => provA.destroy(),
-      () => provC.destroy(),
-    )
-    await waitFor(() => provA.synced && provC.synced, 'both clients synced')
-    docA.getText('t').insert(0, 'edited on A')
-    await waitFor(() => docC.getText('t').toJSON() === 'edited on A', 'the edit to reach C', 30_000)
-    docC.getText('t').insert(docC.getText('t').length, ', answered on C')
+    const open = (node: SpawnedNode) => {
+      const doc = new Y.Doc()
+      const provider = new WebsocketProvider(`${node.wsUrl}/crdt`, name, doc, opts)
+      cleanups.push(() => provider.destroy())
+      return { doc, provider, text: () => doc.getText('t').toJSON() }
+    }
+    const onA = open(a)
+    const onC = open(c)
+    await waitFor(() => onA.provider.synced && onC.provider.synced, 'both clients synced')
+    onA.doc.getText('t').insert(0, 'edited on A')
+    await waitFor(() => onC.text() === 'edited on A', 'the edit to reach C', 30_000)
+    onC.doc.getText('t').insert(onC.doc.getText('t').length, ', answered on C')
+    await waitFor(() => onA.text() === 'edited on A, answered on C', 'the answer to reach A', 30_000)
+    // Concurrent edits on both sides converge to the same text everywhere.
+    onA.doc.getText('t').insert(0, '[A] ')
+    onC.doc.getText('t').insert(onC.doc.getText('t').length, ' [C]')
     await waitFor(
-      () => docA.getText('t').toJSON() === 'edited on A, answered on C',
-      'the answer to reach A',
+      () => onA.text() === onC.text() && onA.text().includes('[A]') && onA.text().includes('[C]'),
+      'A and C to converge',
       30_000,
     )
+    // A fresh client on the third node gets the whole history (B replicated it without any client of its own).
+    const onB = open(b)
+    await waitFor(() => onB.provider.synced && onB.text() === onA.text(), 'the late client on B', 30_000)
+    onB.doc.getText('t').insert(onB.doc.getText('t').length, ' [B]')
+    const all = onB.text()
+    await waitFor(() => onA.text() === all && onC.text() === all, 'the edit on B to reach A and C', 30_000)
+    expect(all).toBe('[A] edited on A, answered on C [C] [B]')
   }, 60_000)
 })
