@@ -14,6 +14,7 @@ const { values } = parseArgs({
     'round-ms': { type: 'string', default: '600000' },
     hostile: { type: 'string', default: '0' },
     disjoint: { type: 'string', default: '1' },
+    'join-disjoint': { type: 'string' },
     seed: { type: 'string', default: '1' },
     k: { type: 'string', default: '20' },
     alpha: { type: 'string', default: '3' },
@@ -40,6 +41,8 @@ const result = await runSimulation({
   roundMs: num('round-ms', values['round-ms']),
   hostile: num('hostile', values.hostile),
   disjoint: num('disjoint', values.disjoint),
+  joinDisjoint:
+    values['join-disjoint'] === undefined ? undefined : num('join-disjoint', values['join-disjoint']),
   seed: num('seed', values.seed),
   k: num('k', values.k),
   alpha: num('alpha', values.alpha),
@@ -53,7 +56,10 @@ const result = await runSimulation({
 
 const rows: Array<[string, string]> = [
   ['nodes (hostile)', `${result.nodes} (${result.hostileNodes})`],
-  ['k / alpha / disjoint paths', `${result.k} / ${result.alpha} / ${result.disjoint}`],
+  [
+    'k / alpha / disjoint paths (lookups, joins)',
+    `${result.k} / ${result.alpha} / ${result.disjoint}, ${result.joinDisjoint}`,
+  ],
   ['churn per round', `${result.churn * 100}%`],
   ['lookups', String(result.lookups)],
   ['success', `${(result.successRate * 100).toFixed(2)}% (${result.succeeded}/${result.lookups})`],
