@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomFillSync } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
@@ -79,7 +79,7 @@ export interface SignalingComponents {
   logger?: Logger
   /** @default Date */
   clock?: Clock
-  /** Random bytes (challenges, PeerJS IDs). @default node:crypto randomBytes */
+  /** Random bytes (challenges, PeerJS IDs). @default node:crypto randomFillSync */
   random?: (length: number) => Uint8Array
 }
 
@@ -231,6 +231,11 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
   return value
 }
 
+/** Encodes bytes without copying them first. */
+function bytesToString(bytes: Uint8Array, encoding: 'hex' | 'base64'): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(encoding)
+}
+
 function pathOf(url: string | undefined): string {
   if (url === undefined) return '/'
   const q = url.indexOf('?')
@@ -349,8 +354,9 @@ class SignalingServerImpl implements SignalingServer {
     this.#relay = components.relay
     this.#log = (components.logger ?? SILENT_LOGGER).child({ component: 'signaling' })
     this.#clock = components.clock ?? Date
-    this.#random = components.random ?? ((n: number) => new Uint8Array(randomBytes(n)))
-    this.nodeId = init.nodeId ?? components.relay?.nodeId ?? Buffer.from(this.#random(20)).toString('hex')
+    // Small pooled buffers (Buffer.allocUnsafe) rather than one malloc'd backing store per challenge.
+    this.#random = components.random ?? ((n: number) => randomFillSync(Buffer.allocUnsafe(n)))
+    this.nodeId = init.nodeId ?? components.relay?.nodeId ?? bytesToString(this.#random(20), 'hex')
     this.#nativePath = init.paths?.native ?? '/p2p-signaling'
     this.#yPath = init.paths?.yWebrtc ?? '/y-webrtc'
     this.#pjPath = init.paths?.peerjs ?? '/peerjs'
@@ -469,7 +475,7 @@ class SignalingServerImpl implements SignalingServer {
     }
     let id: string
     do {
-      id = Buffer.from(this.#random(16)).toString('hex')
+      id = bytesToString(this.#random(16), 'hex')
     } while (this.#pjPeers.has(id))
     res.writeHead(200, { 'content-type': 'text/html', 'access-control-allow-origin': '*' })
     res.end(id)
@@ -589,7 +595,7 @@ class SignalingServerImpl implements SignalingServer {
     ws.on('close', listeners.close)
     ws.on('message', listeners.message)
     if (kind === Kind.Native) {
-      conn.nonce = Buffer.from(this.#random(32)).toString('base64')
+      conn.nonce = bytesToString(this.#random(32), 'base64')
       this.#send(
         conn,
         `{"type":"challenge","v":${PROTOCOL_VERSION},"nonce":"${conn.nonce}","node":${JSON.stringify(this.nodeId)}}`,
