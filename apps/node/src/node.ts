@@ -359,7 +359,11 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       stats.register('crdt', () => syncServer!.getStats())
     })
 
-    const validator = createRecordValidator(() => links, log.child({ component: 'dht-records' }))
+    const validator = createRecordValidator(
+      () => links,
+      () => dht,
+      log.child({ component: 'dht-records' }),
+    )
     await step('dht', async () => {
       const transport = await createUdpTransport({ host: config.host, port: config.dhtPort })
       addresses.dht = { host: config.host, port: transport.port }

@@ -3,7 +3,7 @@ import { pino } from 'pino'
 import type { KademliaNode } from '@x/kademlia'
 import { Identity } from '@x/pqc'
 import { RECORD_TTL_MS, RecordSigner, recordKey, type RecordBody } from '../src/adapters/dht-records'
-import { DhtPeerDirectory } from '../src/adapters/peer-directory'
+import { DhtPeerDirectory, createRecordValidator } from '../src/adapters/peer-directory'
 import type { LinkManager } from '../src/adapters/p2p-links'
 
 // The DHT's network side is covered by the integration tests; here a table of stored values stands in for
@@ -81,5 +81,71 @@ describe('DhtPeerDirectory.lookup', () => {
     const before = gets()
     await expect(dir.lookup('left')).resolves.toBeUndefined()
     expect(gets() - before).toBe(1)
+  })
+})
+
+describe('record validator: which nodes it dials to learn a record key', () => {
+  function setup(tableAddress: string | undefined) {
+    const dialed: string[] = []
+    const bindings = new Map<string, Uint8Array>()
+    const lm = {
+      nodeId: self.idString,
+      recordPublicKey: new Uint8Array(32),
+      bindings,
+      addresses: new Map<string, string>(),
+      connect: (nodeId: string, address: string) => {
+        dialed.push(address)
+        // A real dial would deliver the hello with the certificate; here the node answers or it does not.
+        if (address.includes(':4021')) bindings.set(nodeId, hostSigner.publicKey)
+        else return Promise.reject(new Error('unreachable'))
+        return Promise.resolve({})
+      },
+    } as unknown as LinkManager
+    const dht = {
+      table: {
+        get: (id: Uint8Array) =>
+          tableAddress !== undefined && Buffer.from(id).toString('hex') === host.idString
+            ? { address: tableAddress }
+            : undefined,
+      },
+    } as unknown as KademliaNode
+    const validator = createRecordValidator(
+      () => lm,
+      () => dht,
+      pino({ level: 'silent' }),
+    )
+    return { validator, dialed }
+  }
+  const peerRecord = (a: string) => {
+    const now = Date.now()
+    return hostSigner.sign({ v: 1, t: 'peer', k: 'p9', n: host.idString, a, e: now + 60_000, q: now })
+  }
+  const key = recordKey('peer', 'p9')
+
+  it('never dials a node that is not in the routing table, whatever address its record names', async () => {
+    const { validator, dialed } = setup(undefined)
+    await expect(validator.validate(key, peerRecord('ws://127.0.0.1:4021'))).resolves.toBe(false)
+    expect(dialed).toEqual([])
+    expect(validator.stats.refused).toBe(1)
+  })
+
+  it('never dials a host other than the one the routing table has for the node', async () => {
+    const { validator, dialed } = setup('127.0.0.1:4021')
+    await expect(validator.validate(key, peerRecord('ws://10.9.8.7:4021'))).resolves.toBe(false)
+    expect(dialed).toEqual([])
+  })
+
+  it('dials a routing-table node on its own host, learns the key, validates, and does not redial', async () => {
+    const { validator, dialed } = setup('127.0.0.1:4021')
+    await expect(validator.validate(key, peerRecord('ws://127.0.0.1:4021'))).resolves.toBe(true)
+    await expect(validator.validate(key, peerRecord('ws://127.0.0.1:4021'))).resolves.toBe(true)
+    expect(dialed).toEqual(['ws://127.0.0.1:4021'])
+  })
+
+  it('does not dial a node again soon after a failed dial', async () => {
+    const { validator, dialed } = setup('127.0.0.1:5000')
+    await expect(validator.validate(key, peerRecord('ws://127.0.0.1:5000'))).resolves.toBe(false)
+    await expect(validator.validate(key, peerRecord('ws://127.0.0.1:5000'))).resolves.toBe(false)
+    expect(dialed).toEqual(['ws://127.0.0.1:5000'])
   })
 })

@@ -1,3 +1,5 @@
+import { lookup as lookupHost } from 'node:dns/promises'
+import { isIP } from 'node:net'
 import type { KademliaNode } from '@x/kademlia'
 import type { PeerDirectory } from '@x/signaling'
 import type { Logger } from 'pino'
@@ -37,31 +39,117 @@ export const MAX_MEMBER_CACHE = 10_000
 /** How long a validator waits to learn an unknown node's record key over a fresh P2P link. */
 export const BINDING_TIMEOUT_MS = 5_000
 
+/** A node whose record key could not be learnt is not dialed again for this long. */
+export const BINDING_RETRY_MS = 30_000
+
+/** At most this many validator dials run at once; records needing more are rejected (and re-sent later). */
+export const MAX_BINDING_DIALS = 4
+
+/** The host part of `ws://host:port`, without IPv6 brackets; `undefined` when it does not parse. */
+function wsHost(address: string): string | undefined {
+  try {
+    return new URL(address).hostname.replace(/^\[|\]$/g, '').toLowerCase()
+  } catch {
+    return undefined
+  }
+}
+
+/** The host part of a routing-table address (`1.2.3.4:5`, `[v6]:5`). */
+function udpHost(address: string): string {
+  const host = address.startsWith('[')
+    ? address.slice(1, address.indexOf(']'))
+    : address.slice(0, address.lastIndexOf(':'))
+  return host.replace(/^::ffff:/i, '').toLowerCase()
+}
+
 /**
  * The validate/select pair injected into `@x/kademlia`: a value is accepted only when it is a well-formed,
  * unexpired record whose Ed25519 signature checks against the record key that its publishing node certified
- * with its ML-DSA-87 identity (learnt over an authenticated link; dialed on demand). `select` keeps the newest.
+ * with its ML-DSA-87 identity. `select` keeps the newest.
+ *
+ * The certificate is learnt over an authenticated P2P link. A validator never dials an address just because a
+ * record names it: it dials only a node that is already in this node's routing table (it answered this node
+ * over UDP), at the WebSocket address the node itself announced in a `hello`, or at the record's address when
+ * its host is the host the routing table has for that node (a hostname is resolved and compared). Dials are
+ * deduplicated, at most `MAX_BINDING_DIALS` run at once, and a node that fails is not dialed again for
+ * `BINDING_RETRY_MS`, so records cannot make the node open connections to hosts of an attacker's choosing.
  */
-export function createRecordValidator(links: () => LinkManager | undefined, logger: Logger) {
-  async function bindingFor(record: SignedRecord): Promise<Uint8Array | undefined> {
-    const lm = links()
-    if (!lm) return undefined
-    if (record.n === lm.nodeId) return lm.recordPublicKey
-    const known = lm.bindings.get(record.n)
-    if (known) return known
+export function createRecordValidator(
+  links: () => LinkManager | undefined,
+  dht: () => KademliaNode | undefined,
+  logger: Logger,
+) {
+  const inFlight = new Map<string, Promise<Uint8Array | undefined>>()
+  const failedUntil = new BoundedMap<string, number>(1_024)
+  const stats = { dials: 0, refused: 0, failed: 0 }
+
+  async function dialAddress(lm: LinkManager, record: SignedRecord): Promise<string | undefined> {
+    const contact = dht()?.table.get(new Uint8Array(Buffer.from(record.n, 'hex')))
+    if (!contact) return undefined
+    const announced = lm.addresses.get(record.n)
+    const candidate = announced ?? record.a
+    const host = wsHost(candidate)
+    if (host === undefined) return undefined
+    const expected = udpHost(contact.address)
+    if (host === expected) return candidate
+    if (isIP(host) !== 0) return undefined
+    try {
+      const resolved = await Promise.race([
+        lookupHost(host, { all: true }),
+        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('dns timeout')), 2_000).unref()),
+      ])
+      return resolved.some((r) => r.address.replace(/^::ffff:/i, '').toLowerCase() === expected)
+        ? candidate
+        : undefined
+    } catch {
+      return undefined
+    }
+  }
+
+  async function learn(lm: LinkManager, record: SignedRecord): Promise<Uint8Array | undefined> {
+    const address = await dialAddress(lm, record)
+    if (address === undefined) {
+      stats.refused++
+      logger.debug({ node: record.n }, 'record of a node outside the routing table: not dialed')
+      return undefined
+    }
+    stats.dials++
     try {
       await Promise.race([
-        lm.connect(record.n, record.a),
+        lm.connect(record.n, address),
         new Promise((_, reject) => setTimeout(reject, BINDING_TIMEOUT_MS).unref()),
       ])
       // The hello (with the certificate) is the first record on the link; give it a moment to arrive.
       for (let i = 0; i < 50 && !lm.bindings.has(record.n); i++) await new Promise((r) => setTimeout(r, 20))
     } catch {
+      // counted below
+    }
+    const key = lm.bindings.get(record.n)
+    if (!key) {
+      stats.failed++
+      failedUntil.set(record.n, Date.now() + BINDING_RETRY_MS)
+    }
+    return key
+  }
+
+  function bindingFor(record: SignedRecord): Promise<Uint8Array | undefined> | Uint8Array | undefined {
+    const lm = links()
+    if (!lm) return undefined
+    if (record.n === lm.nodeId) return lm.recordPublicKey
+    const known = lm.bindings.get(record.n)
+    if (known) return known
+    const pending = inFlight.get(record.n)
+    if (pending) return pending
+    if ((failedUntil.get(record.n) ?? 0) > Date.now() || inFlight.size >= MAX_BINDING_DIALS) {
+      stats.refused++
       return undefined
     }
-    return lm.bindings.get(record.n)
+    const promise = learn(lm, record).finally(() => inFlight.delete(record.n))
+    inFlight.set(record.n, promise)
+    return promise
   }
   return {
+    stats,
     async validate(key: Uint8Array, value: Uint8Array): Promise<boolean> {
       const record = parseRecord(value)
       if (!record) return false
