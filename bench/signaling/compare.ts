@@ -133,19 +133,6 @@ async function measure(kind: Kind) {
       cpuCore: +(satCpuS / SATURATE_SECONDS).toFixed(3),
       cpuSecPer100k: +((satCpuS / sat.delivered) * 100_000).toFixed(3),
     }
-    await new Promise((r) => setTimeout(r, 1_000))
-    const m0 = await server.cmd('stats')
-    if (SNAPSHOT_DIR !== undefined) await server.cmd(`snap ${SNAPSHOT_DIR}/${kind}-before.heapsnapshot`)
-    const opened = (await load.cmd(`idle ${IDLE}`)).result
-    await new Promise((r) => setTimeout(r, 2_000))
-    const m1 = await server.cmd('stats')
-    if (SNAPSHOT_DIR !== undefined) await server.cmd(`snap ${SNAPSHOT_DIR}/${kind}-after.heapsnapshot`)
-    result.idle = {
-      connections: opened.idle,
-      rssBytesPerConn: Math.round((m1.rss - m0.rss) / opened.idle),
-      heapBytesPerConn: Math.round((m1.heap - m0.heap) / opened.idle),
-    }
-    await load.cmd('closeidle')
     await load.cmd('exit')
   } finally {
     server.child.stdin.write('exit\n')
@@ -163,10 +150,41 @@ async function measure(kind: Kind) {
   return result
 }
 
+/** Idle connections against a fresh server process, so earlier phases' heap growth does not blur the delta. */
+async function measureIdle(kind: Kind): Promise<Record<string, number>> {
+  const server = new Proc(['server.ts', kind], SERVER_NODE_ARGS)
+  const { port } = await server.next()
+  const load = new Proc(['loadgen.ts', kind, String(port)])
+  await load.next() // ready
+  try {
+    await new Promise((r) => setTimeout(r, 1_000))
+    const m0 = await server.cmd('stats')
+    if (SNAPSHOT_DIR !== undefined) await server.cmd(`snap ${SNAPSHOT_DIR}/${kind}-before.heapsnapshot`)
+    const opened = (await load.cmd(`idle ${IDLE}`)).result
+    await new Promise((r) => setTimeout(r, 2_000))
+    const m1 = await server.cmd('stats')
+    if (SNAPSHOT_DIR !== undefined) await server.cmd(`snap ${SNAPSHOT_DIR}/${kind}-after.heapsnapshot`)
+    await load.cmd('closeidle')
+    await load.cmd('exit')
+    return {
+      connections: opened.idle,
+      rssBytesPerConn: Math.round((m1.rss - m0.rss) / opened.idle),
+      heapBytesPerConn: Math.round((m1.heap - m0.heap) / opened.idle),
+    }
+  } finally {
+    server.child.stdin.write('exit\n')
+    await new Promise((r) => setTimeout(r, 1_000))
+    load.kill()
+    server.kill()
+  }
+}
+
 const results: Record<string, any>[] = []
 for (const kind of KINDS) {
   process.stderr.write(`measuring ${kind}...\n`)
-  results.push(await measure(kind))
+  const result = await measure(kind)
+  result.idle = await measureIdle(kind)
+  results.push(result)
 }
 
 const rows: string[][] = [['metric', ...results.map((r) => r.kind)]]
