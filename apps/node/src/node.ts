@@ -36,7 +36,7 @@ import { NodeError } from './errors'
 import type { CryptoStatusReport, DhtNodesReport, PeersReport } from './schemas'
 import { RecordSigner } from './adapters/dht-records'
 import { LinkManager, P2P_PATH } from './adapters/p2p-links'
-import { DhtPeerDirectory, createRecordValidator } from './adapters/peer-directory'
+import { DhtPeerDirectory, createRecordValidator, onContactHost } from './adapters/peer-directory'
 import { createNodeRelay } from './adapters/node-relay'
 import { startReplication, type NodeReplication } from './adapters/crdt-replication'
 
@@ -508,7 +508,9 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       const id = Buffer.from(entry.id).toString('hex')
       if (connected.has(id) || budget-- <= 0) continue
       const address = links.addresses.get(id) ?? (await directory.resolveNode(id))
-      if (address !== undefined) links.want(id, address)
+      // Only where the node answered over UDP: a node record cannot point this node at another host.
+      if (address !== undefined && (await onContactHost(address, entry.address))) links.want(id, address)
+      else if (address !== undefined) log.debug({ nodeId: id, address }, 'node address not on its DHT host')
     }
   }
 

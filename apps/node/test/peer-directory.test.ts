@@ -3,7 +3,7 @@ import { pino } from 'pino'
 import type { KademliaNode } from '@x/kademlia'
 import { Identity } from '@x/pqc'
 import { RECORD_TTL_MS, RecordSigner, recordKey, type RecordBody } from '../src/adapters/dht-records'
-import { DhtPeerDirectory, createRecordValidator } from '../src/adapters/peer-directory'
+import { DhtPeerDirectory, createRecordValidator, onContactHost } from '../src/adapters/peer-directory'
 import type { LinkManager } from '../src/adapters/p2p-links'
 
 // The DHT's network side is covered by the integration tests; here a table of stored values stands in for
@@ -147,5 +147,17 @@ describe('record validator: which nodes it dials to learn a record key', () => {
     await expect(validator.validate(key, peerRecord('ws://127.0.0.1:5000'))).resolves.toBe(false)
     await expect(validator.validate(key, peerRecord('ws://127.0.0.1:5000'))).resolves.toBe(false)
     expect(dialed).toEqual(['ws://127.0.0.1:5000'])
+  })
+})
+
+describe('onContactHost', () => {
+  it('accepts only the host the routing table has for the node (names resolved)', async () => {
+    await expect(onContactHost('ws://127.0.0.1:4001', '127.0.0.1:4001')).resolves.toBe(true)
+    await expect(onContactHost('ws://127.0.0.1:9999', '127.0.0.1:4001')).resolves.toBe(true) // any port
+    await expect(onContactHost('ws://10.1.2.3:4001', '127.0.0.1:4001')).resolves.toBe(false)
+    await expect(onContactHost('ws://[::1]:4001', '[::1]:4001')).resolves.toBe(true)
+    await expect(onContactHost('ws://[::1]:4001', '127.0.0.1:4001')).resolves.toBe(false)
+    await expect(onContactHost('ws://localhost:4001', '127.0.0.1:4001')).resolves.toBe(true)
+    await expect(onContactHost('not a url', '127.0.0.1:4001')).resolves.toBe(false)
   })
 })

@@ -63,6 +63,27 @@ function udpHost(address: string): string {
 }
 
 /**
+ * Whether WebSocket URL `address` points at the host of routing-table address `contactAddress` (the host the
+ * node answered from over UDP); a host name is resolved (2 s bound) and any of its addresses may match.
+ */
+export async function onContactHost(address: string, contactAddress: string): Promise<boolean> {
+  const host = wsHost(address)
+  if (host === undefined) return false
+  const expected = udpHost(contactAddress)
+  if (host === expected) return true
+  if (isIP(host) !== 0) return false
+  try {
+    const resolved = await Promise.race([
+      lookupHost(host, { all: true }),
+      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('dns timeout')), 2_000).unref()),
+    ])
+    return resolved.some((r) => r.address.replace(/^::ffff:/i, '').toLowerCase() === expected)
+  } catch {
+    return false
+  }
+}
+
+/**
  * The validate/select pair injected into `@x/kademlia`: a value is accepted only when it is a well-formed,
  * unexpired record whose Ed25519 signature checks against the record key that its publishing node certified
  * with its ML-DSA-87 identity. `select` keeps the newest.
@@ -86,24 +107,8 @@ export function createRecordValidator(
   async function dialAddress(lm: LinkManager, record: SignedRecord): Promise<string | undefined> {
     const contact = dht()?.table.get(new Uint8Array(Buffer.from(record.n, 'hex')))
     if (!contact) return undefined
-    const announced = lm.addresses.get(record.n)
-    const candidate = announced ?? record.a
-    const host = wsHost(candidate)
-    if (host === undefined) return undefined
-    const expected = udpHost(contact.address)
-    if (host === expected) return candidate
-    if (isIP(host) !== 0) return undefined
-    try {
-      const resolved = await Promise.race([
-        lookupHost(host, { all: true }),
-        new Promise<never>((_, reject) => setTimeout(() => reject(new Error('dns timeout')), 2_000).unref()),
-      ])
-      return resolved.some((r) => r.address.replace(/^::ffff:/i, '').toLowerCase() === expected)
-        ? candidate
-        : undefined
-    } catch {
-      return undefined
-    }
+    const candidate = lm.addresses.get(record.n) ?? record.a
+    return (await onContactHost(candidate, contact.address)) ? candidate : undefined
   }
 
   async function learn(lm: LinkManager, record: SignedRecord): Promise<Uint8Array | undefined> {
