@@ -53,8 +53,10 @@ interface LinkState extends Link {
   ws: WebSocket
   session: SecureSession
   peerPublicKey: Uint8Array
-  /** Activation order on this side; 0 while never active. */
-  seq: number
+  /** The arbiter's activation number of this link (from its `use`; increases across restarts); 0 = none yet. */
+  useN: number
+  /** The activation number of the link this one replaced (0: none was active); its frames come first. */
+  after: number
   /** This side sends on this link (its one current link to the node). */
   active: boolean
   /** The peer sent its last frame on this link (`retire`) or the socket closed. */
@@ -153,7 +155,7 @@ export class LinkManager {
   readonly addresses = new BoundedMap<string, string>(MAX_KNOWN_NODES)
   readonly #wanted = new Map<string, { attempt: number; timer?: NodeJS.Timeout }>()
   #closed = false
-  #seq = 0
+  #lastUseN = 0
   readonly stats = {
     handshakes: 0,
     handshakeFailures: 0,
@@ -345,7 +347,8 @@ export class LinkManager {
         ws,
         session: result.session,
         peerPublicKey: result.peer.publicKey,
-        seq: 0,
+        useN: 0,
+        after: 0,
         active: false,
         drained: false,
         held: [],
@@ -384,16 +387,30 @@ export class LinkManager {
   }
 
   /** Makes `link` this side's one active link to its node, retiring any other. */
-  #activate(link: LinkState): void {
+  #activate(link: LinkState, useN?: number, after = 0): void {
     if (link.active || link.state === 'closed') return
     const peer = link.nodeId
-    const wasOpen = this.#openLink(peer) !== undefined
+    const current = this.#openLink(peer)
+    if (useN !== undefined) {
+      link.useN = useN
+      link.after = after
+      // `use` frames of two links travel on different sockets: one older than the active link's is stale
+      // (the arbiter retired that link already); its frames are still delivered, in order, before the newer's.
+      if (current && current.useN >= useN) {
+        this.#flush(peer)
+        return
+      }
+    } else {
+      // Wall-clock based so that it still increases after this node restarts; strictly increasing here.
+      link.useN = this.#lastUseN = Math.max(Date.now(), this.#lastUseN + 1)
+      link.after = current?.useN ?? 0
+    }
+    const wasOpen = current !== undefined
     for (const other of this.#links)
       if (other !== link && other.nodeId === peer && other.active) this.#retire(other)
     link.active = true
     link.state = 'open'
-    link.seq = ++this.#seq
-    if (this.#isArbiter(peer)) this.#control(link, { type: 'use' })
+    if (this.#isArbiter(peer)) this.#control(link, { type: 'use', n: link.useN, after: link.after })
     this.#c.logger.info({ nodeId: peer, direction: link.direction, address: link.address }, 'p2p link open')
     link.activation.resolve()
     this.#flush(peer)
@@ -459,21 +476,25 @@ export class LinkManager {
     this.#dispatch(link.nodeId, channel, payload)
   }
 
-  /** Links to the same node activated before `link` whose peer may still send on them. */
+  /**
+   * Links to the same node whose frames come before `link`'s and may still arrive: activated earlier by the
+   * arbiter and not drained, or — while the link `link` replaced is not identified yet (its `use` may still be
+   * on its way) — any other undrained link without an activation number.
+   */
   #older(link: LinkState): LinkState[] {
-    return [...this.#links].filter(
-      (o) => o !== link && o.nodeId === link.nodeId && o.seq > 0 && o.seq < link.seq && !o.drained,
-    )
+    const same = [...this.#links].filter((o) => o !== link && o.nodeId === link.nodeId)
+    const predecessorKnown = link.after === 0 || same.some((o) => o.useN === link.after)
+    return same.filter((o) => !o.drained && (o.useN > 0 ? o.useN < link.useN : !predecessorKnown))
   }
 
   #mustHold(link: LinkState): boolean {
-    return link.seq === 0 || link.held.length > 0 || this.#older(link).length > 0
+    return link.useN === 0 || link.held.length > 0 || this.#older(link).length > 0
   }
 
   #flush(peer: string, extra?: LinkState): void {
     const links = [...this.#links, ...(extra ? [extra] : [])]
-      .filter((l) => l.nodeId === peer && l.seq > 0 && l.held.length > 0)
-      .sort((x, y) => x.seq - y.seq)
+      .filter((l) => l.nodeId === peer && l.useN > 0 && l.held.length > 0)
+      .sort((x, y) => x.useN - y.useN)
     for (const l of links) {
       if (this.#older(l).length > 0) return
       for (const f of l.held.splice(0)) this.#dispatch(peer, f.channel, f.payload)
@@ -504,7 +525,14 @@ export class LinkManager {
   }
 
   #onControl(link: LinkState, payload: Uint8Array): void {
-    let msg: { type?: unknown; address?: unknown; edPub?: unknown; cert?: unknown }
+    let msg: {
+      type?: unknown
+      n?: unknown
+      after?: unknown
+      address?: unknown
+      edPub?: unknown
+      cert?: unknown
+    }
     try {
       msg = JSON.parse(dec.decode(payload)) as typeof msg
     } catch {
@@ -513,7 +541,20 @@ export class LinkManager {
     if (typeof msg !== 'object' || msg === null) return
     if (msg.type === 'use') {
       // Only the arbiter chooses; a `use` from the other side is ignored.
-      if (!this.#isArbiter(link.nodeId)) this.#activate(link)
+      const n = msg.n
+      const after = msg.after ?? 0
+      if (
+        !this.#isArbiter(link.nodeId) &&
+        typeof n === 'number' &&
+        Number.isSafeInteger(n) &&
+        n > 0 &&
+        typeof after === 'number' &&
+        Number.isSafeInteger(after) &&
+        after >= 0 &&
+        after < n
+      ) {
+        this.#activate(link, n, after)
+      }
       return
     }
     if (msg.type === 'retire') {
