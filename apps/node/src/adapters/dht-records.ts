@@ -1,21 +1,43 @@
-import { createHash, createPrivateKey, createPublicKey, sign, verify, type KeyObject } from 'node:crypto'
+import { createHash } from 'node:crypto'
+import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js'
 import { hkdfSha256, type Identity, verify as mlDsaVerify } from '@x/pqc'
 
 /**
  * Signed DHT records of the node ("peer P is on node N at address A", topic memberships, "node N is at A").
  *
- * Why a delegated key: an ML-DSA-87 signature is 4627 bytes and its public key 2592 bytes, while
- * `@x/kademlia` bounds a value to 4096 bytes (one UDP datagram of 8 KiB with contacts). So every record is
- * signed with a per-node Ed25519 record key (64-byte signature) and that key is certified once by the node's
- * ML-DSA-87 identity: `cert = ML-DSA-87.sign(identity, "x-node/record-key/v1" || edPub)`. A validator accepts a
- * record only when it holds a verified certificate binding `edPub` to node ID `n` (learnt over an authenticated
- * `/p2p-node` link, where the node ID is proven by the ML-DSA handshake). The record key is derived from the
- * identity seed, so it survives restarts with the identity.
+ * Every record is signed with a post-quantum key. An ML-DSA-87 signature (4627 bytes) does not fit
+ * `@x/kademlia`'s 4096-byte value bound, so each node derives an ML-DSA-44 record key (FIPS 204, NIST category 2:
+ * 1312-byte public key, 2420-byte signature) from its identity seed and certifies it once with its ML-DSA-87
+ * identity: `cert = ML-DSA-87.sign(identity, recordPub, ctx = "x-node/record-key/v2")`. A validator accepts a
+ * record only when it holds a verified certificate binding `recordPub` to node ID `n` (learnt over an
+ * authenticated `/p2p-node` link, where the node ID is proven by the ML-DSA-87 handshake). The record key is
+ * derived from the identity seed (HKDF-SHA-256, label `x-node/record-key/ml-dsa-44/v2`), so it survives restarts
+ * with the identity.
+ *
+ * Stored form (binary, so the signature is not inflated by base64):
+ *
+ * | bytes | field |
+ * |---|---|
+ * | 1 | format `RECORD_FORMAT` (2) |
+ * | 8 | record-key fingerprint: SHA-256(recordPub)[0..8] (the key itself is never in a record) |
+ * | 2420 | ML-DSA-44 signature over the body, FIPS 204 context `RECORD_CONTEXT` |
+ * | rest | body: canonical JSON (`RecordBody`), UTF-8, at most `MAX_BODY_BYTES` |
  */
 
 export const RECORD_VERSION = 1
-export const CERT_CONTEXT = new TextEncoder().encode('x-node/record-key/v1')
+/** Stored-form version byte (1 was the Ed25519 JSON form). */
+export const RECORD_FORMAT = 2
+/** FIPS 204 context of the ML-DSA-87 certificate over the record key. */
+export const CERT_CONTEXT = new TextEncoder().encode('x-node/record-key/v2')
+/** FIPS 204 context of record signatures (domain separation from every other use of the key). */
+export const RECORD_CONTEXT = new TextEncoder().encode('x-node/dht-record/v2')
+export const RECORD_PUBLIC_KEY_BYTES = 1312
+export const RECORD_SIGNATURE_BYTES = 2420
+export const FINGERPRINT_BYTES = 8
+export const RECORD_HEADER_BYTES = 1 + FINGERPRINT_BYTES + RECORD_SIGNATURE_BYTES
 export const MAX_RECORD_BYTES = 4096
+/** Room left for the JSON body of a record (1667 bytes). */
+export const MAX_BODY_BYTES = MAX_RECORD_BYTES - RECORD_HEADER_BYTES
 export const MAX_TOPIC_MEMBERS = 24
 export const RECORD_TTL_MS = 5 * 60_000
 /**
@@ -49,14 +71,12 @@ export interface RecordBody {
 }
 
 export interface SignedRecord extends RecordBody {
-  /** Ed25519 public record key, base64. */
-  p: string
-  /** Ed25519 signature over the canonical body, base64. */
-  s: string
+  /** Fingerprint of the ML-DSA-44 record key that signed the record (`FINGERPRINT_BYTES`). */
+  f: Uint8Array
+  /** ML-DSA-44 signature over the canonical body (`RECORD_SIGNATURE_BYTES`). */
+  s: Uint8Array
 }
 
-const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex')
-const SPKI_ED25519_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 const enc = new TextEncoder()
 const dec = new TextDecoder('utf-8', { fatal: true })
 
@@ -74,44 +94,65 @@ function canonical(body: RecordBody): Uint8Array {
   return enc.encode(JSON.stringify(ordered))
 }
 
-/** The node's record signer: the Ed25519 key derived from its identity and the ML-DSA certificate over it. */
+/** Stored size of `body` once signed. */
+export function recordSize(body: RecordBody): number {
+  return RECORD_HEADER_BYTES + canonical(body).length
+}
+
+/** The short fingerprint of a record key carried in each record. */
+export function fingerprint(recordPublicKey: Uint8Array): Uint8Array {
+  return new Uint8Array(createHash('sha256').update(recordPublicKey).digest().subarray(0, FINGERPRINT_BYTES))
+}
+
+/** The node's record signer: the ML-DSA-44 key derived from its identity and the ML-DSA-87 certificate over it. */
 export class RecordSigner {
   readonly publicKey: Uint8Array
   readonly certificate: Uint8Array
-  readonly #privateKey: KeyObject
-  readonly #publicB64: string
+  readonly #secretKey: Uint8Array
+  readonly #fingerprint: Uint8Array
 
   constructor(identity: Identity) {
-    const seed = hkdfSha256(identity.seed, new Uint8Array(0), enc.encode('x-node/record-key/seed/v1'), 32)
-    this.#privateKey = createPrivateKey({
-      key: Buffer.concat([PKCS8_ED25519_PREFIX, seed]),
-      format: 'der',
-      type: 'pkcs8',
-    })
-    const spki = createPublicKey(this.#privateKey).export({ format: 'der', type: 'spki' })
-    this.publicKey = new Uint8Array(spki.subarray(spki.length - 32))
-    this.#publicB64 = Buffer.from(this.publicKey).toString('base64')
+    const seed = hkdfSha256(
+      identity.seed,
+      new Uint8Array(0),
+      enc.encode('x-node/record-key/ml-dsa-44/v2'),
+      32,
+    )
+    const keys = ml_dsa44.keygen(seed)
+    seed.fill(0)
+    this.publicKey = keys.publicKey
+    this.#secretKey = keys.secretKey
+    this.#fingerprint = fingerprint(this.publicKey)
     this.certificate = identity.sign(this.publicKey, CERT_CONTEXT)
   }
 
+  /** The stored form of `body`, signed. Throws `RangeError` when it would exceed `MAX_RECORD_BYTES`. */
   sign(body: RecordBody): Uint8Array {
-    const s = sign(null, canonical(body), this.#privateKey).toString('base64')
-    const record: SignedRecord = { ...body, p: this.#publicB64, s }
-    const bytes = enc.encode(JSON.stringify(record))
-    if (bytes.length > MAX_RECORD_BYTES)
-      throw new RangeError(`record of ${bytes.length} bytes exceeds the DHT bound`)
-    return bytes
+    const bytes = canonical(body)
+    if (RECORD_HEADER_BYTES + bytes.length > MAX_RECORD_BYTES) {
+      throw new RangeError(`record of ${RECORD_HEADER_BYTES + bytes.length} bytes exceeds the DHT bound`)
+    }
+    const signature = ml_dsa44.sign(bytes, this.#secretKey, { context: RECORD_CONTEXT })
+    const out = new Uint8Array(RECORD_HEADER_BYTES + bytes.length)
+    out[0] = RECORD_FORMAT
+    out.set(this.#fingerprint, 1)
+    out.set(signature, 1 + FINGERPRINT_BYTES)
+    out.set(bytes, RECORD_HEADER_BYTES)
+    return out
   }
 }
 
-/** Verifies a certificate from node `publicKey` (ML-DSA-87) over `edPub`. */
+/** Verifies a certificate from node `mlDsaPublicKey` (ML-DSA-87) over ML-DSA-44 record key `recordPub`. */
 export function verifyCertificate(
   mlDsaPublicKey: Uint8Array,
-  edPub: Uint8Array,
+  recordPub: Uint8Array,
   certificate: Uint8Array,
 ): boolean {
   try {
-    return edPub.length === 32 && mlDsaVerify(mlDsaPublicKey, edPub, certificate, CERT_CONTEXT)
+    return (
+      recordPub.length === RECORD_PUBLIC_KEY_BYTES &&
+      mlDsaVerify(mlDsaPublicKey, recordPub, certificate, CERT_CONTEXT)
+    )
   } catch {
     return false
   }
@@ -119,17 +160,22 @@ export function verifyCertificate(
 
 const HEX40 = /^[0-9a-f]{40}$/
 
-/** Parses and shape-checks a record (no signature check). `undefined` when malformed. */
+/**
+ * Parses and shape-checks a stored record (no signature check). `undefined` when malformed: wrong size or
+ * format byte, a body that is not canonical JSON of a well-formed `RecordBody`.
+ */
 export function parseRecord(bytes: Uint8Array): SignedRecord | undefined {
-  if (bytes.length === 0 || bytes.length > MAX_RECORD_BYTES) return undefined
+  if (bytes.length <= RECORD_HEADER_BYTES || bytes.length > MAX_RECORD_BYTES) return undefined
+  if (bytes[0] !== RECORD_FORMAT) return undefined
+  const bodyBytes = bytes.subarray(RECORD_HEADER_BYTES)
   let r: unknown
   try {
-    r = JSON.parse(dec.decode(bytes))
+    r = JSON.parse(dec.decode(bodyBytes))
   } catch {
     return undefined
   }
   if (typeof r !== 'object' || r === null) return undefined
-  const x = r as Partial<SignedRecord>
+  const x = r as Partial<RecordBody>
   if (x.v !== RECORD_VERSION) return undefined
   if (x.t !== 'peer' && x.t !== 'topic' && x.t !== 'node') return undefined
   if (typeof x.k !== 'string' || x.k.length === 0 || x.k.length > 256) return undefined
@@ -144,23 +190,32 @@ export function parseRecord(bytes: Uint8Array): SignedRecord | undefined {
   }
   if (x.i !== undefined && (!Number.isInteger(x.i) || x.i < 0 || x.i >= TOPIC_SLOTS)) return undefined
   if (x.w !== undefined && x.w !== 1) return undefined
-  if (typeof x.p !== 'string' || typeof x.s !== 'string') return undefined
-  return x as SignedRecord
+  const body = x as RecordBody
+  // One encoding per statement: the signed bytes are exactly the canonical form of the parsed body.
+  if (Buffer.compare(Buffer.from(canonical(body)), Buffer.from(bodyBytes)) !== 0) return undefined
+  return {
+    ...body,
+    f: bytes.slice(1, 1 + FINGERPRINT_BYTES),
+    s: bytes.slice(1 + FINGERPRINT_BYTES, RECORD_HEADER_BYTES),
+  }
 }
 
-/** Whether `record` carries a valid Ed25519 signature by `edPub` and matches `key`. */
-export function checkRecord(key: Uint8Array, record: SignedRecord, edPub: Uint8Array, now: number): boolean {
+/**
+ * Whether `record` is unexpired at `now`, stored under its own DHT `key`, and carries a valid ML-DSA-44
+ * signature (context `RECORD_CONTEXT`) by `recordPub`, the record key certified for node `record.n`.
+ */
+export function checkRecord(
+  key: Uint8Array,
+  record: SignedRecord,
+  recordPub: Uint8Array,
+  now: number,
+): boolean {
   if (record.e < now) return false
   const expected = recordKey(record.t, record.k, record.i ?? 0)
   if (Buffer.compare(Buffer.from(expected), Buffer.from(key)) !== 0) return false
-  if (Buffer.from(record.p, 'base64').compare(Buffer.from(edPub)) !== 0) return false
+  if (Buffer.compare(Buffer.from(record.f), Buffer.from(fingerprint(recordPub))) !== 0) return false
   try {
-    const pub = createPublicKey({
-      key: Buffer.concat([SPKI_ED25519_PREFIX, edPub]),
-      format: 'der',
-      type: 'spki',
-    })
-    return verify(null, canonical(record), pub, Buffer.from(record.s, 'base64'))
+    return ml_dsa44.verify(record.s, canonical(record), recordPub, { context: RECORD_CONTEXT })
   } catch {
     return false
   }

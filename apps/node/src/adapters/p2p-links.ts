@@ -100,7 +100,7 @@ export interface LinkManagerComponents {
   identity: Identity
   staticKeys: StaticKeys
   logger: Logger
-  /** Ed25519 record key and its ML-DSA certificate, sent in `hello`. */
+  /** ML-DSA-44 record key and its ML-DSA-87 certificate, sent in `hello` (see `dht-records.ts`). */
   recordKey: { publicKey: Uint8Array; certificate: Uint8Array }
 }
 
@@ -149,7 +149,7 @@ export class LinkManager {
   readonly #handlers = new Map<number, Set<ChannelHandler>>()
   readonly #openHandlers = new Set<(nodeId: string) => void>()
   readonly #closeHandlers = new Set<(nodeId: string) => void>()
-  /** Verified Ed25519 record keys by node ID (from certificates received over authenticated links). */
+  /** Verified ML-DSA-44 record keys by node ID (from certificates received over authenticated links). */
   readonly bindings = new BoundedMap<string, Uint8Array>(MAX_KNOWN_NODES)
   /** Last known `/p2p-node` base URL by node ID. */
   readonly addresses = new BoundedMap<string, string>(MAX_KNOWN_NODES)
@@ -182,7 +182,7 @@ export class LinkManager {
     return this.#c.identity.idString
   }
 
-  /** This node's own Ed25519 record key. */
+  /** This node's own ML-DSA-44 record key. */
   get recordPublicKey(): Uint8Array {
     return this.#c.recordKey.publicKey
   }
@@ -434,7 +434,7 @@ export class LinkManager {
     return {
       type: 'hello',
       address: this.#address,
-      edPub: Buffer.from(this.#c.recordKey.publicKey).toString('base64'),
+      recordPub: Buffer.from(this.#c.recordKey.publicKey).toString('base64'),
       cert: Buffer.from(this.#c.recordKey.certificate).toString('base64'),
     }
   }
@@ -530,7 +530,7 @@ export class LinkManager {
       n?: unknown
       after?: unknown
       address?: unknown
-      edPub?: unknown
+      recordPub?: unknown
       cert?: unknown
     }
     try {
@@ -561,15 +561,17 @@ export class LinkManager {
       this.#drained(link)
       return
     }
-    if (msg.type !== 'hello' || typeof msg.edPub !== 'string' || typeof msg.cert !== 'string') return
-    const edPub = new Uint8Array(Buffer.from(msg.edPub, 'base64'))
+    if (msg.type !== 'hello' || typeof msg.recordPub !== 'string' || typeof msg.cert !== 'string') return
+    // The link is authenticated (ML-DSA-87 handshake), so `link.peerPublicKey` is the node's identity key:
+    // the certificate binds the ML-DSA-44 record key to this node ID.
+    const recordPub = new Uint8Array(Buffer.from(msg.recordPub, 'base64'))
     const cert = new Uint8Array(Buffer.from(msg.cert, 'base64'))
-    if (!verifyCertificate(link.peerPublicKey, edPub, cert)) {
+    if (!verifyCertificate(link.peerPublicKey, recordPub, cert)) {
       this.#c.logger.warn({ nodeId: link.nodeId }, 'p2p hello with a bad record-key certificate')
       link.ws.close(1008, 'bad certificate')
       return
     }
-    this.bindings.set(link.nodeId, edPub)
+    this.bindings.set(link.nodeId, recordPub)
     if (typeof msg.address === 'string' && /^wss?:\/\/\S{1,250}$/.test(msg.address)) {
       this.addresses.set(link.nodeId, msg.address)
     }

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { lookup as lookupHost } from 'node:dns/promises'
 import { isIP } from 'node:net'
 import type { KademliaNode } from '@x/kademlia'
@@ -5,11 +6,13 @@ import type { PeerDirectory } from '@x/signaling'
 import type { Logger } from 'pino'
 import {
   RECORD_TTL_MS,
+  MAX_RECORD_BYTES,
   MAX_TOPIC_MEMBERS,
   TOPIC_SLOTS,
   checkRecord,
   parseRecord,
   recordKey,
+  recordSize,
   type RecordBody,
   type RecordSigner,
   type SignedRecord,
@@ -18,10 +21,24 @@ import { BoundedMap, type LinkManager } from './p2p-links'
 
 /**
  * Records carry their own expiry (`RECORD_TTL_MS`, 5 min), so the DHT's byte-for-byte republishing cannot keep
- * them alive: this node re-signs its node record and topic records this often. Peer records are re-announced by
- * `@x/signaling` (every `ANNOUNCE_INTERVAL_MS`, 60 s) while the peer stays connected.
+ * them alive: this node re-publishes its node record and topic records this often. Peer records are
+ * re-announced by `@x/signaling` (every `ANNOUNCE_INTERVAL_MS`, 60 s) while the peer stays connected.
  */
 export const REFRESH_INTERVAL_MS = 60_000
+
+/**
+ * An ML-DSA-44 signature costs a few ms of CPU (pure JS), so a re-publish of an unchanged statement re-uses the
+ * record signed earlier while it has at least this long left; only a changed statement (address, members,
+ * slot, withdrawal) or an ageing record is signed again. With 60 s refreshes a record is re-signed every 3 min.
+ */
+export const RESIGN_BEFORE_EXPIRY_MS = RECORD_TTL_MS / 2
+
+/** Signed records kept for re-use (least recently used evicted; an evicted statement is simply signed again). */
+export const MAX_SIGNED_CACHE = 4_096
+
+/** Records whose signature this node already verified (SHA-256 of key and value → expiry), so the copies of one
+ * record that several DHT nodes return, and re-stores of the same bytes, are verified once. */
+export const MAX_VERIFIED_CACHE = 4_096
 
 /**
  * A peer record is stored a moment after the peer registers (the DHT put is not awaited by the
@@ -85,8 +102,9 @@ export async function onContactHost(address: string, contactAddress: string): Pr
 
 /**
  * The validate/select pair injected into `@x/kademlia`: a value is accepted only when it is a well-formed,
- * unexpired record whose Ed25519 signature checks against the record key that its publishing node certified
- * with its ML-DSA-87 identity. `select` keeps the newest.
+ * unexpired record whose ML-DSA-44 signature checks against the record key that its publishing node certified
+ * with its ML-DSA-87 identity (the record carries only the key's fingerprint; the key comes from the
+ * certificate). `select` keeps the newest. Values already verified are remembered until they expire.
  *
  * The certificate is learnt over an authenticated P2P link. A validator never dials an address just because a
  * record names it: it dials only a node that is already in this node's routing table (it answered this node
@@ -102,7 +120,8 @@ export function createRecordValidator(
 ) {
   const inFlight = new Map<string, Promise<Uint8Array | undefined>>()
   const failedUntil = new BoundedMap<string, number>(1_024)
-  const stats = { dials: 0, refused: 0, failed: 0 }
+  const verified = new BoundedMap<string, number>(MAX_VERIFIED_CACHE)
+  const stats = { dials: 0, refused: 0, failed: 0, verified: 0, verifiedCached: 0 }
 
   async function dialAddress(lm: LinkManager, record: SignedRecord): Promise<string | undefined> {
     const contact = dht()?.table.get(new Uint8Array(Buffer.from(record.n, 'hex')))
@@ -158,10 +177,18 @@ export function createRecordValidator(
     async validate(key: Uint8Array, value: Uint8Array): Promise<boolean> {
       const record = parseRecord(value)
       if (!record) return false
-      const edPub = bindingFor(record)
-      const pub = await edPub
+      const digest = createHash('sha256').update(key).update(value).digest('base64')
+      const until = verified.get(digest)
+      if (until !== undefined && until >= Date.now()) {
+        stats.verifiedCached++
+        return true
+      }
+      const pub = await bindingFor(record)
       const ok = pub !== undefined && checkRecord(key, record, pub, Date.now())
-      if (!ok) logger.debug({ node: record.n, kind: record.t }, 'dht record rejected')
+      if (ok) {
+        stats.verified++
+        verified.set(digest, record.e)
+      } else logger.debug({ node: record.n, kind: record.t }, 'dht record rejected')
       return ok
     },
     select(_key: Uint8Array, values: Uint8Array[]): number {
@@ -204,6 +231,10 @@ export class DhtPeerDirectory implements PeerDirectory {
   /** Peer ID → hosting node and expiry, from topic records read by `findTopic`. */
   readonly #members = new BoundedMap<string, { nodeId: string; expires: number }>(MAX_MEMBER_CACHE)
   readonly #retryDelaysMs: readonly number[]
+  /** Last record signed per DHT key, re-used while its statement is unchanged (see `RESIGN_BEFORE_EXPIRY_MS`). */
+  readonly #signed = new BoundedMap<string, { statement: string; bytes: Uint8Array; expires: number }>(
+    MAX_SIGNED_CACHE,
+  )
   readonly stats = {
     announced: 0,
     withdrawn: 0,
@@ -214,6 +245,11 @@ export class DhtPeerDirectory implements PeerDirectory {
     /** Lookups that found the peer record only on a retry. */
     lookupRetryHits: 0,
     failures: 0,
+    /** Records signed (ML-DSA-44) and re-publishes that re-used a record signed earlier. */
+    signed: 0,
+    signReused: 0,
+    /** Topic members left out of a topic record because the record would exceed `MAX_RECORD_BYTES`. */
+    topicMembersUnlisted: 0,
   }
   #timer: NodeJS.Timeout | undefined
   #closed = false
@@ -236,10 +272,26 @@ export class DhtPeerDirectory implements PeerDirectory {
     return { v: 1, t, k, n: this.#nodeId, a: this.#address, e: now + RECORD_TTL_MS, q: now, ...extra }
   }
 
+  /** The signed record for `body`: the one signed earlier for this key when its statement is unchanged. */
+  #sign(key: Uint8Array, body: RecordBody): { bytes: Uint8Array; expires: number } {
+    const id = Buffer.from(key).toString('hex')
+    const statement = JSON.stringify([body.t, body.k, body.n, body.a, body.m, body.i, body.w])
+    const cached = this.#signed.get(id)
+    if (cached?.statement === statement && cached.expires - Date.now() >= RESIGN_BEFORE_EXPIRY_MS) {
+      this.stats.signReused++
+      return cached
+    }
+    const signed = { statement, bytes: this.#signer.sign(body), expires: body.e }
+    this.stats.signed++
+    this.#signed.set(id, signed)
+    return signed
+  }
+
   async #put(key: Uint8Array, body: RecordBody): Promise<void> {
     try {
-      await this.#dht.put(key, this.#signer.sign(body), {
-        ttlMs: RECORD_TTL_MS,
+      const { bytes, expires } = this.#sign(key, body)
+      await this.#dht.put(key, bytes, {
+        ttlMs: Math.max(1, Math.min(RECORD_TTL_MS, expires - Date.now())),
         signal: AbortSignal.timeout(10_000),
       })
     } catch (err) {
@@ -362,15 +414,21 @@ export class DhtPeerDirectory implements PeerDirectory {
       }
       t.slot ??= start
     }
-    const members = [...t.members]
-    await this.#put(
-      recordKey('topic', topic, t.slot),
-      this.#body('topic', topic, {
-        i: t.slot,
-        m: members,
-        ...(members.length === 0 ? { w: 1 as const } : {}),
-      }),
-    )
+    const slot = t.slot
+    const withdrawn = t.members.size === 0
+    const make = (m: string[]) =>
+      this.#body('topic', topic, { i: slot, m, ...(withdrawn ? { w: 1 as const } : {}) })
+    // A record holds what fits in MAX_RECORD_BYTES (the ML-DSA-44 signature takes 2420 of them); members left
+    // out stay reachable through their peer records.
+    let members = [...t.members]
+    let body = make(members)
+    while (members.length > 0 && recordSize(body) > MAX_RECORD_BYTES)
+      body = make((members = members.slice(0, -1)))
+    if (members.length < t.members.size) {
+      this.stats.topicMembersUnlisted += t.members.size - members.length
+      this.#log.debug({ topic, listed: members.length, members: t.members.size }, 'topic record full')
+    }
+    await this.#put(recordKey('topic', topic, slot), body)
   }
 
   async findTopic(topic: string, limit: number): Promise<string[]> {
