@@ -2,26 +2,14 @@ import { afterEach, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
 import { parseConfig } from '../src/config'
 import { createNode, type XNode } from '../src/node'
+import { localArgs } from '../scripts/spawn-node'
 import { cleanups, getJson, runCleanups, schemaErrors, tempDir } from './helpers'
 
 afterEach(runCleanups)
 
 async function startNode(): Promise<XNode> {
   const dataDir = await tempDir()
-  const parsed = parseConfig({
-    argv: [
-      '--host',
-      '127.0.0.1',
-      '--rest-port',
-      '0',
-      '--ws-port',
-      '0',
-      '--dht-port',
-      '0',
-      '--data-dir',
-      dataDir,
-    ],
-  })
+  const parsed = parseConfig({ argv: localArgs(dataDir) })
   if (parsed.help) throw new Error('help')
   const node = createNode(parsed.config, { logger: pino({ level: 'silent' }) })
   cleanups.push(() => node.stop())
