@@ -15,7 +15,8 @@ import { webRoutes } from './web'
 export interface AppNode {
   readonly version: string
   readonly health: HealthRegistry
-  peers(): Promise<PeersReport>
+  /** `limit`: most signaling peers listed in `list` (P2P links are always all listed). */
+  peers(options?: { limit?: number }): Promise<PeersReport>
   cryptoStatus(): CryptoStatusReport
   dhtNodes(): DhtNodesReport
   metricsText(): Promise<string>
@@ -42,6 +43,10 @@ const STATUS_TEXT: Record<number, string> = {
 function ref(id: string) {
   return { $ref: `${id}#` }
 }
+
+/** Signaling peers listed by `/api/peers` unless `?limit=` says otherwise (a node may hold 20,000). */
+const DEFAULT_PEERS_LIMIT = 1_000
+const MAX_PEERS_LIMIT = 20_000
 
 const errorResponses = { 500: ref('Error'), 503: ref('Error') }
 
@@ -132,15 +137,28 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
       return reply.status(ready.ready ? 200 : 503).send(ready)
     },
   )
-  app.get(
+  app.get<{ Querystring: { limit: number } }>(
     '/api/peers',
     {
       schema: {
         summary: 'P2P links, signaling and DHT figures merged',
-        response: { 200: ref('Peers'), ...errorResponses },
+        querystring: {
+          type: 'object',
+          properties: {
+            limit: {
+              type: 'integer',
+              minimum: 0,
+              maximum: MAX_PEERS_LIMIT,
+              default: DEFAULT_PEERS_LIMIT,
+              description: 'most signaling peers in `list`; `signaling.peers` is always the full count',
+            },
+          },
+          additionalProperties: false,
+        },
+        response: { 200: ref('Peers'), 400: ref('Error'), ...errorResponses },
       },
     },
-    () => node.peers(),
+    (request) => node.peers({ limit: request.query.limit }),
   )
   app.get(
     '/api/crypto/status',

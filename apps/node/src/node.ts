@@ -33,7 +33,7 @@ import {
 import { buildApp, type AppNode } from './app'
 import { redactConfig, type NodeConfig } from './config'
 import { NodeError } from './errors'
-import type { CryptoStatusReport, DhtNodesReport, PeersReport } from './schemas'
+import type { CryptoStatusReport, DhtNodesReport, PeerEntry, PeersReport } from './schemas'
 import { RecordSigner } from './adapters/dht-records'
 import { LinkManager, P2P_PATH } from './adapters/p2p-links'
 import { DhtPeerDirectory, createRecordValidator, onContactHost } from './adapters/peer-directory'
@@ -257,16 +257,22 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       }
     },
 
-    async peers(): Promise<PeersReport> {
+    async peers(options: { limit?: number } = {}): Promise<PeersReport> {
       const snap = await stats.collect()
       const sig = (snap.signaling ?? {}) as Partial<PeersReport['signaling']>
       const d = (snap.dht ?? {}) as Partial<PeersReport['dht']>
-      const list = links?.list() ?? []
-      const openLinks = list.filter((l) => l.state === 'open').length
+      const linkList = links?.list() ?? []
+      const openLinks = linkList.filter((l) => l.state === 'open').length
       const connectedPeers = sig.connectedPeers ?? 0
+      const list: PeerEntry[] = [...linkList]
+      for (const p of signaling?.listPeers({ limit: options.limit }) ?? []) {
+        const entry: PeerEntry = { id: p.id, kind: 'signaling-peer', state: p.state, since: p.since }
+        if (p.address !== undefined) entry.address = p.address
+        list.push(entry)
+      }
       return {
         connected: openLinks + connectedPeers,
-        total: list.length + (sig.peers ?? 0),
+        total: linkList.length + (sig.peers ?? 0),
         list,
         signaling: {
           connections: sig.connections ?? 0,

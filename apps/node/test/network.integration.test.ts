@@ -34,7 +34,9 @@ beforeAll(async () => {
     await waitFor(async () => {
       const peers = (await getJson(`${n.restUrl}/api/peers`)).body
       const linked = new Set(
-        peers.list.filter((l: { state: string }) => l.state === 'open').map((l: { id: string }) => l.id),
+        peers.list
+          .filter((l: { kind: string; state: string }) => l.kind === 'p2p-link' && l.state === 'open')
+          .map((l: { id: string }) => l.id),
       )
       return peers.dht.totalNodes >= 2 && linked.size >= 2
     }, `node ${n.name} to see and link both other nodes`)

@@ -1,5 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import { pino } from 'pino'
+import WebSocket from 'ws'
+import { Identity } from '@x/pqc'
+import { createSignalingClient } from '@x/signaling/client'
 import { parseConfig } from '../src/config'
 import { createNode, type XNode } from '../src/node'
 import { localArgs } from '../scripts/spawn-node'
@@ -80,6 +83,40 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(missing.status).toBe(404)
     expect(schemaErrors('Error', missing.body)).toEqual([])
     expect(missing.body.code).toBe('X_NODE_NOT_FOUND')
+  })
+
+  it('/api/peers lists registered signaling peers beside the P2P links, bounded by ?limit', async () => {
+    const node = await startNode()
+    const base = `http://127.0.0.1:${node.addresses.rest.port}`
+    const ids = await Promise.all(
+      [0, 1].map(async () => {
+        const identity = Identity.generate()
+        const client = createSignalingClient(
+          { publicKey: identity.publicKey, sign: (m) => identity.sign(m), WebSocket: WebSocket as never },
+          { url: `ws://127.0.0.1:${node.addresses.ws.port}/p2p-signaling` },
+        )
+        cleanups.push(() => client.close())
+        return client.connect()
+      }),
+    )
+    const peers = await getJson(`${base}/api/peers`)
+    expect(peers.status).toBe(200)
+    expect(schemaErrors('Peers', peers.body)).toEqual([])
+    const listed = peers.body.list.filter((p: { kind: string }) => p.kind === 'signaling-peer')
+    expect(listed.map((p: { id: string }) => p.id).sort()).toEqual([...ids].sort())
+    for (const p of listed) {
+      expect(p.state).toBe('open')
+      expect(p.address).toMatch(/^127\.0\.0\.1:\d+$/)
+    }
+    expect(peers.body).toMatchObject({ connected: 2, total: 2, signaling: { peers: 2, connectedPeers: 2 } })
+
+    const one = await getJson(`${base}/api/peers?limit=1`)
+    expect(one.body.list).toHaveLength(1)
+    expect(one.body.signaling.peers).toBe(2)
+    const bad = await getJson(`${base}/api/peers?limit=-3`)
+    expect(bad.status).toBe(400)
+    expect(schemaErrors('Error', bad.body)).toEqual([])
+    expect(bad.body.message).toMatch(/limit/)
   })
 
   it('/api/health and /api/health/ready go to 503 when a required component fails (the database closes)', async () => {

@@ -41,6 +41,7 @@ export {
   type SignalingComponents,
   type SignalingInit,
   type SignalingServer,
+  type SignalingPeerInfo,
   type SignalingStats,
 } from './server'
 export { SignalingError, WIRE_ERROR_CODES, type SignalingErrorCode, type WireErrorCode } from './errors'

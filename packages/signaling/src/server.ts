@@ -1,6 +1,7 @@
 import { randomFillSync } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
+import type { Socket } from 'node:net'
 import { WebSocketServer, type WebSocket, type RawData } from 'ws'
 import { SignalingError, type WireErrorCode } from './errors'
 import {
@@ -161,6 +162,20 @@ export interface SignalingStats {
   dhtBuckets?: number
 }
 
+/** One registered peer, as {@link SignalingServer.listPeers} reports it. */
+export interface SignalingPeerInfo {
+  /** Registered ID (native peer ID or PeerJS ID). */
+  id: string
+  /** The endpoint it registered on. */
+  protocol: 'native' | 'peerjs'
+  /** `open` while its socket is open; `closed` between the socket closing and the registry forgetting it. */
+  state: 'open' | 'closed'
+  /** Remote `host:port` of its WebSocket, when the socket reported one. */
+  address?: string
+  /** When its connection opened, in clock milliseconds. */
+  since: number
+}
+
 /** A running signaling server. */
 export interface SignalingServer {
   /** Starts an own HTTP server (REST for PeerJS + WebSocket upgrades). Resolves with the bound address. */
@@ -174,6 +189,12 @@ export interface SignalingServer {
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean
   /** Counters and gauges (cheap, synchronous). */
   getStats(): SignalingStats
+  /**
+   * Registered peers (native first, then PeerJS), at most `limit` of them (`peers` in {@link getStats} is the
+   * full count). Synchronous, O(limit).
+   * @param options.limit - most entries returned. @default Infinity
+   */
+  listPeers(options?: { limit?: number }): SignalingPeerInfo[]
   /** Stops accepting, closes every socket with 1001, clears every timer, withdraws peers. Idempotent. */
   close(): Promise<void>
   /** This node's ID in directory records. */
@@ -234,6 +255,14 @@ function nonNegative(name: string, value: number | undefined, fallback: number):
 /** Encodes bytes without copying them first. */
 function bytesToString(bytes: Uint8Array, encoding: 'hex' | 'base64'): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString(encoding)
+}
+
+/** `host:port` of a TCP socket, read on demand (not kept per connection: idle memory is a bar). */
+function remoteAddressOf(socket: Duplex): string | undefined {
+  const { remoteAddress, remotePort } = socket as Partial<Socket>
+  if (remoteAddress === undefined) return undefined
+  const host = remoteAddress.includes(':') ? `[${remoteAddress}]` : remoteAddress
+  return remotePort === undefined ? host : `${host}:${remotePort}`
 }
 
 function pathOf(url: string | undefined): string {
@@ -533,6 +562,26 @@ class SignalingServerImpl implements SignalingServer {
       })
     }
     await new Promise<void>((resolve) => this.#wss.close(() => resolve()))
+  }
+
+  listPeers(options: { limit?: number } = {}): SignalingPeerInfo[] {
+    const limit = options.limit ?? Infinity
+    if (typeof limit !== 'number' || Number.isNaN(limit) || limit < 0) {
+      throw new RangeError(`"limit" must be a non-negative number, got ${String(limit)}`)
+    }
+    const out: SignalingPeerInfo[] = []
+    const add = (registry: Map<string, Conn>, protocol: SignalingPeerInfo['protocol']): void => {
+      for (const [id, c] of registry) {
+        if (out.length >= limit) return
+        const info: SignalingPeerInfo = { id, protocol, state: c.closed ? 'closed' : 'open', since: c.openedAt }
+        const address = remoteAddressOf(c.socket)
+        if (address !== undefined) info.address = address
+        out.push(info)
+      }
+    }
+    add(this.#peers, 'native')
+    add(this.#pjPeers, 'peerjs')
+    return out
   }
 
   getStats(): SignalingStats {

@@ -146,6 +146,10 @@ describe('/peerjs with the real peerjs client', () => {
     cleanups.push(() => late.close())
     expect(await late.next()).toEqual({ type: 'OPEN' })
     expect(await late.next()).toEqual({ type: 'OFFER', src: 'a', dst: 'late', payload: { sdp: 'x' } })
+    expect(server.listPeers().map((p) => [p.id, p.protocol, p.state])).toEqual([
+      ['a', 'peerjs', 'open'],
+      ['late', 'peerjs', 'open'],
+    ])
     a.send({ type: 'CANDIDATE', dst: 'ghost', payload: {} })
     expect(await a.next()).toEqual({ type: 'EXPIRE', src: 'ghost', dst: 'a' })
     a.send({ type: 'HEARTBEAT' })

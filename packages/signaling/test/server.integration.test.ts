@@ -299,6 +299,15 @@ describe('duplicate IDs', () => {
     other.send({ type: 'offer', to: id.id, data: { hi: 1 } })
     expect(await second.next()).toMatchObject({ from: other.id, data: { hi: 1 } })
     expect(server!.getStats()).toMatchObject({ peers: 2, connectedPeers: 2, connections: 2 })
+    const listed = server!.listPeers()
+    expect(listed.map((p) => p.id).sort()).toEqual([id.id, other.id].sort())
+    for (const p of listed) {
+      expect(p).toMatchObject({ protocol: 'native', state: 'open' })
+      expect(p.address).toMatch(/^127\.0\.0\.1:\d+$/)
+      expect(p.since).toBeGreaterThan(0)
+    }
+    expect(server!.listPeers({ limit: 1 })).toHaveLength(1)
+    expect(() => server!.listPeers({ limit: -1 })).toThrow(RangeError)
   })
 
   it('refuses with ID_TAKEN when the proof for a registered ID fails', async () => {
