@@ -13,6 +13,7 @@ const { values } = parseArgs({
     rounds: { type: 'string' },
     'round-ms': { type: 'string', default: '600000' },
     hostile: { type: 'string', default: '0' },
+    'hostile-mode': { type: 'string', default: 'fake' },
     disjoint: { type: 'string', default: '1' },
     'join-disjoint': { type: 'string' },
     seed: { type: 'string', default: '1' },
@@ -40,6 +41,7 @@ const result = await runSimulation({
   rounds: values.rounds === undefined ? undefined : num('rounds', values.rounds),
   roundMs: num('round-ms', values['round-ms']),
   hostile: num('hostile', values.hostile),
+  hostileMode: values['hostile-mode'] as 'fake' | 'collude',
   disjoint: num('disjoint', values.disjoint),
   joinDisjoint:
     values['join-disjoint'] === undefined ? undefined : num('join-disjoint', values['join-disjoint']),
@@ -55,7 +57,7 @@ const result = await runSimulation({
 })
 
 const rows: Array<[string, string]> = [
-  ['nodes (hostile)', `${result.nodes} (${result.hostileNodes})`],
+  ['nodes (hostile, mode)', `${result.nodes} (${result.hostileNodes}, ${result.hostileMode})`],
   [
     'k / alpha / disjoint paths (lookups, joins)',
     `${result.k} / ${result.alpha} / ${result.disjoint}, ${result.joinDisjoint}`,

@@ -4,6 +4,12 @@
  * lookup runs d disjoint paths (S/Kademlia, Baumgart & Mies 2007, §4.4): the initial contacts are dealt
  * round-robin among the paths and no node is queried by more than one path, so a hostile node can only
  * mislead the path that reached it.
+ *
+ * Node IDs are checked on every answer (the RPC layer rejects an answer from another ID with
+ * `X_KAD_BAD_RESPONSE`). A contact that fails that check was given to us by a node that vouched for an ID
+ * the address does not hold: that referrer is marked as lying, leaves the result, and the candidates that
+ * only it gave us are dropped before we spend RPCs on them (S/Kademlia's reasoning for bound node IDs,
+ * applied to the referrer).
  */
 import { setMaxListeners } from 'node:events'
 import { KademliaError, throwIfAborted } from './errors'
@@ -59,6 +65,8 @@ const PENDING = 1
 const OK = 2
 const FAILED = 3
 const SKIPPED = 4
+/** Answered, but vouched for a contact whose address answered with another ID. */
+const LIED = 5
 
 interface Candidate {
   contact: Contact
@@ -67,6 +75,15 @@ interface Candidate {
   depth: number
   token: Uint8Array | undefined
   hadRecord: boolean
+  /** Responders that gave us this contact (none for initial contacts, which come from our own table). */
+  referrers: Candidate[]
+}
+
+/** Most referrers remembered per candidate: enough that one liar cannot get an honest contact dropped. */
+const MAX_REFERRERS = 4
+
+function isIdMismatch(err: unknown): boolean {
+  return (err as { code?: unknown } | null)?.code === 'X_KAD_BAD_RESPONSE'
 }
 
 export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult> {
@@ -85,17 +102,24 @@ export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult
   const maxCandidates = k * 4 // bounds memory per path whatever the responses say
 
   const lists: Candidate[][] = Array.from({ length: paths }, () => [])
-  const known: Set<string>[] = Array.from({ length: paths }, () => new Set<string>())
+  /** Per path: every contact key seen, with its candidate while it is in the list (undefined once dropped). */
+  const known = Array.from({ length: paths }, () => new Map<string, Candidate | undefined>())
   const sorted = opts.initial
     .filter((c) => !idEquals(c.id, opts.selfId))
     .sort((a, b) => compareDistance(a.id, b.id, target))
-  sorted.forEach((c, i) => insert(i % paths, c, 1))
+  sorted.forEach((c, i) => insert(i % paths, c, 1, undefined))
 
-  function insert(path: number, contact: Contact, depth: number): void {
+  function insert(path: number, contact: Contact, depth: number, referrer: Candidate | undefined): void {
     if (idEquals(contact.id, opts.selfId)) return
     const key = String.fromCharCode.apply(null, contact.id as unknown as number[])
     const set = known[path]!
-    if (set.has(key)) return
+    if (set.has(key)) {
+      const existing = set.get(key)
+      if (existing !== undefined && referrer !== undefined && existing.referrers.length > 0) {
+        if (existing.referrers.length < MAX_REFERRERS) existing.referrers.push(referrer)
+      }
+      return
+    }
     const list = lists[path]!
     // Binary search for the insertion point.
     let lo = 0
@@ -106,8 +130,17 @@ export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult
       else hi = mid
     }
     if (lo >= maxCandidates) return
-    set.add(key)
-    list.splice(lo, 0, { contact, key, state: NEW, depth, token: undefined, hadRecord: false })
+    const candidate: Candidate = {
+      contact,
+      key,
+      state: NEW,
+      depth,
+      token: undefined,
+      hadRecord: false,
+      referrers: referrer === undefined ? [] : [referrer],
+    }
+    set.set(key, candidate)
+    list.splice(lo, 0, candidate)
     if (list.length > maxCandidates) {
       // Drop the farthest never-queried candidate.
       for (let i = list.length - 1; i >= 0; i--) {
@@ -132,7 +165,7 @@ export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult
         let counted = 0
         for (let i = 0; i < list.length && counted < k; i++) {
           const c = list[i]!
-          if (c.state === FAILED || c.state === SKIPPED) continue
+          if (c.state === FAILED || c.state === SKIPPED || c.state === LIED) continue
           if (c.state === NEW) {
             if (claimed.has(c.key)) {
               c.state = SKIPPED
@@ -158,7 +191,8 @@ export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult
       const query = async (c: Candidate): Promise<void> => {
         try {
           const result = await opts.query(c.contact, controller.signal)
-          c.state = OK
+          // A referrer may have been caught lying while we waited for this one.
+          if (c.state === PENDING) c.state = OK
           c.token = result.token
           if (result.record !== undefined && opts.onRecord !== undefined) {
             c.hadRecord = true
@@ -167,10 +201,33 @@ export async function iterativeLookup(opts: LookupOptions): Promise<LookupResult
               return
             }
           }
-          for (const next of result.contacts) insert(path, next, c.depth + 1)
-        } catch {
+          if (c.state === LIED) return
+          for (const next of result.contacts) insert(path, next, c.depth + 1, c)
+        } catch (err) {
           c.state = FAILED
           failures++
+          // A failed contact leaves the list (its key stays known, so it is not added again): failures must
+          // not take the places of live candidates under the maxCandidates bound.
+          drop(c, false)
+          if (isIdMismatch(err)) for (const r of c.referrers) if (!controller.signal.aborted) liar(r)
+        }
+      }
+      /** Removes a candidate; `forget` lets an honest referrer bring it back later. */
+      const drop = (c: Candidate, forget: boolean): void => {
+        const at = list.indexOf(c)
+        if (at !== -1) list.splice(at, 1)
+        if (forget) known[path]!.delete(c.key)
+        else known[path]!.set(c.key, undefined)
+      }
+      const liar = (r: Candidate): void => {
+        if (r.state === LIED) return
+        r.state = LIED
+        // Not yet queried and vouched for by liars only: not worth an RPC.
+        for (let i = list.length - 1; i >= 0; i--) {
+          const c = list[i]!
+          if (c.state === NEW && c.referrers.length > 0 && c.referrers.every((x) => x.state === LIED)) {
+            drop(c, true)
+          }
         }
       }
       pump()

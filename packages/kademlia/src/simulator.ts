@@ -7,8 +7,10 @@
  * nearest neighbour), `joinConcurrency` joins at a time. No table is filled from outside knowledge.
  *
  * Hostile nodes join honestly (so they sit in honest tables in proportion), then answer every FIND_NODE /
- * FIND_VALUE with fake contacts: the colluding hostile nodes closest to the target and fabricated IDs next
- * to the target pointing at hostile addresses. They never return honest contacts or values. They answer
+ * FIND_VALUE with fake contacts. In `fake` mode (the default): the colluding hostile nodes closest to the
+ * target and fabricated IDs next to the target pointing at hostile addresses. In `collude` mode: only the
+ * k colluding hostile nodes closest to the target (real nodes that answer to their IDs, so an ID check
+ * cannot expose them; only disjoint paths help). They never return honest contacts or values. They answer
  * with their own node ID (the S/Kademlia model, where IDs are bound to keys).
  */
 import { decodeMessage, encodeMessage, MessageType, type Message } from './codec'
@@ -32,6 +34,8 @@ export interface SimulationOptions {
   rounds?: number
   /** Fraction of hostile nodes. @default 0 */
   hostile?: number
+  /** What hostile nodes answer: fabricated IDs near the target plus colluders, or colluders only. @default 'fake' */
+  hostileMode?: 'fake' | 'collude'
   /** Disjoint lookup paths of the measured lookups. @default 1 */
   disjoint?: number
   /**
@@ -73,6 +77,7 @@ export interface Distribution {
 export interface SimulationResult {
   nodes: number
   hostileNodes: number
+  hostileMode: 'fake' | 'collude'
   lookups: number
   succeeded: number
   successRate: number
@@ -110,6 +115,9 @@ interface SimNode {
   joined: boolean
 }
 
+/** Seed addresses a joining node is given, as a real node's configuration lists a few. */
+const JOIN_SEEDS = 3
+
 function simAddress(i: number): string {
   // Each node in its own /24, so the per-subnet limits (on) never bind in the simulation.
   return `${10 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}.1:4000`
@@ -124,6 +132,10 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
   const rounds = options.rounds ?? (churn > 0 ? 3 : 1)
   const roundMs = options.roundMs ?? 600_000
   const hostileFraction = options.hostile ?? 0
+  const hostileMode = options.hostileMode ?? 'fake'
+  if (hostileMode !== 'fake' && hostileMode !== 'collude') {
+    throw new RangeError("'hostileMode' must be 'fake' or 'collude'")
+  }
   const disjoint = options.disjoint ?? 1
   const joinDisjoint = options.joinDisjoint ?? disjoint
   const seed = options.seed ?? 1
@@ -222,10 +234,11 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
             return handler(bytes, from)
           }
           const target = msg.type === MessageType.FIND_NODE ? msg.target : msg.key
-          const contacts: Contact[] = hostileClosest(target, Math.ceil(k / 2)).filter(
-            (c) => !idEquals(c.id, selfId),
-          )
-          while (contacts.length < k) {
+          const colluders = hostileMode === 'fake' ? Math.ceil(k / 2) : k + 1
+          const contacts: Contact[] = hostileClosest(target, colluders)
+            .filter((c) => !idEquals(c.id, selfId))
+            .slice(0, k)
+          while (hostileMode === 'fake' && contacts.length < k) {
             const fake = target.slice()
             const noise = rng.bytes(8)
             for (let i = 0; i < 8; i++) fake[12 + i] = noise[i]!
@@ -254,12 +267,16 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
   all[0]!.joined = true
   const join = async (s: SimNode, pool: SimNode[]): Promise<void> => {
     for (let attempt = 0; attempt < 3; attempt++) {
-      const seedNode = pool[rng.int(pool.length)]!
+      // A seed list of up to JOIN_SEEDS nodes that already joined (any of them may be hostile).
+      const seeds = new Set<string>()
+      for (let i = 0; i < JOIN_SEEDS * 2 && seeds.size < Math.min(JOIN_SEEDS, pool.length); i++) {
+        seeds.add(pool[rng.int(pool.length)]!.address)
+      }
       try {
-        await s.node.bootstrap([seedNode.address])
+        await s.node.bootstrap([...seeds])
         return
       } catch {
-        // try another seed
+        // try other seeds
       }
     }
   }
@@ -376,6 +393,7 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
   const result: SimulationResult = {
     nodes: n,
     hostileNodes: nHostile,
+    hostileMode,
     lookups: total,
     succeeded,
     successRate: total === 0 ? 0 : succeeded / total,
