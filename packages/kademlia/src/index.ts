@@ -39,7 +39,7 @@ export {
 export { createUdpTransport, type UdpTransport, type UdpTransportInit } from './udp-transport'
 export { KademliaError, type KademliaErrorCode } from './errors'
 export { type LookupResult, type Responder } from './lookup'
-export { type RpcStats } from './rpc'
+export { type AdmitFn, type InboundKind, type RpcStats } from './rpc'
 export { type KademliaState, STATE_VERSION } from './state'
 export {
   decodeMessage,

@@ -5,7 +5,7 @@ import { assertId, ID_LENGTH_BITS, ID_LENGTH_BYTES, idEquals, randomIdInBucket, 
 import { iterativeLookup, type LookupResult, type QueryResult } from './lookup'
 import { RecordStore } from './records'
 import { RoutingTable, type Contact } from './routing-table'
-import { Rpc, type ResponseBody, type RpcStats } from './rpc'
+import { Rpc, type AdmitFn, type ResponseBody, type RpcStats } from './rpc'
 import { exportSnapshot, parseSnapshot, type KademliaState } from './state'
 import { TokenIssuer } from './tokens'
 import {
@@ -48,6 +48,14 @@ export interface KademliaComponents {
    * @default 0 (the first: the one already held wins)
    */
   select?: (key: Uint8Array, values: Uint8Array[]) => number
+  /**
+   * Admission hook (e.g. an abuse detector), asked for every inbound request after the per-source token
+   * bucket: return false to drop it unanswered (counted in `rpc.refused`). Also told of malformed datagrams
+   * (`kind: 'malformed'`, answer ignored). Runs per datagram, so keep it cheap; if it throws, the request is
+   * admitted.
+   * @default admit everything
+   */
+  admit?: AdmitFn
 }
 
 /** Options, all plain data. */
@@ -241,6 +249,9 @@ class Node implements KademliaNode {
     this.#clock = components.clock ?? systemClock
     this.#random = components.random ?? systemRandom
     this.#logger = components.logger ?? silentLogger
+    if (components.admit !== undefined && typeof components.admit !== 'function') {
+      throw new TypeError('"components.admit" must be a function')
+    }
     this.#validate = components.validate ?? (() => true)
     this.#select = components.select ?? (() => 0)
     const id = init.id ?? this.#random(ID_LENGTH_BYTES).slice(0, ID_LENGTH_BYTES)
@@ -281,17 +292,25 @@ class Node implements KademliaNode {
       },
       () => this.#clock.now(),
     )
-    this.#rpc = new Rpc(this.id, this.#transport, this.#clock, this.#random, this.#logger, {
-      initialTimeoutMs: positive('requestTimeoutMs', init.requestTimeoutMs, 1000),
-      minTimeoutMs: positive('minRequestTimeoutMs', init.minRequestTimeoutMs, 100),
-      maxTimeoutMs: positive('maxRequestTimeoutMs', init.maxRequestTimeoutMs, 5000),
-      retries: positive('retries', init.retries, 1, 0),
-      rateLimitPerSecond: positive('rateLimitPerSecond', init.rateLimitPerSecond, 100),
-      rateLimitBurst: positive('rateLimitBurst', init.rateLimitBurst, 200),
-      maxRateLimitEntries: positive('maxRateLimitEntries', init.maxRateLimitEntries, 4096),
-      maxRttEntries: positive('maxRttEntries', init.maxRttEntries, 1024),
-      maxPendingRequests: positive('maxPendingRequests', init.maxPendingRequests, 1024),
-    })
+    this.#rpc = new Rpc(
+      this.id,
+      this.#transport,
+      this.#clock,
+      this.#random,
+      this.#logger,
+      {
+        initialTimeoutMs: positive('requestTimeoutMs', init.requestTimeoutMs, 1000),
+        minTimeoutMs: positive('minRequestTimeoutMs', init.minRequestTimeoutMs, 100),
+        maxTimeoutMs: positive('maxRequestTimeoutMs', init.maxRequestTimeoutMs, 5000),
+        retries: positive('retries', init.retries, 1, 0),
+        rateLimitPerSecond: positive('rateLimitPerSecond', init.rateLimitPerSecond, 100),
+        rateLimitBurst: positive('rateLimitBurst', init.rateLimitBurst, 200),
+        maxRateLimitEntries: positive('maxRateLimitEntries', init.maxRateLimitEntries, 4096),
+        maxRttEntries: positive('maxRttEntries', init.maxRttEntries, 1024),
+        maxPendingRequests: positive('maxPendingRequests', init.maxPendingRequests, 1024),
+      },
+      components.admit,
+    )
     this.#rpc.setHandler((msg, from) => this.#onRequest(msg, from))
     this.#tokens = new TokenIssuer(
       components.hash ?? sha256,

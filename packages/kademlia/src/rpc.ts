@@ -51,6 +51,8 @@ export interface RpcStats {
   retries: number
   malformed: number
   rateLimited: number
+  /** Requests the injected `admit` hook turned away. */
+  refused: number
   unexpected: number
   idMismatch: number
   handlerErrors: number
@@ -82,6 +84,19 @@ const RESPONSE_TYPE: Record<number, number> = {
   [MessageType.STORE]: MessageType.STORED,
 }
 
+/** Request kinds as the admission hook sees them; `malformed` is reported for information only. */
+export type InboundKind = 'ping' | 'find_node' | 'find_value' | 'store' | 'malformed'
+
+/** See `KademliaComponents.admit`. */
+export type AdmitFn = (request: { from: string; kind: InboundKind; bytes: number }) => boolean
+
+const KIND_OF: Record<number, InboundKind> = {
+  [MessageType.PING]: 'ping',
+  [MessageType.FIND_NODE]: 'find_node',
+  [MessageType.FIND_VALUE]: 'find_value',
+  [MessageType.STORE]: 'store',
+}
+
 export type RequestHandler = (
   msg: Message,
   from: string,
@@ -97,6 +112,7 @@ export class Rpc {
     retries: 0,
     malformed: 0,
     rateLimited: 0,
+    refused: 0,
     unexpected: 0,
     idMismatch: 0,
     handlerErrors: 0,
@@ -117,6 +133,7 @@ export class Rpc {
   #idPool: Uint8Array = new Uint8Array(0)
   #idPoolAt = 0
   #handler: RequestHandler = () => undefined
+  #admit: AdmitFn | undefined
   #closed = false
 
   constructor(
@@ -126,7 +143,9 @@ export class Rpc {
     random: RandomSource,
     logger: Logger,
     init: RpcInit,
+    admit?: AdmitFn,
   ) {
+    this.#admit = admit
     this.#selfId = selfId
     this.#transport = transport
     this.#clock = clock
@@ -303,6 +322,7 @@ export class Rpc {
     const msg = decodeMessage(bytes)
     if (msg === undefined || idEquals(msg.senderId, this.#selfId)) {
       this.stats.malformed++
+      this.#ask(from, 'malformed', bytes.length)
       return
     }
     if (isRequest(msg.type)) {
@@ -310,6 +330,10 @@ export class Rpc {
       const source = isLoopback(from) ? from : sourceHost(from)
       if (!this.#limiter.take(source, this.#clock.now())) {
         this.stats.rateLimited++
+        return
+      }
+      if (!this.#ask(from, KIND_OF[msg.type]!, bytes.length)) {
+        this.stats.refused++
         return
       }
       this.stats.requestsHandled++
@@ -349,6 +373,18 @@ export class Rpc {
     if (!p.retransmitted) this.#sample(from, Math.max(0, this.#clock.now() - p.sentAt))
     this.#cleanup(p)
     p.resolve(msg)
+  }
+
+  /** The admission hook's verdict; a hook that throws admits (it must not take the DHT down). */
+  #ask(from: string, kind: InboundKind, bytes: number): boolean {
+    const admit = this.#admit
+    if (admit === undefined) return true
+    try {
+      return admit({ from, kind, bytes }) !== false
+    } catch (err) {
+      this.#logger.warn({ err }, 'admission hook failed')
+      return true
+    }
   }
 
   #reply(body: ResponseBody | undefined, requestId: number, to: string): void {

@@ -142,6 +142,58 @@ describe('createKademlia on the memory transport', () => {
     await node.stop()
   })
 
+  it('asks the admission hook for every request and drops what it refuses; a throwing hook admits', async () => {
+    const { clock, network, make, random } = setup(7)
+    const seen: string[] = []
+    let verdict: 'admit' | 'refuse' | 'throw' = 'refuse'
+    const node = make(
+      'node',
+      {},
+      {
+        admit: (r: { from: string; kind: string; bytes: number }) => {
+          seen.push(`${r.from}:${r.kind}:${r.bytes > 0}`)
+          if (verdict === 'throw') throw new Error('hook bug')
+          return verdict === 'admit'
+        },
+      },
+    )
+    await node.start()
+    const client = network.createTransport('client')
+    let answers = 0
+    client.onMessage(() => answers++)
+    const ping = (requestId: number) =>
+      encodeMessage({ type: MessageType.PING, requestId, senderId: random.bytes(20) })
+    client.send(ping(1), 'node')
+    client.send(random.bytes(7), 'node')
+    await clock.advance(100)
+    expect(answers).toBe(0)
+    expect(node.getStats().rpc).toMatchObject({ refused: 1, malformed: 1 })
+    verdict = 'admit'
+    client.send(ping(2), 'node')
+    client.send(
+      encodeMessage({
+        type: MessageType.FIND_NODE,
+        requestId: 3,
+        senderId: random.bytes(20),
+        target: random.bytes(20),
+      }),
+      'node',
+    )
+    verdict = 'throw'
+    client.send(ping(4), 'node')
+    await clock.advance(100)
+    expect(answers).toBe(3)
+    expect(seen).toEqual([
+      'client:ping:true',
+      'client:malformed:true',
+      'client:ping:true',
+      'client:find_node:true',
+      'client:ping:true',
+    ])
+    await node.stop()
+    expect(() => make('x', {}, { admit: 'yes' })).toThrow(TypeError)
+  })
+
   it('evicts the least-recently-seen contact only when it fails a ping', async () => {
     const { clock, network, make, random } = setup(8)
     const self = new Uint8Array(20)

@@ -55,4 +55,14 @@ export {
   type RelayType,
   type ServerMessage,
 } from './protocol'
-export type { Clock, Logger, NodeRelay, PeerDirectory, PeerIdFromPublicKeyFn, VerifyFn } from './types'
+export type {
+  Clock,
+  GuardEndpoint,
+  GuardSession,
+  Logger,
+  NodeRelay,
+  PeerDirectory,
+  PeerIdFromPublicKeyFn,
+  SignalingGuard,
+  VerifyFn,
+} from './types'

@@ -14,8 +14,11 @@ import {
 import {
   SILENT_LOGGER,
   type Clock,
+  type GuardEndpoint,
+  type GuardSession,
   type Logger,
   type NodeRelay,
+  type SignalingGuard,
   type PeerDirectory,
   type PeerIdFromPublicKeyFn,
   type VerifyFn,
@@ -54,6 +57,7 @@ export const CLOSE_CODES = {
   LIVENESS_TIMEOUT: 4008,
   SLOW_CONSUMER: 4009,
   RATE_ABUSE: 4029,
+  BLOCKED: 4030,
 } as const
 
 /** Shared no-op error listener: a per-connection arrow would keep its whole scope (the upgrade request) alive. */
@@ -82,6 +86,8 @@ export interface SignalingComponents {
   clock?: Clock
   /** Random bytes (challenges, PeerJS IDs). @default node:crypto randomFillSync */
   random?: (length: number) => Uint8Array
+  /** Admission hook (abuse detection) consulted for every connection and frame. @default none */
+  guard?: SignalingGuard
 }
 
 /** User options. Every field is optional. */
@@ -228,6 +234,8 @@ interface Conn {
   rateDrops: number
   topics: Set<string> | undefined
   closed: boolean
+  /** The guard's session for this connection, when a guard is injected. */
+  guard: GuardSession | undefined
 }
 
 interface Held {
@@ -316,6 +324,7 @@ class SignalingServerImpl implements SignalingServer {
   readonly #log: Logger
   readonly #clock: Clock
   readonly #random: (length: number) => Uint8Array
+  readonly #guard: SignalingGuard | undefined
 
   readonly #nativePath: string
   readonly #yPath: string
@@ -383,6 +392,10 @@ class SignalingServerImpl implements SignalingServer {
     this.#relay = components.relay
     this.#log = (components.logger ?? SILENT_LOGGER).child({ component: 'signaling' })
     this.#clock = components.clock ?? Date
+    if (components.guard !== undefined && typeof components.guard?.connect !== 'function') {
+      throw new TypeError('"components.guard.connect" must be a function')
+    }
+    this.#guard = components.guard
     // Small pooled buffers (Buffer.allocUnsafe) rather than one malloc'd backing store per challenge.
     this.#random = components.random ?? ((n: number) => randomFillSync(Buffer.allocUnsafe(n)))
     this.nodeId = init.nodeId ?? components.relay?.nodeId ?? bytesToString(this.#random(20), 'hex')
@@ -472,17 +485,78 @@ class SignalingServerImpl implements SignalingServer {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n')
       return true
     }
+    let guard: GuardSession | undefined
+    let guardRef: { conn: Conn | undefined } | undefined
+    if (this.#guard !== undefined) {
+      const ref: { conn: Conn | undefined } = { conn: undefined }
+      const session = this.#guardConnect(socket, kind, (reason) => {
+        if (ref.conn !== undefined) ref.conn.ws.close(CLOSE_CODES.BLOCKED, reason.slice(0, 100))
+        else socket.destroy()
+      })
+      if (session === false) {
+        this.#rejected++
+        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n\r\n')
+        return true
+      }
+      guard = session
+      guardRef = ref
+    }
     this.#start()
     this.#pendingUpgrades.add(socket)
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
       this.#pendingUpgrades.delete(socket)
       if (this.#closing) {
         ws.close(CLOSE_CODES.GOING_AWAY, 'server shutting down')
+        this.#guardCall(guard, 'closed')
         return
       }
-      this.#onConnection(ws, kind, req, socket)
+      const conn = this.#onConnection(ws, kind, req, socket, guard)
+      if (guardRef !== undefined) guardRef.conn = conn
     })
     return true
+  }
+
+  /** The guard's session for a new connection; `false` refuses it, `undefined` (guard threw) admits it. */
+  #guardConnect(
+    socket: Duplex,
+    kind: Kind,
+    close: (reason: string) => void,
+  ): GuardSession | false | undefined {
+    const address = (socket as Partial<Socket>).remoteAddress ?? ''
+    const endpoint: GuardEndpoint =
+      kind === Kind.Native ? 'native' : kind === Kind.YWebrtc ? 'y-webrtc' : 'peerjs'
+    try {
+      return this.#guard!.connect(address, endpoint, close)
+    } catch (err) {
+      this.#log.warn({ err: (err as Error)?.message }, 'guard failed; connection admitted')
+      return undefined
+    }
+  }
+
+  /** Calls a guard session method; a guard that throws is logged and ignored (it admits). */
+  #guardCall<M extends 'sent' | 'error' | 'registered' | 'closed'>(
+    guard: GuardSession | undefined,
+    method: M,
+    ...args: Parameters<GuardSession[M]>
+  ): void {
+    if (guard === undefined) return
+    try {
+      ;(guard[method] as (...a: unknown[]) => void)(...args)
+    } catch (err) {
+      this.#log.warn({ err: (err as Error)?.message, method }, 'guard failed')
+    }
+  }
+
+  /** The guard's verdict on a frame; true (admit) without a guard or when it throws. */
+  #guardFrame(conn: Conn, type: string, bytes: number, target: string | undefined): boolean {
+    const guard = conn.guard
+    if (guard === undefined) return true
+    try {
+      return guard.frame(type, bytes, target) !== false
+    } catch (err) {
+      this.#log.warn({ err: (err as Error)?.message }, 'guard failed; frame admitted')
+      return true
+    }
   }
 
   handleRequest(req: IncomingMessage, res: ServerResponse): boolean {
@@ -573,7 +647,12 @@ class SignalingServerImpl implements SignalingServer {
     const add = (registry: Map<string, Conn>, protocol: SignalingPeerInfo['protocol']): void => {
       for (const [id, c] of registry) {
         if (out.length >= limit) return
-        const info: SignalingPeerInfo = { id, protocol, state: c.closed ? 'closed' : 'open', since: c.openedAt }
+        const info: SignalingPeerInfo = {
+          id,
+          protocol,
+          state: c.closed ? 'closed' : 'open',
+          since: c.openedAt,
+        }
         const address = remoteAddressOf(c.socket)
         if (address !== undefined) info.address = address
         out.push(info)
@@ -614,7 +693,13 @@ class SignalingServerImpl implements SignalingServer {
 
   // ---------------------------------------------------------------- connections
 
-  #onConnection(ws: TaggedWebSocket, kind: Kind, req: IncomingMessage, socket: Duplex): void {
+  #onConnection(
+    ws: TaggedWebSocket,
+    kind: Kind,
+    req: IncomingMessage,
+    socket: Duplex,
+    guard: GuardSession | undefined,
+  ): Conn {
     const now = this.#clock.now()
     const conn: Conn = {
       ws,
@@ -634,6 +719,7 @@ class SignalingServerImpl implements SignalingServer {
       rateDrops: 0,
       topics: undefined,
       closed: false,
+      guard,
     }
     this.#conns.add(conn)
     // Shared listeners (created once per server): no closures per connection.
@@ -652,6 +738,7 @@ class SignalingServerImpl implements SignalingServer {
     } else if (kind === Kind.PeerJS) {
       this.#openPeerJS(conn, req)
     }
+    return conn
   }
 
   /** The per-server `ws` listeners; `this` is the socket, its record is `this[CONN]`. */
@@ -689,6 +776,7 @@ class SignalingServerImpl implements SignalingServer {
     if (conn.closed) return
     conn.closed = true
     this.#conns.delete(conn)
+    this.#guardCall(conn.guard, 'closed')
     if (conn.topics !== undefined) {
       for (const key of conn.topics) {
         const members = this.#topics.get(key)
@@ -744,6 +832,13 @@ class SignalingServerImpl implements SignalingServer {
         'latin1',
       )
     } else ws.send(frame)
+    if (conn.guard !== undefined) {
+      try {
+        conn.guard.sent(length)
+      } catch (err) {
+        this.#log.warn({ err: (err as Error)?.message }, 'guard failed')
+      }
+    }
     return true
   }
 
@@ -755,6 +850,7 @@ class SignalingServerImpl implements SignalingServer {
   }
 
   #error(conn: Conn, code: WireErrorCode, message: string, rid?: Rid, to?: string): void {
+    if (conn.guard !== undefined) this.#guardCall(conn.guard, 'error', code)
     let frame = `{"type":"error","code":"${code}","message":${JSON.stringify(message)}`
     if (to !== undefined) frame += `,"to":${JSON.stringify(to)}`
     if (rid !== undefined) frame += `,"rid":${JSON.stringify(rid)}`
@@ -778,6 +874,7 @@ class SignalingServerImpl implements SignalingServer {
     conn.tokens = tokens
     this.#rateLimited++
     conn.rateDrops++
+    if (conn.guard !== undefined) this.#guardFrame(conn, 'rate-limited', 0, undefined)
     // A client that ignores RATE_LIMITED for long is cut off: 10 bursts' worth of dropped frames.
     if (conn.rateDrops > this.#burst * 10) {
       conn.ws.close(CLOSE_CODES.RATE_ABUSE, 'rate limit abuse')
@@ -799,10 +896,13 @@ class SignalingServerImpl implements SignalingServer {
     if (!this.#admit(conn, now)) return undefined
     const buf = data as Buffer
     if (isBinary || !Buffer.isBuffer(buf)) {
+      if (conn.guard !== undefined)
+        this.#guardFrame(conn, 'invalid', (buf as { length?: number }).length ?? 0, undefined)
       this.#rejectFor(conn, 'BAD_MESSAGE', 'binary frames are not accepted')
       return undefined
     }
     if (buf.length > this.#maxFrameBytes) {
+      if (conn.guard !== undefined) this.#guardFrame(conn, 'invalid', buf.length, undefined)
       this.#rejectFor(conn, 'TOO_LARGE', `frame exceeds ${this.#maxFrameBytes} bytes`)
       return undefined
     }
@@ -811,11 +911,19 @@ class SignalingServerImpl implements SignalingServer {
     try {
       msg = JSON.parse(text)
     } catch {
+      if (conn.guard !== undefined) this.#guardFrame(conn, 'invalid', buf.length, undefined)
       this.#rejectFor(conn, 'BAD_MESSAGE', 'frame is not valid JSON')
       return undefined
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
+      if (conn.guard !== undefined) this.#guardFrame(conn, 'invalid', buf.length, undefined)
       this.#rejectFor(conn, 'BAD_MESSAGE', 'frame must be a JSON object')
+      return undefined
+    }
+    if (
+      conn.guard !== undefined &&
+      !this.#guardAdmits(conn, msg as Record<string, unknown>, buf.length, now)
+    ) {
       return undefined
     }
     // Handed to the caller through a field, not a fresh {msg, text} object per frame: handlers run synchronously.
@@ -823,6 +931,21 @@ class SignalingServerImpl implements SignalingServer {
     // Every UTF-8 byte above 0x7f belongs to a multi-byte sequence that decodes to fewer UTF-16 units.
     this.#ascii = text.length === buf.length
     return msg as Record<string, unknown>
+  }
+
+  /** Asks the guard about a parsed frame; a refused frame is answered as the rate limiter answers. */
+  #guardAdmits(conn: Conn, msg: Record<string, unknown>, bytes: number, now: number): boolean {
+    const type = typeof msg.type === 'string' ? msg.type : 'invalid'
+    const to = msg.to ?? msg.dst ?? msg.topic
+    if (this.#guardFrame(conn, type, bytes, typeof to === 'string' ? to : undefined)) return true
+    this.#rateLimited++
+    if (now - conn.rateErrorAt >= 1000) {
+      conn.rateErrorAt = now
+      if (conn.kind === Kind.Native) this.#error(conn, 'RATE_LIMITED', 'too many frames; slow down')
+      else if (conn.kind === Kind.PeerJS)
+        this.#send(conn, '{"type":"ERROR","payload":{"msg":"Rate limited"}}')
+    }
+    return false
   }
 
   #rejectFor(conn: Conn, code: WireErrorCode, message: string): void {
@@ -1093,6 +1216,7 @@ class SignalingServerImpl implements SignalingServer {
     if (!ok) {
       this.#authFailures++
       conn.authFailures++
+      this.#guardCall(conn.guard, 'registered', undefined)
       if (this.#peers.has(id))
         this.#reject(conn, 'ID_TAKEN', 'peer ID is registered and the proof failed', rid)
       else this.#reject(conn, 'UNAUTHENTICATED', 'signature does not verify', rid)
@@ -1113,6 +1237,7 @@ class SignalingServerImpl implements SignalingServer {
     conn.nonce = undefined
     this.#peers.set(id, conn)
     this.#registrations++
+    this.#guardCall(conn.guard, 'registered', id)
     this.#send(
       conn,
       `{"type":"registered","id":${conn.idJson},"replaced":${previous !== undefined}${rid === undefined ? '' : `,"rid":${JSON.stringify(rid)}`}}`,
@@ -1302,6 +1427,7 @@ class SignalingServerImpl implements SignalingServer {
     conn.token = token
     this.#pjPeers.set(id, conn)
     this.#registrations++
+    this.#guardCall(conn.guard, 'registered', id)
     this.#send(conn, '{"type":"OPEN"}')
     this.#flushHeld(`p:${id}`, conn)
   }

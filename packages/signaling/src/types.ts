@@ -53,6 +53,42 @@ export interface NodeRelay {
   onFrame(handler: (fromNodeId: string, frame: string) => void): () => void
 }
 
+/** The endpoint a connection came in on. */
+export type GuardEndpoint = 'native' | 'y-webrtc' | 'peerjs'
+
+/**
+ * Admission hook asked before work is admitted (an abuse detector, a deny list). Optional: the built-in token
+ * bucket and limits apply either way. Its methods run on the hot path, so keep them cheap and synchronous; a
+ * guard that throws admits (it must not take signaling down).
+ */
+export interface SignalingGuard {
+  /**
+   * A WebSocket upgrade from `address` (remote IP, no port) on `endpoint`. Return a session that follows the
+   * connection, or `false` to refuse it (HTTP 429). `close(reason)` ends the connection later (code 4030),
+   * e.g. when its source gets blocked.
+   */
+  connect(address: string, endpoint: GuardEndpoint, close: (reason: string) => void): GuardSession | false
+}
+
+/** The guard's view of one connection. */
+export interface GuardSession {
+  /**
+   * Every inbound frame: the message `type` (`'rate-limited'` when the token bucket dropped it, `'invalid'`
+   * when it is not a JSON object with a string `type`), its size in bytes, and what it is addressed to (`to`
+   * or `dst`: a peer; `topic`: a topic) if anything. Return false to drop it (answered as the rate limiter
+   * answers); ignored for rate-limited and invalid frames, which are dropped anyway.
+   */
+  frame(type: string, bytes: number, target: string | undefined): boolean
+  /** A frame of `bytes` bytes was sent to this connection. */
+  sent(bytes: number): void
+  /** An error with this code was sent to this connection (native endpoint; `PEER_NOT_FOUND`, …). */
+  error(code: string): void
+  /** A registration: the peer ID when its proof verified (or PeerJS opened), `undefined` when it failed. */
+  registered(peerId: string | undefined): void
+  /** The connection closed. Called once. */
+  closed(): void
+}
+
 /** Silent logger used when none is injected. */
 export const SILENT_LOGGER: Logger = {
   debug() {},

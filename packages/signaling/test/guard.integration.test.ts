@@ -1,0 +1,134 @@
+import { afterEach, describe, expect, it } from 'vitest'
+import { CLOSE_CODES, createSignalingServer, type SignalingGuard, type SignalingServer } from '../src/index'
+import { challengeBytes } from '../src/protocol'
+import { components, connected, ed25519Identity, RawClient, registered } from './helpers'
+
+let server: SignalingServer | undefined
+const clients: RawClient[] = []
+
+afterEach(async () => {
+  for (const c of clients.splice(0)) c.close()
+  await server?.close()
+  server = undefined
+})
+
+/** A recording guard; `refuse` decides frames, `refuseConnections` upgrades. */
+function recordingGuard() {
+  const events: string[] = []
+  const closers: ((reason: string) => void)[] = []
+  const state = { refuseConnections: false, refuse: (_type: string) => false as boolean, throws: false }
+  const guard: SignalingGuard = {
+    connect(address, endpoint, close) {
+      if (state.throws) throw new Error('guard bug')
+      events.push(`connect ${address} ${endpoint}`)
+      if (state.refuseConnections) return false
+      closers.push(close)
+      return {
+        frame(type, bytes, target) {
+          if (state.throws) throw new Error('guard bug')
+          events.push(`frame ${type} ${bytes > 0} ${target ?? '-'}`)
+          return !state.refuse(type)
+        },
+        sent(bytes) {
+          events.push(`sent ${bytes > 0}`)
+        },
+        error(code) {
+          events.push(`error ${code}`)
+        },
+        registered(peerId) {
+          events.push(`registered ${peerId ?? 'failed'}`)
+        },
+        closed() {
+          events.push('closed')
+        },
+      }
+    },
+  }
+  return { guard, events, closers, state }
+}
+
+async function start(guard: SignalingGuard): Promise<string> {
+  server = createSignalingServer({ ...components, guard })
+  const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
+  return `ws://127.0.0.1:${port}`
+}
+
+describe('guard (admission hook)', () => {
+  it('sees every connection, frame, registration, error, sent frame and close', async () => {
+    const { guard, events } = recordingGuard()
+    const url = `${await start(guard)}/p2p-signaling`
+    const a = await registered(url)
+    clients.push(a)
+    const b = await registered(url)
+    clients.push(b)
+    a.send({ type: 'offer', to: b.id, data: { sdp: 'x' } })
+    expect(await b.next()).toMatchObject({ type: 'offer', from: a.id })
+    a.send('not json')
+    expect(await a.next()).toMatchObject({ code: 'BAD_MESSAGE' })
+    const bad = await connected(url)
+    clients.push(bad)
+    const challenge = await bad.next()
+    const other = ed25519Identity()
+    bad.send({
+      type: 'register',
+      publicKey: Buffer.from(other.publicKey).toString('base64'),
+      signature: Buffer.from(other.sign(challengeBytes(challenge.nonce + 'x'))).toString('base64'),
+    })
+    expect(await bad.next()).toMatchObject({ code: 'UNAUTHENTICATED' })
+    a.close()
+    await expect.poll(() => events.filter((e) => e === 'closed').length).toBe(1)
+    expect(events).toEqual(
+      expect.arrayContaining([
+        'connect 127.0.0.1 native',
+        'frame register true -',
+        `registered ${a.id}`,
+        `registered ${b.id}`,
+        `frame offer true ${b.id}`,
+        'sent true',
+        'frame invalid true -',
+        'error BAD_MESSAGE',
+        'registered failed',
+        'error UNAUTHENTICATED',
+      ]),
+    )
+  })
+
+  it('drops the frames it refuses (answered RATE_LIMITED), refuses upgrades with 429, closes with 4030', async () => {
+    const { guard, closers, state } = recordingGuard()
+    const base = await start(guard)
+    const url = `${base}/p2p-signaling`
+    const a = await registered(url)
+    clients.push(a)
+    const b = await registered(url)
+    clients.push(b)
+    state.refuse = (type) => type === 'offer'
+    a.send({ type: 'offer', to: b.id, data: {} })
+    expect(await a.next()).toMatchObject({ type: 'error', code: 'RATE_LIMITED' })
+    a.send({ type: 'answer', to: b.id, data: { ok: 1 } })
+    // The refused offer never reached b; the answer did.
+    expect(await b.next()).toMatchObject({ type: 'answer', data: { ok: 1 } })
+    expect(server!.getStats().rateLimited).toBe(1)
+
+    state.refuseConnections = true
+    const refused = new RawClient(url)
+    await expect(refused.open()).rejects.toThrow(/429/)
+    const refusedY = new RawClient(`${base}/y-webrtc`)
+    await expect(refusedY.open()).rejects.toThrow(/429/)
+
+    closers[0]!('blocked: flood')
+    expect(await a.closed).toBe(CLOSE_CODES.BLOCKED)
+  })
+
+  it('admits when the guard throws', async () => {
+    const { guard, state } = recordingGuard()
+    const url = `${await start(guard)}/p2p-signaling`
+    const a = await registered(url)
+    clients.push(a)
+    state.throws = true
+    const b = await registered(url) // connect throws: admitted without a session
+    clients.push(b)
+    a.send({ type: 'offer', to: b.id, data: { n: 1 } }) // frame throws: admitted
+    expect(await b.next()).toMatchObject({ type: 'offer', data: { n: 1 } })
+    expect(() => createSignalingServer({ ...components, guard: {} as SignalingGuard })).toThrow(TypeError)
+  })
+})
