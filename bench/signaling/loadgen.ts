@@ -73,7 +73,12 @@ async function setup(): Promise<unknown> {
   const t0 = performance.now()
   if (kind === 'ours') {
     const ml = await loadMlDsa87()
-    const keys = Array.from({ length: N }, (_, i) => ml.keygen(new Uint8Array(32).fill(i + 1)))
+    // A distinct seed per client, also beyond 255 clients (a byte fill would repeat keys, and so peer IDs).
+    const keys = Array.from({ length: N }, (_, i) => {
+      const seed = new Uint8Array(32).fill(7)
+      new DataView(seed.buffer).setUint32(0, i + 1)
+      return ml.keygen(seed)
+    })
     const tKeys = performance.now()
     const ids = keys.map((k) => peerIdFromPublicKey(k.publicKey))
     const tReg = performance.now()
