@@ -8,7 +8,13 @@ import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { healthToHttpStatus, type HealthReport, type HealthRegistry } from '@x/node-monitor'
 import { ERROR_STATUS, statusForError } from './errors'
-import { SCHEMAS, type CryptoStatusReport, type DhtNodesReport, type PeersReport } from './schemas'
+import {
+  SCHEMAS,
+  type AiFlaggedReport,
+  type CryptoStatusReport,
+  type DhtNodesReport,
+  type PeersReport,
+} from './schemas'
 import { webRoutes } from './web'
 
 /** What the REST API needs from a running node (implemented by `createNode`). */
@@ -19,6 +25,7 @@ export interface AppNode {
   peers(options?: { limit?: number }): Promise<PeersReport>
   cryptoStatus(): CryptoStatusReport
   dhtNodes(): DhtNodesReport
+  aiFlagged(): AiFlaggedReport
   metricsText(): Promise<string>
   readonly metricsContentType: string
 }
@@ -179,6 +186,16 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
       },
     },
     () => node.dhtNodes(),
+  )
+  app.get(
+    '/api/ai/flagged',
+    {
+      schema: {
+        summary: 'What the AI engine throttles or blocks, and why (the features that drove each score)',
+        response: { 200: ref('AiFlagged'), ...errorResponses },
+      },
+    },
+    () => node.aiFlagged(),
   )
   app.get(
     '/metrics',

@@ -35,9 +35,13 @@ export interface NodeConfig {
   healthCacheMs: number
   /** Maximum time a graceful shutdown may take before the process exits anyway, in milliseconds. */
   shutdownTimeoutMs: number
+  /** The AI engine (adaptive abuse detection): on or off. */
+  ai: boolean
+  /** IP addresses and peer IDs the AI engine never throttles or blocks. */
+  aiAllowList: string[]
 }
 
-type Kind = 'port' | 'string' | 'host' | 'list' | 'level' | 'ms'
+type Kind = 'port' | 'string' | 'host' | 'list' | 'level' | 'ms' | 'switch' | 'idlist'
 
 interface Setting {
   key: keyof NodeConfig
@@ -123,6 +127,20 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'ms',
     description: 'hard limit for a graceful shutdown',
   },
+  {
+    key: 'ai',
+    flag: '--ai',
+    env: 'X_NODE_AI',
+    kind: 'switch',
+    description: 'AI engine: adaptive abuse detection that throttles and blocks abusive peers',
+  },
+  {
+    key: 'aiAllowList',
+    flag: '--ai-allow-list',
+    env: 'X_NODE_AI_ALLOW_LIST',
+    kind: 'idlist',
+    description: 'IP addresses and peer IDs the AI engine never throttles or blocks, comma-separated',
+  },
 ]
 
 /** Defaults. `publicHost: ''` means derived from `host` at parse time. */
@@ -139,6 +157,9 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   bootstrapIntervalMs: 60_000,
   healthCacheMs: 1_000,
   shutdownTimeoutMs: 10_000,
+  ai: true,
+  // Loopback is a local reverse proxy or a local tool: blocking it would cut off everyone behind it.
+  aiAllowList: ['127.0.0.1', '::1'],
 })
 
 const ALLOWED: Record<Kind, string> = {
@@ -148,6 +169,8 @@ const ALLOWED: Record<Kind, string> = {
   list: 'comma-separated host:port entries with ports 1-65535 (or a JSON array of them)',
   level: LOG_LEVELS.join(', '),
   ms: 'an integer number of milliseconds from 1 to 86400000',
+  switch: 'on or off (also true/false)',
+  idlist: 'comma-separated IP addresses or peer IDs (letters, digits, ".", ":", "-", "_")',
 }
 
 /** A configuration value was rejected. `setting` names it, `source` says where it came from. */
@@ -175,6 +198,7 @@ export interface ParseConfigOptions {
 export type ParseResult = { help: true; text: string } | { help: false; config: NodeConfig }
 
 const HOST_RE = /^[A-Za-z0-9.:\-[\]%]{1,253}$/
+const ID_RE = /^[A-Za-z0-9.:_-]{1,128}$/
 
 function fail(setting: Setting | string, source: string, value: unknown, allowed: string): never {
   const name = typeof setting === 'string' ? setting : setting.key
@@ -214,6 +238,24 @@ function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[
         fail(setting, source, raw, allowed)
       }
       return raw
+    case 'switch': {
+      if (raw === true || raw === 'on' || raw === 'true') return true
+      if (raw === false || raw === 'off' || raw === 'false') return false
+      return fail(setting, source, raw, allowed)
+    }
+    case 'idlist': {
+      const items = Array.isArray(raw)
+        ? raw
+        : typeof raw === 'string'
+          ? raw.trim() === ''
+            ? []
+            : raw.split(',').map((x) => x.trim())
+          : fail(setting, source, raw, allowed)
+      for (const item of items) {
+        if (typeof item !== 'string' || !ID_RE.test(item)) fail(setting, source, raw, allowed)
+      }
+      return items as string[]
+    }
     case 'list': {
       let items: unknown[]
       if (Array.isArray(raw)) items = raw
@@ -265,7 +307,15 @@ export function helpText(): string {
   for (const s of SETTINGS) {
     const def = DEFAULT_CONFIG[s.key]
     const shown =
-      s.key === 'publicHost' ? '(derived)' : Array.isArray(def) ? `[${def.join(',')}]` : JSON.stringify(def)
+      s.key === 'publicHost'
+        ? '(derived)'
+        : Array.isArray(def)
+          ? `[${def.join(',')}]`
+          : typeof def === 'boolean'
+            ? def
+              ? 'on'
+              : 'off'
+            : JSON.stringify(def)
     lines.push(`  ${s.flag.padEnd(24)} ${s.env.padEnd(30)} ${s.description}`)
     lines.push(`  ${''.padEnd(24)} ${''.padEnd(30)} default ${shown}; allowed: ${ALLOWED[s.kind]}`)
   }
@@ -285,7 +335,11 @@ export function parseConfig(options: ParseConfigOptions = {}): ParseResult {
   const env = options.env ?? {}
   const readFile = options.readFile ?? ((path: string) => readFileSync(path, 'utf8'))
   const byFlag = new Map(SETTINGS.map((s) => [s.flag, s]))
-  const values: Record<string, unknown> = { ...DEFAULT_CONFIG, seedNodes: [...DEFAULT_CONFIG.seedNodes] }
+  const values: Record<string, unknown> = {
+    ...DEFAULT_CONFIG,
+    seedNodes: [...DEFAULT_CONFIG.seedNodes],
+    aiAllowList: [...DEFAULT_CONFIG.aiAllowList],
+  }
   const flags: { setting: Setting; raw: string }[] = []
   let configPath = env.X_NODE_CONFIG
 

@@ -2,7 +2,7 @@ import { mkdir, access } from 'node:fs/promises'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import { join, resolve } from 'node:path'
 import type { Duplex } from 'node:stream'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { Level } from 'level'
 import { pino, type Logger } from 'pino'
 import type { FastifyInstance } from 'fastify'
@@ -33,12 +33,13 @@ import {
 import { buildApp, type AppNode } from './app'
 import { redactConfig, type NodeConfig } from './config'
 import { NodeError } from './errors'
-import type { CryptoStatusReport, DhtNodesReport, PeerEntry, PeersReport } from './schemas'
+import type { AiFlaggedReport, CryptoStatusReport, DhtNodesReport, PeerEntry, PeersReport } from './schemas'
 import { RecordSigner } from './adapters/dht-records'
 import { LinkManager, P2P_PATH } from './adapters/p2p-links'
 import { DhtPeerDirectory, createRecordValidator, onContactHost } from './adapters/peer-directory'
 import { createNodeRelay } from './adapters/node-relay'
 import { startReplication, type NodeReplication } from './adapters/crdt-replication'
+import { createAiEngine, type AiEngine } from './ai/engine'
 
 export const VERSION = '0.1.0'
 export const KEY_FILE = 'identity.key'
@@ -78,6 +79,7 @@ export interface XNode extends AppNode {
     directory?: DhtPeerDirectory
     app?: FastifyInstance
     signaling?: SignalingServer
+    ai?: AiEngine
   }
 }
 
@@ -115,6 +117,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
   let directory: DhtPeerDirectory | undefined
   let replication: NodeReplication | undefined
   let signaling: SignalingServer | undefined
+  let ai: AiEngine | undefined
   let wsServer: Server | undefined
   let app: FastifyInstance | undefined
   let system: SystemMonitor | undefined
@@ -167,6 +170,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
 
   function onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy())
+    ai?.socketUpgraded(socket as Socket)
     let path: string
     try {
       path = new URL(req.url ?? '/', 'http://x').pathname
@@ -229,6 +233,9 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       get signaling() {
         return signaling
       },
+      get ai() {
+        return ai
+      },
     },
 
     metricsText: () => metrics.metricsText(),
@@ -255,6 +262,10 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
         nodes,
         stats: { totalNodes: s.totalNodes, bucketsUsed: s.bucketsUsed, bootstrapNodes: s.bootstrapNodes },
       }
+    },
+
+    aiFlagged(): AiFlaggedReport {
+      return { enabled: ai?.enabled ?? false, flagged: ai?.flagged() ?? [] }
     },
 
     async peers(options: { limit?: number } = {}): Promise<PeersReport> {
@@ -379,6 +390,8 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
           logger: log.child({ component: 'dht' }),
           validate: (key, value) => validator.validate(key, value),
           select: (key, values) => validator.select(key, values),
+          // The AI engine starts after the DHT (the seed's order); until then every request is admitted.
+          admit: (request) => ai?.admitDht?.(request) ?? true,
         },
         {
           id: identity!.id,
@@ -433,6 +446,9 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       wsServer = createServer(onWsRequest)
       wsServer.on('upgrade', onUpgrade)
       wsServer.on('clientError', (_err, socket) => socket.destroy())
+      wsServer.on('connection', (socket: Socket) => {
+        if (ai !== undefined && !ai.socketOpened(socket)) socket.destroy()
+      })
       await new Promise<void>((resolveListen, reject) => {
         wsServer!.once('error', reject)
         wsServer!.listen(config.wsPort, config.host, () => resolveListen())
@@ -470,9 +486,12 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
     })
 
     await step('ai', () => {
-      health.register('ai', () => ({ status: 'disabled', reason: 'no AI engine is defined yet' }), {
-        required: false,
-      })
+      ai = createAiEngine(
+        { logger: log.child({ component: 'ai' }) },
+        { enabled: config.ai, allowList: config.aiAllowList },
+      )
+      ai.start()
+      health.register('ai', () => ai!.health(), { required: false })
     })
 
     await step('monitor', () => {
@@ -496,6 +515,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
           directory,
           relay: createNodeRelay(links!, () => directory, log.child({ component: 'relay' })),
           logger: log.child({ component: 'signaling' }),
+          guard: ai?.guard,
         },
         { nodeId: identity!.idString },
       )
@@ -552,6 +572,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       await links?.close()
     })
     await run('monitor', () => system?.stop())
+    await run('ai', () => ai?.stop())
     await run('persist routing table', () => persistRoutingTable())
     await run('dht', () => dht?.stop())
     await run('flush crdt', () => store?.close())

@@ -3,6 +3,7 @@
  * OpenAPI document at `/docs` is generated from them, and the end-to-end tests validate live responses against
  * them with Ajv.
  */
+import type { FlaggedEntry } from './ai/engine'
 
 const componentHealth = {
   type: 'object',
@@ -163,6 +164,52 @@ export const dhtNodesSchema = {
   additionalProperties: false,
 } as const
 
+export const aiFlaggedSchema = {
+  $id: 'AiFlagged',
+  type: 'object',
+  description:
+    'Peers, connections and addresses the AI engine throttles or blocks now, then recently released ones.',
+  required: ['enabled', 'flagged'],
+  properties: {
+    enabled: { type: 'boolean' },
+    flagged: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['kind', 'id', 'level', 'score', 'peak', 'since', 'firstFlagged', 'offenses', 'reasons'],
+        properties: {
+          kind: { type: 'string', enum: ['peer', 'peerjs', 'connection', 'address'] },
+          id: { type: 'string', description: 'peer ID (native or PeerJS), connection number or IP address' },
+          address: { type: 'string', description: 'source IP address, when known' },
+          level: { type: 'string', enum: ['normal', 'throttled', 'blocked'] },
+          score: { type: 'number', description: 'last score: octaves above the learned 99th percentile' },
+          peak: { type: 'number' },
+          since: { type: 'number', description: 'when the current level began, ms since the epoch' },
+          until: { type: 'number', description: 'end of the block, ms since the epoch' },
+          firstFlagged: { type: 'number' },
+          offenses: { type: 'number' },
+          reasons: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['feature', 'value', 'p99', 'score'],
+              properties: {
+                feature: { type: 'string' },
+                value: { type: 'number' },
+                p99: { type: 'number', description: "the baseline's 99th percentile for this feature" },
+                score: { type: 'number' },
+              },
+              additionalProperties: false,
+            },
+          },
+        },
+        additionalProperties: false,
+      },
+    },
+  },
+  additionalProperties: false,
+} as const
+
 export const errorSchema = {
   $id: 'Error',
   type: 'object',
@@ -183,8 +230,14 @@ export const SCHEMAS = [
   peersSchema,
   cryptoStatusSchema,
   dhtNodesSchema,
+  aiFlaggedSchema,
   errorSchema,
 ] as const
+
+export interface AiFlaggedReport {
+  enabled: boolean
+  flagged: FlaggedEntry[]
+}
 
 export interface PeerEntry {
   id: string

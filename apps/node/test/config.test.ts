@@ -27,8 +27,27 @@ describe('parseConfig', () => {
       seedNodes: [],
       logLevel: 'info',
       passphrase: '',
+      ai: true,
+      aiAllowList: ['127.0.0.1', '::1'],
     })
     expect(c.publicHost.length).toBeGreaterThan(0)
+  })
+
+  it('reads the AI engine switch and allow-list, and names them when they are wrong', () => {
+    expect(config({ argv: ['--ai', 'off'] }).ai).toBe(false)
+    expect(config({ env: { X_NODE_AI: 'true' } }).ai).toBe(true)
+    expect(config({ readFile: () => '{"ai":false}', argv: ['--config', 'c.json'] }).ai).toBe(false)
+    expect(config({ argv: ['--ai-allow-list', '10.0.0.1, ::1,abcd1234'] }).aiAllowList).toEqual([
+      '10.0.0.1',
+      '::1',
+      'abcd1234',
+    ])
+    expect(config({ argv: ['--ai-allow-list', ''] }).aiAllowList).toEqual([])
+    expect(() => config({ argv: ['--ai', 'maybe'] })).toThrow(
+      /invalid setting 'ai' from flag --ai: "maybe"; allowed: on or off/,
+    )
+    expect(() => config({ argv: ['--ai-allow-list', 'a b'] })).toThrow(/invalid setting 'aiAllowList'/)
+    expect(helpText()).toMatch(/--ai-allow-list/)
   })
 
   it('applies file < env < flags in that order', () => {

@@ -10,9 +10,9 @@ import { cleanups, getJson, runCleanups, schemaErrors, tempDir } from './helpers
 
 afterEach(runCleanups)
 
-async function startNode(): Promise<XNode> {
+async function startNode(extra: string[] = []): Promise<XNode> {
   const dataDir = await tempDir()
-  const parsed = parseConfig({ argv: localArgs(dataDir) })
+  const parsed = parseConfig({ argv: localArgs(dataDir, extra) })
   if (parsed.help) throw new Error('help')
   const node = createNode(parsed.config, { logger: pino({ level: 'silent' }) })
   cleanups.push(() => node.stop())
@@ -32,7 +32,13 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(Object.keys(health.body.components).sort()).toEqual(
       ['ai', 'crypto', 'dht', 'p2p', 'signaling', 'storage'].sort(),
     )
-    expect(health.body.components.ai.status).toBe('disabled')
+    expect(health.body.components.ai).toMatchObject({
+      status: 'ok',
+      model: 'robust-baselines',
+      training: 'learning',
+      throttled: 0,
+      blocked: 0,
+    })
 
     const live = await getJson(`${base}/api/health/live`)
     expect(live.status).toBe(200)
@@ -61,6 +67,11 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(dht.status).toBe(200)
     expect(schemaErrors('DhtNodes', dht.body)).toEqual([])
 
+    const flagged = await getJson(`${base}/api/ai/flagged`)
+    expect(flagged.status).toBe(200)
+    expect(schemaErrors('AiFlagged', flagged.body)).toEqual([])
+    expect(flagged.body).toEqual({ enabled: true, flagged: [] })
+
     const metrics = await fetch(`${base}/metrics`)
     expect(metrics.status).toBe(200)
     expect(metrics.headers.get('content-type')).toContain('text/plain')
@@ -74,6 +85,7 @@ describe('one node: every REST endpoint returns its documented shape', () => {
         '/api/peers',
         '/api/crypto/status',
         '/api/dht/nodes',
+        '/api/ai/flagged',
         '/metrics',
       ]),
     )
@@ -83,6 +95,17 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(missing.status).toBe(404)
     expect(schemaErrors('Error', missing.body)).toEqual([])
     expect(missing.body.code).toBe('X_NODE_NOT_FOUND')
+  })
+
+  it('with --ai off the AI engine reports disabled, never a fake ok, and flags nothing', async () => {
+    const node = await startNode(['--ai', 'off'])
+    const base = `http://127.0.0.1:${node.addresses.rest.port}`
+    const health = await getJson(`${base}/api/health`)
+    expect(health.status).toBe(200)
+    expect(health.body.status).toBe('ok')
+    expect(health.body.components.ai).toMatchObject({ status: 'disabled', required: false })
+    expect(health.body.components.ai.reason).toMatch(/off/)
+    expect((await getJson(`${base}/api/ai/flagged`)).body).toEqual({ enabled: false, flagged: [] })
   })
 
   it('/api/peers lists registered signaling peers beside the P2P links, bounded by ?limit', async () => {

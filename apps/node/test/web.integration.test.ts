@@ -64,7 +64,10 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
       await page.locator(`[data-component=${name}]`).waitFor()
     }
     expect(await page.locator('[data-component=crypto]').getAttribute('data-status')).toBe('ok')
-    expect(await page.locator('[data-component=ai]').getAttribute('data-status')).toBe('disabled')
+    expect(await page.locator('[data-component=ai]').getAttribute('data-status')).toBe('ok') // on by default
+    // The AI engine's panel: on, and nothing flagged on a fresh node.
+    await page.locator('[data-testid=ai-flagged] p', { hasText: 'none' }).waitFor()
+    expect(await page.locator('[data-testid=ai-flagged]').innerText()).toBe('none')
     expect(await page.locator('.bucket').count()).toBe(160)
     expect(await page.locator('#crypto').innerText()).toContain('ML-KEM-1024+ML-DSA-87')
     expect(await page.locator('#crypto').innerText()).toContain('2592 bytes')

@@ -50,6 +50,33 @@ export interface DhtBody {
 
 export type CryptoBody = Record<string, unknown>
 
+export interface AiReason {
+  feature?: string
+  value?: number
+  /** The learned 99th percentile of the feature when the score was taken. */
+  p99?: number
+  score?: number
+}
+
+export interface AiFlaggedEntry {
+  kind?: string
+  id?: string
+  address?: string
+  level?: string
+  score?: number
+  peak?: number
+  since?: number
+  until?: number
+  firstFlagged?: number
+  offenses?: number
+  reasons?: AiReason[]
+}
+
+export interface AiFlaggedBody {
+  enabled?: boolean
+  flagged?: AiFlaggedEntry[]
+}
+
 /** The result of one endpoint read: its body, or why there is none. */
 export type Read<T> = { ok: true; status: number; body: T } | { ok: false; error: string }
 

@@ -1,8 +1,10 @@
 /**
- * The node dashboard: polls the public REST API (/api/health, /api/peers, /api/dht/nodes, /api/crypto/status)
- * and redraws. Polling backs off exponentially while the node is unreachable and pauses while the tab is hidden.
+ * The node dashboard: polls the public REST API (/api/health, /api/peers, /api/dht/nodes, /api/crypto/status,
+ * /api/ai/flagged) and redraws. Polling backs off exponentially while the node is unreachable and pauses
+ * while the tab is hidden.
  */
 import {
+  type AiFlaggedBody,
   type ComponentHealth,
   type CryptoBody,
   type DhtBody,
@@ -19,6 +21,7 @@ const MAX_BACKOFF_MS = 30_000
 const BUCKET_COUNT = 160 // 160-bit IDs, one k-bucket per bit of distance
 const DEFAULT_K = 20 // Kademlia bucket size when the node does not report one
 const MAX_LISTED_NODES = 50
+const MAX_LISTED_FLAGGED = 50
 
 let backoffMs = POLL_INTERVAL_MS
 let timer: ReturnType<typeof setTimeout> | undefined
@@ -312,23 +315,82 @@ function renderCrypto(r: Read<CryptoBody>): void {
   )
 }
 
+function renderAiFlagged(r: Read<AiFlaggedBody>): void {
+  const box = byId('ai-flagged')
+  if (!r.ok) {
+    fill(box, h('p', { class: 'error' }, r.error))
+    return
+  }
+  if (r.body.enabled === false) {
+    fill(box, h('p', { class: 'muted' }, 'AI engine off'))
+    return
+  }
+  const list = Array.isArray(r.body.flagged) ? r.body.flagged : []
+  if (list.length === 0) {
+    fill(box, h('p', { class: 'muted' }, 'none'))
+    return
+  }
+  const rows = list.slice(0, MAX_LISTED_FLAGGED).map((e) => {
+    const top = e.reasons?.[0]
+    return h(
+      'tr',
+      { 'data-level': e.level ?? 'unknown' },
+      h('td', {}, pill(e.level)),
+      h('td', {}, e.kind ?? '–'),
+      h('td', { class: 'mono', title: e.id ?? '' }, shortId(e.id ?? '?')),
+      h('td', { class: 'mono' }, e.address ?? '–'),
+      h('td', {}, formatValue(e.score)),
+      h(
+        'td',
+        {},
+        top === undefined
+          ? '–'
+          : `${top.feature ?? '?'} ${formatValue(top.value)} (p99 ${formatValue(top.p99)})`,
+      ),
+    )
+  })
+  fill(
+    box,
+    h(
+      'div',
+      { class: 'scroll' },
+      h(
+        'table',
+        {},
+        h(
+          'thead',
+          {},
+          h(
+            'tr',
+            {},
+            ...['level', 'kind', 'id', 'address', 'score', 'top reason'].map((c) => h('th', {}, c)),
+          ),
+        ),
+        h('tbody', {}, ...rows),
+      ),
+    ),
+  )
+}
+
 async function poll(): Promise<void> {
   inflight?.abort()
   const ac = new AbortController()
   inflight = ac
-  const [health, peers, dht, crypto] = await Promise.all([
+  const [health, peers, dht, crypto, flagged] = await Promise.all([
     readJson<HealthBody>('/api/health', ac.signal),
     readJson<PeersBody>('/api/peers', ac.signal),
     readJson<DhtBody>('/api/dht/nodes', ac.signal),
     readJson<CryptoBody>('/api/crypto/status', ac.signal),
+    readJson<AiFlaggedBody>('/api/ai/flagged', ac.signal),
   ])
   if (ac.signal.aborted) return
   renderHealth(health)
   renderPeers(peers)
+  renderAiFlagged(flagged)
   renderDht(dht, health)
   renderCrypto(crypto)
   const banner = byId('banner')
-  if (health.ok || peers.ok || dht.ok || crypto.ok) {
+  if (health.ok || peers.ok || dht.ok || crypto.ok || flagged.ok) {
     lastOkAt = Date.now()
     backoffMs = POLL_INTERVAL_MS
     banner.hidden = true
