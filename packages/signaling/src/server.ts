@@ -500,6 +500,12 @@ class SignalingServerImpl implements SignalingServer {
       }
       guard = session
       guardRef = ref
+      // An upgrade that never completes (bad handshake, client gone) must still end the guard's session.
+      if (session !== undefined) {
+        socket.once('close', () => {
+          if (ref.conn === undefined) this.#guardCall(session, 'closed')
+        })
+      }
     }
     this.#start()
     this.#pendingUpgrades.add(socket)
@@ -507,7 +513,6 @@ class SignalingServerImpl implements SignalingServer {
       this.#pendingUpgrades.delete(socket)
       if (this.#closing) {
         ws.close(CLOSE_CODES.GOING_AWAY, 'server shutting down')
-        this.#guardCall(guard, 'closed')
         return
       }
       const conn = this.#onConnection(ws, kind, req, socket, guard)

@@ -1,3 +1,4 @@
+import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CLOSE_CODES, createSignalingServer, type SignalingGuard, type SignalingServer } from '../src/index'
 import { challengeBytes } from '../src/protocol'
@@ -117,6 +118,22 @@ describe('guard (admission hook)', () => {
 
     closers[0]!('blocked: flood')
     expect(await a.closed).toBe(CLOSE_CODES.BLOCKED)
+  })
+
+  it('ends the session of an upgrade that never completes', async () => {
+    const { guard, events } = recordingGuard()
+    const base = await start(guard)
+    const { port } = new URL(base)
+    const socket = connect(Number(port), '127.0.0.1', () =>
+      // No Sec-WebSocket-Key: ws answers 400 and destroys the socket without calling back.
+      socket.write(
+        'GET /p2p-signaling HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n',
+      ),
+    )
+    socket.on('error', () => {})
+    socket.resume()
+    await expect.poll(() => events).toEqual(['connect 127.0.0.1 native', 'closed'])
+    socket.destroy()
   })
 
   it('admits when the guard throws', async () => {
