@@ -77,7 +77,7 @@ export interface EvalReport {
 }
 
 /** Mulberry32: a small seeded PRNG, so that a seed gives the same traffic plan. */
-function prng(seed: number): () => number {
+export function prng(seed: number): () => number {
   let a = seed >>> 0
   return () => {
     a = (a + 0x6d2b79f5) >>> 0

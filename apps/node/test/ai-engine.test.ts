@@ -16,6 +16,7 @@ import {
   createAiEngine,
   hostOf,
 } from '../src/ai/engine'
+import { prng } from '../scripts/ai-eval'
 
 const T0 = 1_700_000_000_000 // a realistic epoch: token buckets start full
 const SEED = 0x5eed
@@ -24,18 +25,6 @@ interface LogRecord {
   level: 'debug' | 'info' | 'warn'
   obj: Record<string, unknown>
   msg: string | undefined
-}
-
-/** A PRNG with a fixed seed (mulberry32), so "random" targets are the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296
-  }
 }
 
 function setup(init: AiEngineInit = {}) {

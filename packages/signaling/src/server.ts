@@ -885,13 +885,16 @@ class SignalingServerImpl implements SignalingServer {
       conn.ws.close(CLOSE_CODES.RATE_ABUSE, 'rate limit abuse')
       return false
     }
-    if (now - conn.rateErrorAt >= 1000) {
-      conn.rateErrorAt = now
-      if (conn.kind === Kind.Native) this.#error(conn, 'RATE_LIMITED', 'too many frames; slow down')
-      else if (conn.kind === Kind.PeerJS)
-        this.#send(conn, '{"type":"ERROR","payload":{"msg":"Rate limited"}}')
-    }
+    this.#tellRateLimited(conn, now)
     return false
+  }
+
+  /** Tells a client its frames are being dropped, at most once a second (y-webrtc has no error frame). */
+  #tellRateLimited(conn: Conn, now: number): void {
+    if (now - conn.rateErrorAt < 1000) return
+    conn.rateErrorAt = now
+    if (conn.kind === Kind.Native) this.#error(conn, 'RATE_LIMITED', 'too many frames; slow down')
+    else if (conn.kind === Kind.PeerJS) this.#send(conn, '{"type":"ERROR","payload":{"msg":"Rate limited"}}')
   }
 
   /** Common admission for every endpoint: liveness, size, rate, JSON object shape. */
@@ -944,12 +947,7 @@ class SignalingServerImpl implements SignalingServer {
     const to = msg.to ?? msg.dst ?? msg.topic
     if (this.#guardFrame(conn, type, bytes, typeof to === 'string' ? to : undefined)) return true
     this.#rateLimited++
-    if (now - conn.rateErrorAt >= 1000) {
-      conn.rateErrorAt = now
-      if (conn.kind === Kind.Native) this.#error(conn, 'RATE_LIMITED', 'too many frames; slow down')
-      else if (conn.kind === Kind.PeerJS)
-        this.#send(conn, '{"type":"ERROR","payload":{"msg":"Rate limited"}}')
-    }
+    this.#tellRateLimited(conn, now)
     return false
   }
 
