@@ -280,13 +280,17 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
       }
     }
   }
-  const joinAll = async (joiners: SimNode[], initialPool: SimNode[]): Promise<void> => {
+  const joinAll = async (
+    joiners: SimNode[],
+    initialPool: SimNode[],
+    concurrency = joinConcurrency,
+  ): Promise<void> => {
     const pool = [...initialPool]
     let next = 0
     let running = 0
     let done = 0
     const launch = (): void => {
-      while (running < joinConcurrency && next < joiners.length) {
+      while (running < concurrency && next < joiners.length) {
         const s = joiners[next++]!
         running++
         void join(s, pool).finally(() => {
@@ -331,9 +335,12 @@ export async function runSimulation(options: SimulationOptions = {}): Promise<Si
       const newcomers: SimNode[] = []
       for (let i = 0; i < leave; i++) newcomers.push(makeNode(false))
       for (const s of newcomers) await s.node.start()
+      // The replacements arrive together, as the leavers left together: all of them join at once (joining
+      // `joinConcurrency` at a time would stretch the round's start over minutes of virtual time).
       await joinAll(
         newcomers,
         all.filter((s) => s.alive && s.joined),
+        newcomers.length,
       )
     }
     const roundStart = clock.now()
