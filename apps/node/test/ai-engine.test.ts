@@ -423,6 +423,40 @@ describe('createAiEngine: reports and lifecycle', () => {
   })
 })
 
+describe('policy on its own timer (fake timers, the default Date clock)', () => {
+  afterEach(() => {
+    vi.useRealTimers()
+  })
+
+  it('throttles, blocks, releases into probation after 30 s and frees the peer 10 s later', () => {
+    vi.useFakeTimers({ now: T0 })
+    const engine = createAiEngine({ logger: { debug() {}, info() {}, warn() {} } })
+    const close = vi.fn()
+    const s = connect(engine, '10.0.0.1', close)
+    s.registered('peerT')
+    engine.start()
+    const level = () => find(engine, 'peer', 'peerT')?.level ?? 'normal'
+    // 500 frames/s, 5 frames every 10 ms, until the engine blocks the peer.
+    const seen: string[] = []
+    for (let ms = 0; ms < 2_000 && level() !== 'blocked'; ms += 10) {
+      for (let f = 0; f < 5; f++) s.frame('candidate', 300, 'peerU')
+      vi.advanceTimersByTime(10)
+      if (seen.at(-1) !== level()) seen.push(level())
+    }
+    expect(seen).toEqual(['normal', 'throttled', 'blocked'])
+    expect(close).toHaveBeenCalledTimes(1)
+    const until = find(engine, 'peer', 'peerT')!.until!
+    vi.advanceTimersByTime(until - Date.now() - AI_TICK_MS)
+    expect(level()).toBe('blocked')
+    vi.advanceTimersByTime(2 * AI_TICK_MS)
+    expect(level()).toBe('throttled') // probation
+    vi.advanceTimersByTime(10_000)
+    expect(level()).toBe('normal')
+    engine.stop()
+    expect(vi.getTimerCount()).toBe(0)
+  })
+})
+
 describe('hostOf', () => {
   it('takes the host of host:port and [v6]:port, and leaves a bare IPv6 address alone', () => {
     expect(hostOf('a.b.c.d:1')).toBe('a.b.c.d')
