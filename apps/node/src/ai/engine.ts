@@ -370,7 +370,8 @@ class Engine implements AiEngine {
     this.#addressModel.decay(dt)
     const decay = decayFor(dt)
     let scored = 0
-    const transitions: Transition[] = []
+    /** Level changes, with the sessions they concern (found here, not by a scan of every session). */
+    const transitions: [Transition, Iterable<Session>][] = []
 
     for (const s of this.#sessions) {
       const active = s.fold(now, decay)
@@ -383,7 +384,7 @@ class Engine implements AiEngine {
       if (!s.allowed) {
         const t = this.#policy.update(key, score, now, () => this.#reasons(this.#sessionModel, x, this.#ss))
         if (t !== undefined) {
-          transitions.push(t)
+          transitions.push([t, [s]])
           this.#keyAddress.set(key, s.address.address)
         }
       }
@@ -407,14 +408,19 @@ class Engine implements AiEngine {
         const t = this.#policy.update(addr.key, score, now, () =>
           this.#reasons(this.#addressModel, x, this.#as),
         )
-        if (t !== undefined) transitions.push(t)
+        if (t !== undefined) transitions.push([t, addr.sessions as Set<Session>])
       }
       const level = allowed ? 'normal' : this.#policy.level(addr.key)
       if (active && score < LEARN_MAX_SCORE && level === 'normal') this.#addressModel.learn(x)
     }
 
-    transitions.push(...this.#policy.expire(now))
-    for (const t of transitions) this.#apply(t)
+    for (const t of this.#policy.expire(now)) {
+      // A session's key that expires has no open session to update (it was closed when blocked, or its level
+      // is read again when it next speaks); an address's sessions are at hand.
+      const addr = t.entry.key.startsWith('addr:') ? this.#addresses.get(t.entry.key.slice(5)) : undefined
+      transitions.push([t, (addr?.sessions as Set<Session> | undefined) ?? []])
+    }
+    for (const [t, sessions] of transitions) this.#apply(t, sessions)
     for (const key of this.#keyAddress.keys())
       if (this.#policy.get(key) === undefined) this.#keyAddress.delete(key)
     this.#scored = scored
@@ -435,7 +441,7 @@ class Engine implements AiEngine {
     return out.sort((a, b) => b.score - a.score).slice(0, 4)
   }
 
-  #apply(t: Transition): void {
+  #apply(t: Transition, sessions: Iterable<Session>): void {
     const e = t.entry
     const fields = {
       key: e.key,
@@ -450,8 +456,7 @@ class Engine implements AiEngine {
     } else this.#log.warn(fields, `ai: ${e.key} ${t.to}`)
     // Keep the sessions' cached levels in step at once (not only at the next tick).
     const isAddress = e.key.startsWith('addr:')
-    for (const s of this.#sessions) {
-      if (isAddress ? `addr:${s.address.address}` !== e.key : s.key !== e.key) continue
+    for (const s of [...sessions]) {
       if (!isAddress) s.level = e.level
       if (e.level === 'blocked' && !s.allowed) s.close(`blocked: ${e.reasons[0]?.feature ?? 'abuse'}`)
     }
