@@ -133,7 +133,7 @@ export class Rpc {
   #idPool: Uint8Array = new Uint8Array(0)
   #idPoolAt = 0
   #handler: RequestHandler = () => undefined
-  #admit: AdmitFn | undefined
+  readonly #admit: AdmitFn | undefined
   #closed = false
 
   constructor(

@@ -855,7 +855,7 @@ class SignalingServerImpl implements SignalingServer {
   }
 
   #error(conn: Conn, code: WireErrorCode, message: string, rid?: Rid, to?: string): void {
-    if (conn.guard !== undefined) this.#guardCall(conn.guard, 'error', code)
+    this.#guardCall(conn.guard, 'error', code)
     let frame = `{"type":"error","code":"${code}","message":${JSON.stringify(message)}`
     if (to !== undefined) frame += `,"to":${JSON.stringify(to)}`
     if (rid !== undefined) frame += `,"rid":${JSON.stringify(rid)}`
@@ -879,7 +879,7 @@ class SignalingServerImpl implements SignalingServer {
     conn.tokens = tokens
     this.#rateLimited++
     conn.rateDrops++
-    if (conn.guard !== undefined) this.#guardFrame(conn, 'rate-limited', 0, undefined)
+    this.#guardFrame(conn, 'rate-limited', 0, undefined)
     // A client that ignores RATE_LIMITED for long is cut off: 10 bursts' worth of dropped frames.
     if (conn.rateDrops > this.#burst * 10) {
       conn.ws.close(CLOSE_CODES.RATE_ABUSE, 'rate limit abuse')
@@ -904,13 +904,12 @@ class SignalingServerImpl implements SignalingServer {
     if (!this.#admit(conn, now)) return undefined
     const buf = data as Buffer
     if (isBinary || !Buffer.isBuffer(buf)) {
-      if (conn.guard !== undefined)
-        this.#guardFrame(conn, 'invalid', (buf as { length?: number }).length ?? 0, undefined)
+      this.#guardFrame(conn, 'invalid', (buf as { length?: number }).length ?? 0, undefined)
       this.#rejectFor(conn, 'BAD_MESSAGE', 'binary frames are not accepted')
       return undefined
     }
     if (buf.length > this.#maxFrameBytes) {
-      if (conn.guard !== undefined) this.#guardFrame(conn, 'invalid', buf.length, undefined)
+      this.#guardFrame(conn, 'invalid', buf.length, undefined)
       this.#rejectFor(conn, 'TOO_LARGE', `frame exceeds ${this.#maxFrameBytes} bytes`)
       return undefined
     }
@@ -919,12 +918,12 @@ class SignalingServerImpl implements SignalingServer {
     try {
       msg = JSON.parse(text)
     } catch {
-      if (conn.guard !== undefined) this.#guardFrame(conn, 'invalid', buf.length, undefined)
+      this.#guardFrame(conn, 'invalid', buf.length, undefined)
       this.#rejectFor(conn, 'BAD_MESSAGE', 'frame is not valid JSON')
       return undefined
     }
     if (typeof msg !== 'object' || msg === null || Array.isArray(msg)) {
-      if (conn.guard !== undefined) this.#guardFrame(conn, 'invalid', buf.length, undefined)
+      this.#guardFrame(conn, 'invalid', buf.length, undefined)
       this.#rejectFor(conn, 'BAD_MESSAGE', 'frame must be a JSON object')
       return undefined
     }

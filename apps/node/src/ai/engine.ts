@@ -264,7 +264,7 @@ class Engine implements AiEngine {
     const key = normalise(ip)
     let rec = this.#addresses.get(key)
     if (rec === undefined) {
-      if (this.#addresses.size >= MAX_ADDRESSES) this.#forgetIdleAddresses(now, 0)
+      if (this.#addresses.size >= MAX_ADDRESSES) this.#forgetIdleAddresses()
       rec = new AddressRecord(key, now)
       this.#addresses.set(key, rec)
     }
@@ -374,7 +374,7 @@ class Engine implements AiEngine {
     const transitions: [Transition, Iterable<Session>][] = []
 
     for (const s of this.#sessions) {
-      const active = s.fold(now, decay)
+      const active = s.fold(decay)
       const key = s.key
       const entry = this.#policy.get(key)
       if (!active && entry === undefined) continue
@@ -466,12 +466,11 @@ class Engine implements AiEngine {
     }
   }
 
-  #forgetIdleAddresses(now: number, idleMs: number): void {
+  /** At the cap: forgets every address with nothing open and nothing flagged, however recently it was seen. */
+  #forgetIdleAddresses(): void {
     for (const addr of this.#addresses.values()) {
       if (addr.sessions.size > 0 || addr.pendingSockets.size > 0) continue
-      if (now - addr.lastActive >= idleMs && this.#policy.get(addr.key) === undefined) {
-        this.#addresses.delete(addr.address)
-      }
+      if (this.#policy.get(addr.key) === undefined) this.#addresses.delete(addr.address)
     }
   }
 

@@ -147,10 +147,10 @@ export function peerKey(endpoint: string, peerId: string): string {
 /** One signaling connection. */
 export class SessionRecord {
   readonly openedAt: number
-  peer: string | undefined
-  /** Policy key: the peer once registered (`peer:<id>`), the connection before (`conn:<n>`). */
+  /** Policy key: the peer once registered (`peer:<id>`, `pj:<id>`), the connection before (`conn:<n>`). */
   key: string
-  isRegistered = false
+  /** Counted in its address's `unsettled` until it registers (native) or sends a frame (others). */
+  settled = false
   isClosed = false
   /** Counts since the last tick. */
   readonly counts = new Float64Array(4)
@@ -169,7 +169,6 @@ export class SessionRecord {
   /** Throttle token bucket (used only while throttled). */
   tokens = 0
   refilledAt = 0
-  lastActive: number
 
   constructor(
     readonly id: number,
@@ -179,7 +178,6 @@ export class SessionRecord {
     now: number,
   ) {
     this.openedAt = now
-    this.lastActive = now
     this.key = `conn:${id}`
     this.targets = new DistinctCounter(TARGET_WINDOW_MS, now)
     address.unsettled++
@@ -187,19 +185,12 @@ export class SessionRecord {
 
   /** The connection registered as `peerId` (or, on the other endpoints, spoke): it is settled. */
   settle(peerId: string | undefined): void {
-    if (peerId !== undefined) {
-      this.peer = peerId
-      this.key = peerKey(this.endpoint, peerId)
-      this.isRegistered = true
-    }
+    if (peerId !== undefined) this.key = peerKey(this.endpoint, peerId)
     if (!this.settled) {
       this.settled = true
       this.address.unsettled--
     }
   }
-
-  /** Counted in its address's `unsettled` until it registers (native) or sends a frame (others). */
-  settled = false
 
   noteFrame(cls: FrameClass, bytes: number, target: string | undefined): void {
     this.counts[cls]! += 1
@@ -210,7 +201,7 @@ export class SessionRecord {
   }
 
   /** Folds the counts into rates; returns whether the session did anything lately. */
-  fold(now: number, d: Decay): boolean {
+  fold(d: Decay): boolean {
     let active = false
     const frames = this.counts[0]! + this.counts[1]! + this.counts[2]!
     for (let c = 0; c < 4; c++) {
@@ -227,7 +218,6 @@ export class SessionRecord {
     this.bytesIn = 0
     this.bytesOut = 0
     this.errors = 0
-    if (active) this.lastActive = now
     return active || this.rates[0]! + this.rates[1]! + this.rates[2]! + this.rates[3]! > 0.05
   }
 
