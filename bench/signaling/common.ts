@@ -19,4 +19,5 @@ export async function loadMlDsa87(): Promise<MlDsa> {
 export const peerIdFromPublicKey = (publicKey: Uint8Array): string =>
   createHash('sha256').update(publicKey).digest('hex').slice(0, 40)
 
-export type Kind = 'ours' | 'peerjs' | 'y-webrtc'
+/** `floor` is a bare relay (floor.ts), not a server to compare with: what any Node.js relay costs at least. */
+export type Kind = 'ours' | 'peerjs' | 'y-webrtc' | 'floor'

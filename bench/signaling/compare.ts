@@ -1,7 +1,7 @@
 /* eslint-disable @typescript-eslint/no-explicit-any -- bench-internal JSON lines */
 // Signaling servers side by side on 127.0.0.1: @x/signaling, the PeerJS server (npm `peer`) and the y-webrtc
 // signaling server, each in its own process, driven by one load generator process.
-// Run: cd bench && pnpm signaling   (about 4 minutes; every phase is bounded in time and count)
+// Run: cd bench && pnpm signaling   (about 3 minutes per run; RUNS=n repeats, interleaved; every phase is bounded)
 import { spawn, type ChildProcessByStdio } from 'node:child_process'
 import type { Readable, Writable } from 'node:stream'
 import { fileURLToPath } from 'node:url'
@@ -17,7 +17,7 @@ const RATE_SECONDS = Number(process.env.RATE_SECONDS ?? 10)
 const SATURATE_SECONDS = 5
 const IDLE = Number(process.env.IDLE_CONNECTIONS ?? 10_000)
 /** e.g. KINDS=ours SERVER_NODE_ARGS=--cpu-prof to profile one server. */
-const KINDS = (process.env.KINDS ?? 'ours,peerjs,y-webrtc').split(',') as Kind[]
+const KINDS = (process.env.KINDS ?? 'ours,peerjs,y-webrtc,floor').split(',') as Kind[]
 /** Writes heap snapshots before and after opening the idle connections into this directory. */
 const SNAPSHOT_DIR = process.env.HEAP_SNAPSHOT_DIR
 const SERVER_NODE_ARGS = (process.env.SERVER_NODE_ARGS ?? '').split(' ').filter((a) => a !== '')
@@ -179,17 +179,32 @@ async function measureIdle(kind: Kind): Promise<Record<string, number>> {
   }
 }
 
-const results: Record<string, any>[] = []
-for (const kind of KINDS) {
-  process.stderr.write(`measuring ${kind}...\n`)
-  const result = await measure(kind)
-  result.idle = await measureIdle(kind)
-  results.push(result)
+/**
+ * RUNS > 1 repeats every server in turn, rotating the order each run (a server is not always first on a cold machine
+ * or last on a warm one); cells then read `run 1 · run 2 · …` and the bar lines compare per run and by median.
+ */
+const RUNS = Number(process.env.RUNS ?? 1)
+const byKind = new Map<Kind, Record<string, any>[]>(KINDS.map((k) => [k, []]))
+for (let run = 0; run < RUNS; run++) {
+  for (let j = 0; j < KINDS.length; j++) {
+    const kind = KINDS[(j + run) % KINDS.length]!
+    process.stderr.write(`run ${run + 1}/${RUNS}: measuring ${kind}...\n`)
+    const result = await measure(kind)
+    result.idle = await measureIdle(kind)
+    byKind.get(kind)!.push(result)
+  }
 }
 
-const rows: string[][] = [['metric', ...results.map((r) => r.kind)]]
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b)
+  const m = s.length >> 1
+  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2
+}
+const cell = (xs: unknown[]): string =>
+  xs.length === 1 ? String(xs[0]) : `${xs.join(' · ')} (median ${+median(xs as number[]).toFixed(3)})`
+const rows: string[][] = [['metric', ...KINDS]]
 const add = (label: string, f: (r: Record<string, any>) => unknown) =>
-  rows.push([label, ...results.map((r) => String(f(r)))])
+  rows.push([label, ...KINDS.map((k) => cell(byKind.get(k)!.map(f)))])
 for (const rate of RATES) {
   const label = rate.includes('x') ? `${rate.replace('x', ' msg/s, bursts of ')}` : `${rate} msg/s`
   add(`${label}: delivered/s`, (r) => r[`rate${rate}`].deliveredPerSec)
@@ -206,5 +221,27 @@ add(`idle x${IDLE}: RSS bytes/conn`, (r) => r.idle.rssBytesPerConn)
 add(`idle x${IDLE}: heap+external bytes/conn`, (r) => r.idle.heapBytesPerConn)
 add('registration: server CPU ms each', (r) => r.registrations.serverCpuMsEach)
 const widths = rows[0]!.map((_, c) => Math.max(...rows.map((row) => row[c]!.length)))
-for (const row of rows) console.log(row.map((cell, c) => cell.padEnd(widths[c]!)).join('  '))
-console.log(JSON.stringify({ bench: 'signaling', results }))
+for (const row of rows) console.log(row.map((text, c) => text.padEnd(widths[c]!)).join('  '))
+
+// CPU per message of ours against the cheaper anchor, run by run (the bar is <= 0.667).
+const ours = byKind.get('ours')
+const anchors = KINDS.filter((k) => k !== 'ours' && k !== 'floor')
+if (ours !== undefined && anchors.length > 0) {
+  const phases = [...RATES.map((r) => `rate${r}`), 'saturation']
+  for (const phase of phases) {
+    const ratios = ours.map((o, i) => {
+      const best = Math.min(...anchors.map((k) => byKind.get(k)![i]![phase].cpuSecPer100k as number))
+      return +((o[phase].cpuSecPer100k as number) / best).toFixed(2)
+    })
+    console.log(`CPU per message, ours / cheaper anchor, ${phase}: ${cell(ratios)}`)
+    const floor = byKind.get('floor')
+    if (floor !== undefined) {
+      const floorRatios = floor.map((f, i) => {
+        const best = Math.min(...anchors.map((k) => byKind.get(k)![i]![phase].cpuSecPer100k as number))
+        return +((f[phase].cpuSecPer100k as number) / best).toFixed(2)
+      })
+      console.log(`CPU per message, floor / cheaper anchor, ${phase}: ${cell(floorRatios)}`)
+    }
+  }
+}
+console.log(JSON.stringify({ bench: 'signaling', runs: RUNS, results: [...byKind.values()].flat() }))

@@ -4,7 +4,8 @@ import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
 import { loadMlDsa87, peerIdFromPublicKey, type Kind } from './common'
 
-const kind = process.argv[2] as Kind
+// The floor relay speaks the PeerJS wire protocol.
+const kind = (process.argv[2] === 'floor' ? 'peerjs' : process.argv[2]) as Exclude<Kind, 'floor'>
 const port = Number(process.argv[3])
 const PAIRS = Number(process.env.PAIRS ?? 100)
 const N = PAIRS * 2

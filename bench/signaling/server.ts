@@ -1,5 +1,5 @@
 // One signaling server per process, so process.cpuUsage() is the server's alone.
-// Usage: node --expose-gc --conditions=@x/source --import tsx server.ts <ours|peerjs|y-webrtc>
+// Usage: node --expose-gc --conditions=@x/source --import tsx server.ts <ours|peerjs|y-webrtc|floor>
 // Commands on stdin, one per line: "stats" → one JSON line; "exit".
 import http from 'node:http'
 import v8 from 'node:v8'
@@ -20,6 +20,8 @@ if (kind === 'ours') {
   )
   port = (await server.listen({ port: 0, host: '127.0.0.1' })).port
   close = () => server.close()
+} else if (kind === 'floor') {
+  port = await (await import('./floor')).startFloor()
 } else if (kind === 'peerjs') {
   const { PeerServer } = await import('peer')
   port = await new Promise<number>((resolve) => {
