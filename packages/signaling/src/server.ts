@@ -2,7 +2,6 @@ import { randomFillSync } from 'node:crypto'
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { Socket } from 'node:net'
-import { WebSocketServer, type WebSocket, type RawData } from 'ws'
 import { SignalingError, type WireErrorCode } from './errors'
 import {
   MAX_PEER_ID_LENGTH,
@@ -23,6 +22,7 @@ import {
   type PeerIdFromPublicKeyFn,
   type VerifyFn,
 } from './types'
+import { acceptWebSocket, WsState, type WsConnection, type WsListener } from './websocket'
 
 /** Default interval between WebSocket-level pings. */
 export const PING_INTERVAL_MS = 30_000
@@ -62,9 +62,6 @@ export const CLOSE_CODES = {
 
 /** Shared no-op error listener: a per-connection arrow would keep its whole scope (the upgrade request) alive. */
 const NOOP = (): void => {}
-/** The connection record of a socket, set on the `ws` instance so the listeners can be shared functions. */
-const CONN = Symbol('x-signaling.conn')
-type TaggedWebSocket = WebSocket & { [CONN]?: Conn }
 
 const PEERJS_ID_RE = /^[A-Za-z0-9]+(?:[ _-][A-Za-z0-9]+)*$/
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/
@@ -214,9 +211,7 @@ const enum Kind {
 }
 
 interface Conn {
-  ws: WebSocket
-  /** The raw socket under `ws`, corked while frames for it are gathered within one tick. */
-  socket: Duplex
+  ws: WsConnection<Conn>
   kind: Kind
   /** Registered ID (native peer ID, or PeerJS ID). */
   id: string | undefined
@@ -347,7 +342,8 @@ class SignalingServerImpl implements SignalingServer {
   readonly #announceIntervalMs: number
   readonly #pjKey: string
 
-  readonly #wss: WebSocketServer
+  /** Frames larger than this close the connection (1009); up to it, larger than maxFrameBytes get TOO_LARGE. */
+  readonly #maxPayload: number
   readonly #conns = new Set<Conn>()
   /** Native peers by ID. */
   readonly #peers = new Map<string, Conn>()
@@ -360,7 +356,8 @@ class SignalingServerImpl implements SignalingServer {
   #heldCount = 0
   readonly #routes = new Map<string, { nodeId: string; expiresAt: number }>()
   readonly #lookups = new Map<string, { frame: string; from: string }[]>()
-  readonly #pendingUpgrades = new Set<Duplex>()
+  /** Resolves close() once the last connection is gone. */
+  #allClosed: (() => void) | undefined
 
   #server: Server | undefined
   #pingTimer: ReturnType<typeof setInterval> | undefined
@@ -419,12 +416,7 @@ class SignalingServerImpl implements SignalingServer {
     this.#maxHeldTotal = nonNegative('maxHeldTotal', init.maxHeldTotal, 10_000)
     this.#announceIntervalMs = positive('announceIntervalMs', init.announceIntervalMs, ANNOUNCE_INTERVAL_MS)
     this.#pjKey = init.peerjsKey ?? 'peerjs'
-    this.#wss = new WebSocketServer({
-      noServer: true,
-      perMessageDeflate: false,
-      clientTracking: false,
-      maxPayload: this.#maxFrameBytes * HARD_FRAME_FACTOR,
-    })
+    this.#maxPayload = this.#maxFrameBytes * HARD_FRAME_FACTOR
   }
 
   // ---------------------------------------------------------------- lifecycle
@@ -481,7 +473,7 @@ class SignalingServerImpl implements SignalingServer {
     else if (path === this.#pjPath) kind = Kind.PeerJS
     else return false
     socket.on('error', NOOP)
-    if (this.#closing || this.#conns.size + this.#pendingUpgrades.size >= this.#maxConnections) {
+    if (this.#closing || this.#conns.size >= this.#maxConnections) {
       socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n\r\n')
       return true
     }
@@ -508,16 +500,11 @@ class SignalingServerImpl implements SignalingServer {
       }
     }
     this.#start()
-    this.#pendingUpgrades.add(socket)
-    this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      this.#pendingUpgrades.delete(socket)
-      if (this.#closing) {
-        ws.close(CLOSE_CODES.GOING_AWAY, 'server shutting down')
-        return
-      }
-      const conn = this.#onConnection(ws, kind, req, socket, guard)
-      if (guardRef !== undefined) guardRef.conn = conn
-    })
+    // A refused handshake answers with an HTTP error; the socket's close then ends the guard's session (above).
+    const ws = acceptWebSocket<Conn>(req, socket, head, this.#listener, this.#maxPayload)
+    if (ws === undefined) return true
+    const conn = this.#onConnection(ws, kind, req, guard)
+    if (guardRef !== undefined) guardRef.conn = conn
     return true
   }
 
@@ -601,24 +588,17 @@ class SignalingServerImpl implements SignalingServer {
     clearInterval(this.#sweepTimer)
     clearInterval(this.#announceTimer)
     this.#unsubscribeRelay?.()
-    for (const socket of this.#pendingUpgrades) socket.destroy()
-    this.#pendingUpgrades.clear()
     const withdrawals: Promise<void>[] = []
     for (const id of this.#peers.keys())
       withdrawals.push(this.#dirCall('withdraw', () => this.#directory?.withdraw(id, this.nodeId)))
-    const closes: Promise<void>[] = []
-    for (const conn of this.#conns) {
-      closes.push(
-        new Promise<void>((resolve) => {
-          if (conn.ws.readyState === conn.ws.CLOSED) return resolve()
-          conn.ws.once('close', () => resolve())
-        }),
-      )
-      conn.ws.close(CLOSE_CODES.GOING_AWAY, 'server shutting down')
-    }
+    const allClosed = new Promise<void>((resolve) => {
+      if (this.#conns.size === 0) resolve()
+      else this.#allClosed = resolve
+    })
+    for (const conn of this.#conns) conn.ws.close(CLOSE_CODES.GOING_AWAY, 'server shutting down')
     let grace: ReturnType<typeof setTimeout> | undefined
     await Promise.race([
-      Promise.all(closes),
+      allClosed,
       new Promise<void>((resolve) => {
         grace = setTimeout(() => {
           for (const conn of this.#conns) conn.ws.terminate()
@@ -627,7 +607,7 @@ class SignalingServerImpl implements SignalingServer {
       }),
     ])
     clearTimeout(grace)
-    await Promise.all(closes)
+    await allClosed
     await Promise.all(withdrawals)
     this.#held.clear()
     this.#heldCount = 0
@@ -640,7 +620,6 @@ class SignalingServerImpl implements SignalingServer {
         server.closeAllConnections()
       })
     }
-    await new Promise<void>((resolve) => this.#wss.close(() => resolve()))
   }
 
   listPeers(options: { limit?: number } = {}): SignalingPeerInfo[] {
@@ -658,7 +637,7 @@ class SignalingServerImpl implements SignalingServer {
           state: c.closed ? 'closed' : 'open',
           since: c.openedAt,
         }
-        const address = remoteAddressOf(c.socket)
+        const address = remoteAddressOf(c.ws.socket)
         if (address !== undefined) info.address = address
         out.push(info)
       }
@@ -699,16 +678,14 @@ class SignalingServerImpl implements SignalingServer {
   // ---------------------------------------------------------------- connections
 
   #onConnection(
-    ws: TaggedWebSocket,
+    ws: WsConnection<Conn>,
     kind: Kind,
     req: IncomingMessage,
-    socket: Duplex,
     guard: GuardSession | undefined,
   ): Conn {
     const now = this.#clock.now()
     const conn: Conn = {
       ws,
-      socket,
       kind,
       id: undefined,
       idJson: '',
@@ -727,13 +704,7 @@ class SignalingServerImpl implements SignalingServer {
       guard,
     }
     this.#conns.add(conn)
-    // Shared listeners (created once per server): no closures per connection.
-    ws[CONN] = conn
-    const listeners = this.#listeners
-    ws.on('error', listeners.error)
-    ws.on('pong', listeners.pong)
-    ws.on('close', listeners.close)
-    ws.on('message', listeners.message)
+    ws.owner = conn
     if (kind === Kind.Native) {
       conn.nonce = bytesToString(this.#random(32), 'base64')
       this.#send(
@@ -746,41 +717,34 @@ class SignalingServerImpl implements SignalingServer {
     return conn
   }
 
-  /** The per-server `ws` listeners; `this` is the socket, its record is `this[CONN]`. */
-  static #makeListeners(server: SignalingServerImpl): {
-    error: (this: TaggedWebSocket, err: Error) => void
-    pong: (this: TaggedWebSocket) => void
-    close: (this: TaggedWebSocket) => void
-    message: (this: TaggedWebSocket, data: RawData, isBinary: boolean) => void
-  } {
+  /** The connections' listener (one per server, shared by every connection). */
+  static #makeListener(server: SignalingServerImpl): WsListener<Conn> {
     return {
-      error(err) {
-        server.#log.debug({ err: err.message }, 'socket error')
-      },
-      pong() {
-        const conn = this[CONN]
-        if (conn !== undefined) conn.lastSeen = server.#clock.now()
-      },
-      close() {
-        const conn = this[CONN]
-        if (conn !== undefined) server.#onClose(conn)
-      },
-      message(data, isBinary) {
-        const conn = this[CONN]
+      onMessage(ws, data, isBinary) {
+        const conn = ws.owner
         if (conn === undefined) return
         if (conn.kind === Kind.Native) server.#onNative(conn, data, isBinary)
         else if (conn.kind === Kind.YWebrtc) server.#onYWebrtc(conn, data, isBinary)
         else server.#onPeerJS(conn, data, isBinary)
       },
+      onAlive(ws) {
+        const conn = ws.owner
+        if (conn !== undefined) conn.lastSeen = server.#clock.now()
+      },
+      onClose(ws) {
+        const conn = ws.owner
+        if (conn !== undefined) server.#onClose(conn)
+      },
     }
   }
 
-  readonly #listeners = SignalingServerImpl.#makeListeners(this)
+  readonly #listener = SignalingServerImpl.#makeListener(this)
 
   #onClose(conn: Conn): void {
     if (conn.closed) return
     conn.closed = true
     this.#conns.delete(conn)
+    if (this.#conns.size === 0) this.#allClosed?.()
     this.#guardCall(conn.guard, 'closed')
     if (conn.topics !== undefined) {
       for (const key of conn.topics) {
@@ -807,51 +771,28 @@ class SignalingServerImpl implements SignalingServer {
     }
   }
 
-  /** Sends a text frame; a socket whose queue exceeds the bound is a slow consumer and is dropped. */
+  /**
+   * Sends a text frame; a socket whose queue exceeds the bound is a slow consumer and is dropped. `ascii` promises
+   * the frame has no character above U+007F (it skips a scan on the relay hot path).
+   */
   #send(conn: Conn, frame: string, ascii = false): boolean {
     const ws = conn.ws
-    if (conn.closed || ws.readyState !== 1) return false
+    if (conn.closed || ws.state !== WsState.Open) return false
     if (ws.bufferedAmount > this.#maxBufferedBytes) {
       this.#slowConsumers++
       this.#log.debug({ id: conn.id }, 'slow consumer closed')
       ws.terminate()
       return false
     }
-    // Frames for one socket within one tick leave in one write: cork on the first, uncork once after the
-    // current I/O callback (process.nextTick), so a burst read from one sender costs the receiver one syscall.
-    const socket = conn.socket
-    if (socket.writableCorked === 0) {
-      socket.cork()
-      this.#corked.push(socket)
-      if (this.#corked.length === 1) process.nextTick(this.#uncorkAll)
-    }
-    const length = frame.length
-    if (ascii && length < 65_536) {
-      // Pure-ASCII text frame written as one Latin-1 string (header + payload): no Buffer copy, no per-frame
-      // option object, one chunk instead of two. Same bytes as ws.send would write; ws never has a frame half
-      // written between calls (it writes each frame synchronously and only queues while compressing, which is off).
-      socket.write(
-        length < 126
-          ? String.fromCharCode(0x81, length) + frame
-          : String.fromCharCode(0x81, 126, length >> 8, length & 0xff) + frame,
-        'latin1',
-      )
-    } else ws.send(frame)
+    ws.send(frame, ascii)
     if (conn.guard !== undefined) {
       try {
-        conn.guard.sent(length)
+        conn.guard.sent(frame.length)
       } catch (err) {
         this.#log.warn({ err: (err as Error)?.message }, 'guard failed')
       }
     }
     return true
-  }
-
-  readonly #corked: Duplex[] = []
-  readonly #uncorkAll = (): void => {
-    const corked = this.#corked
-    for (let i = 0; i < corked.length; i++) corked[i]!.uncork()
-    corked.length = 0
   }
 
   #error(conn: Conn, code: WireErrorCode, message: string, rid?: Rid, to?: string): void {
@@ -898,13 +839,13 @@ class SignalingServerImpl implements SignalingServer {
   }
 
   /** Common admission for every endpoint: liveness, size, rate, JSON object shape. */
-  #parse(conn: Conn, data: RawData, isBinary: boolean): Record<string, unknown> | undefined {
+  #parse(conn: Conn, data: Buffer, isBinary: boolean): Record<string, unknown> | undefined {
     const now = this.#clock.now()
     conn.lastSeen = now
     if (!this.#admit(conn, now)) return undefined
-    const buf = data as Buffer
-    if (isBinary || !Buffer.isBuffer(buf)) {
-      this.#guardFrame(conn, 'invalid', (buf as { length?: number }).length ?? 0, undefined)
+    const buf = data
+    if (isBinary) {
+      this.#guardFrame(conn, 'invalid', buf.length, undefined)
       this.#rejectFor(conn, 'BAD_MESSAGE', 'binary frames are not accepted')
       return undefined
     }
@@ -963,7 +904,7 @@ class SignalingServerImpl implements SignalingServer {
 
   // ---------------------------------------------------------------- native endpoint
 
-  #onNative(conn: Conn, data: RawData, isBinary: boolean): void {
+  #onNative(conn: Conn, data: Buffer, isBinary: boolean): void {
     const msg = this.#parse(conn, data, isBinary)
     if (msg === undefined) return
     const text = this.#text
@@ -1361,7 +1302,7 @@ class SignalingServerImpl implements SignalingServer {
 
   // ---------------------------------------------------------------- y-webrtc endpoint
 
-  #onYWebrtc(conn: Conn, data: RawData, isBinary: boolean): void {
+  #onYWebrtc(conn: Conn, data: Buffer, isBinary: boolean): void {
     const msg = this.#parse(conn, data, isBinary)
     if (msg === undefined) return
     switch (msg.type) {
@@ -1440,7 +1381,7 @@ class SignalingServerImpl implements SignalingServer {
     conn.ws.close(CLOSE_CODES.POLICY, msg.slice(0, 100))
   }
 
-  #onPeerJS(conn: Conn, data: RawData, isBinary: boolean): void {
+  #onPeerJS(conn: Conn, data: Buffer, isBinary: boolean): void {
     const msg = this.#parse(conn, data, isBinary)
     if (msg === undefined) return
     const text = this.#text
@@ -1480,7 +1421,7 @@ class SignalingServerImpl implements SignalingServer {
 
   #pingAll(): void {
     for (const conn of this.#conns) {
-      if (conn.ws.readyState !== 1) continue
+      if (conn.ws.state !== WsState.Open) continue
       try {
         conn.ws.ping()
       } catch {
