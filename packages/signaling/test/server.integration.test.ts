@@ -87,6 +87,16 @@ describe('native protocol', () => {
     expect(await c.closed).toBe(4003)
   })
 
+  it('answers INTERNAL when the injected peerIdFromPublicKey returns an invalid ID, and survives', async () => {
+    server = createSignalingServer({ ...components, peerIdFromPublicKey: () => 'not a peer ID' })
+    const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
+    const c = await client(`ws://127.0.0.1:${port}/p2p-signaling`)
+    expect(await c.register(ed25519Identity())).toMatchObject({ type: 'error', code: 'INTERNAL' })
+    expect(server.getStats()).toMatchObject({ peers: 0, connections: 1 })
+    c.send({ type: 'ping' })
+    expect(await c.next()).toEqual({ type: 'pong' })
+  })
+
   it('rejects malformed registration fields with BAD_MESSAGE', async () => {
     const url = await start()
     const c = await client(url)
