@@ -7,8 +7,8 @@ import { components, connected, ed25519Identity, registered, RawClient } from '.
 let server: SignalingServer | undefined
 const clients: RawClient[] = []
 
-async function start(init: SignalingInit = {}): Promise<string> {
-  server = createSignalingServer(components, init)
+async function start(init: SignalingInit = {}, comps = components): Promise<string> {
+  server = createSignalingServer(comps, init)
   const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
   return `ws://127.0.0.1:${port}/p2p-signaling`
 }
@@ -88,11 +88,10 @@ describe('native protocol', () => {
   })
 
   it('answers INTERNAL when the injected peerIdFromPublicKey returns an invalid ID, and survives', async () => {
-    server = createSignalingServer({ ...components, peerIdFromPublicKey: () => 'not a peer ID' })
-    const { port } = await server.listen({ port: 0, host: '127.0.0.1' })
-    const c = await client(`ws://127.0.0.1:${port}/p2p-signaling`)
+    const url = await start({}, { ...components, peerIdFromPublicKey: () => 'not a peer ID' })
+    const c = await client(url)
     expect(await c.register(ed25519Identity())).toMatchObject({ type: 'error', code: 'INTERNAL' })
-    expect(server.getStats()).toMatchObject({ peers: 0, connections: 1 })
+    expect(server!.getStats()).toMatchObject({ peers: 0, connections: 1 })
     c.send({ type: 'ping' })
     expect(await c.next()).toEqual({ type: 'pong' })
   })
