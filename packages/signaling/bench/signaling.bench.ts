@@ -5,7 +5,7 @@ import { createHash } from 'node:crypto'
 import { ml_dsa87 } from '@noble/post-quantum/ml-dsa.js'
 import WebSocket from 'ws'
 import { createSignalingServer } from '../src/index'
-import { challengeBytes } from '../src/protocol'
+import { statementBytes } from '../src/protocol'
 
 const MESSAGES = 50_000
 const PAIRS = 10
@@ -26,12 +26,16 @@ async function register(seed: number): Promise<{ ws: WebSocket; id: string }> {
     ws.on('message', function first(data: Buffer) {
       const m = JSON.parse(data.toString())
       if (m.type === 'challenge') {
-        const signature = ml_dsa87.sign(challengeBytes(m.nonce), keys.secretKey)
+        const statement = { node: m.node, host: new URL(url).host, time: Date.now(), nonce: m.nonce }
+        const signature = ml_dsa87.sign(statementBytes(statement), keys.secretKey)
         ws.send(
           JSON.stringify({
             type: 'register',
+            v: 2,
             publicKey: Buffer.from(keys.publicKey).toString('base64'),
             signature: Buffer.from(signature).toString('base64'),
+            host: statement.host,
+            time: statement.time,
           }),
         )
       } else if (m.type === 'registered') {

@@ -25,7 +25,7 @@
  * @packageDocumentation
  */
 import { SignalingError, type SignalingErrorCode } from './errors'
-import { challengeBytes, toBase64, type RelayType } from './protocol'
+import { registerFrame, statementBytes, type RelayType } from './protocol'
 import { SILENT_LOGGER, type Logger } from './types'
 
 /** Default first reconnect delay. */
@@ -63,12 +63,16 @@ export interface SignalingClientComponents {
   logger?: Logger
   /** Uniform [0, 1) for back-off jitter. @default Math.random */
   random?: () => number
+  /** Wall clock for the registration statement's time. @default Date */
+  clock?: { now(): number }
 }
 
 /** Client options. */
 export interface SignalingClientInit {
-  /** `ws://host:port/p2p-signaling` */
+  /** `ws://host:port/p2p-signaling`; its host is what the registration statement names. */
   url: string
+  /** The node the client expects; a challenge from another node is refused. @default any node */
+  nodeId?: string
   /** Reconnect after an unexpected close. @default true */
   reconnect?: boolean
   /** @default 500 */
@@ -141,6 +145,11 @@ export function createSignalingClient(
   }
   if (typeof components.sign !== 'function') throw new TypeError('"components.sign" must be a function')
   if (typeof init?.url !== 'string') throw new TypeError('"init.url" must be a string')
+  try {
+    new URL(init.url)
+  } catch {
+    throw new TypeError(`"init.url" must be a WebSocket URL, got ${init.url}`)
+  }
   const WS = components.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket
   if (WS === undefined)
     throw new TypeError('"components.WebSocket" is required where no global WebSocket exists')
@@ -150,6 +159,10 @@ export function createSignalingClient(
 class Client implements SignalingClient {
   readonly #c: SignalingClientComponents
   readonly #url: string
+  /** The host the statement names: the URL's `host`, as the client dialed it. */
+  readonly #host: string
+  readonly #nodeId: string | undefined
+  readonly #clock: { now(): number }
   readonly #WS: WebSocketConstructor
   readonly #log: Logger
   readonly #random: () => number
@@ -173,6 +186,9 @@ class Client implements SignalingClient {
   constructor(components: SignalingClientComponents, init: SignalingClientInit, WS: WebSocketConstructor) {
     this.#c = components
     this.#url = init.url
+    this.#host = new URL(init.url).host
+    this.#nodeId = init.nodeId
+    this.#clock = components.clock ?? Date
     this.#WS = WS
     this.#log = (components.logger ?? SILENT_LOGGER).child({ component: 'signaling-client' })
     this.#random = components.random ?? Math.random
@@ -263,6 +279,12 @@ class Client implements SignalingClient {
     }
   }
 
+  /** Ends the client for good with `err` (a refusal a retry cannot fix). */
+  #fail(err: SignalingError): void {
+    for (const w of this.#connectWaiters.splice(0)) w.reject(err)
+    this.close()
+  }
+
   #request(msg: Record<string, unknown>): Promise<Record<string, unknown>> {
     const ws = this.#ws
     if (this.#state !== 'open' || ws === undefined) {
@@ -340,23 +362,24 @@ class Client implements SignalingClient {
   async #onMessage(ws: WebSocketLike, msg: Record<string, unknown>): Promise<void> {
     switch (msg.type) {
       case 'challenge': {
-        if (typeof msg.nonce !== 'string') return
+        const { nonce, node } = msg
+        if (typeof nonce !== 'string' || typeof node !== 'string') return
+        if (this.#nodeId !== undefined && node !== this.#nodeId) {
+          this.#log.warn({ node }, 'challenge from an unexpected node')
+          this.#fail(new SignalingError('X_SIG_CONNECT_FAILED', `expected node ${this.#nodeId}, got ${node}`))
+          return
+        }
+        const statement = { node, host: this.#host, time: Math.floor(this.#clock.now()), nonce }
         let signature: Uint8Array
         try {
-          signature = await this.#c.sign(challengeBytes(msg.nonce))
+          signature = await this.#c.sign(statementBytes(statement))
         } catch (err) {
-          this.#log.error({ err: (err as Error).message }, 'signing the challenge failed')
+          this.#log.error({ err: (err as Error).message }, 'signing the registration statement failed')
           ws.close(1000, 'sign failed')
           return
         }
         if (this.#ws !== ws) return
-        ws.send(
-          JSON.stringify({
-            type: 'register',
-            publicKey: toBase64(this.#c.publicKey),
-            signature: toBase64(signature),
-          }),
-        )
+        ws.send(registerFrame(statement, this.#c.publicKey, signature))
         return
       }
       case 'registered': {
@@ -395,7 +418,10 @@ class Client implements SignalingClient {
           },
         )
         if (typeof msg.rid === 'number' && this.#settle(msg.rid, undefined, err)) return
-        if (this.#state === 'connecting' && (msg.code === 'UNAUTHENTICATED' || msg.code === 'ID_TAKEN')) {
+        if (
+          this.#state === 'connecting' &&
+          (msg.code === 'UNAUTHENTICATED' || msg.code === 'ID_TAKEN' || msg.code === 'UNSUPPORTED_VERSION')
+        ) {
           for (const w of this.#connectWaiters.splice(0)) w.reject(err)
         }
         this.#emit('error', err)
@@ -531,4 +557,10 @@ export function attachPerfectNegotiation(
 }
 
 export { SignalingError, type SignalingErrorCode } from './errors'
-export { PROTOCOL_VERSION, challengeBytes, type RelayType } from './protocol'
+export {
+  PROTOCOL_VERSION,
+  statementBytes,
+  statementText,
+  type RelayType,
+  type RegistrationStatement,
+} from './protocol'

@@ -1,7 +1,8 @@
 /**
- * WebRTC signaling over WebSocket: peers prove their key (challenge / signature), relay SDP offers, answers
- * and ICE candidates with a server-set sender, join topics and discover each other; servers federate through an
- * injected directory and node relay. `/y-webrtc` and `/peerjs` endpoints keep existing apps working.
+ * WebRTC signaling over WebSocket: peers prove their key by signing a statement bound to the node, the host they
+ * dialed and the time; relay SDP offers, answers and ICE candidates with a server-set sender; join topics and
+ * discover each other; servers federate through an injected directory and node relay, treating other nodes'
+ * frames as hostile input. `/y-webrtc` and `/peerjs` endpoints keep existing apps working.
  *
  * @example
  * ```ts
@@ -15,7 +16,7 @@
  *     verify: (publicKey, message, signature) => ml_dsa87.verify(signature, message, publicKey),
  *     peerIdFromPublicKey: (publicKey) => createHash('sha256').update(publicKey).digest('hex').slice(0, 40),
  *   },
- *   { pingIntervalMs: 30_000 },
+ *   { publicHosts: ['127.0.0.1:3001', 'localhost:3001'] },
  * )
  * const http = createServer((req, res) => {
  *   if (!signaling.handleRequest(req, res)) res.writeHead(404).end()
@@ -31,38 +32,49 @@
  */
 export {
   createSignalingServer,
-  CLOSE_CODES,
+  type SignalingComponents,
+  type SignalingServer,
+  type SignalingPeerInfo,
+  type SignalingStats,
+} from './server'
+export {
   PING_INTERVAL_MS,
   LIVENESS_TIMEOUT_MS,
   HOLD_MS,
   MAX_FRAME_BYTES,
   AUTH_TIMEOUT_MS,
   ANNOUNCE_INTERVAL_MS,
-  type SignalingComponents,
+  CLOSE_TIMEOUT_MS,
+  MAX_CLOCK_SKEW_MS,
   type SignalingInit,
-  type SignalingServer,
-  type SignalingPeerInfo,
-  type SignalingStats,
-} from './server'
+} from './options'
 export { SignalingError, WIRE_ERROR_CODES, type SignalingErrorCode, type WireErrorCode } from './errors'
 export {
   PROTOCOL_VERSION,
-  CHALLENGE_PREFIX,
+  STATEMENT_LABEL,
+  CLOSE_CODES,
   RELAY_TYPES,
   MAX_PEER_ID_LENGTH,
   MAX_TOPIC_LENGTH,
-  challengeBytes,
+  statementText,
+  statementBytes,
+  registerFrame,
+  type RegistrationStatement,
   type RelayType,
   type ServerMessage,
 } from './protocol'
-export type {
-  Clock,
-  GuardEndpoint,
-  GuardSession,
-  Logger,
-  NodeRelay,
-  PeerDirectory,
-  PeerIdFromPublicKeyFn,
-  SignalingGuard,
-  VerifyFn,
+export { addressGroup } from './admission'
+export {
+  SYSTEM_CLOCK,
+  type ClientAddressFn,
+  type Clock,
+  type GuardEndpoint,
+  type GuardSession,
+  type Logger,
+  type NodeRelay,
+  type PeerDirectory,
+  type PeerIdFromPublicKeyFn,
+  type Registration,
+  type SignalingGuard,
+  type VerifyFn,
 } from './types'

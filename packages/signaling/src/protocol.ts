@@ -3,11 +3,24 @@
  * The message-by-message description lives in the package README ("Native protocol").
  */
 
-/** Version of the native protocol spoken at `/p2p-signaling`. Frames may carry `"v": 1`. */
-export const PROTOCOL_VERSION = 1
+/** Version of the native protocol spoken at `/p2p-signaling`. Frames may carry `"v": 2`. */
+export const PROTOCOL_VERSION = 2
 
-/** Prefix of the string a peer signs to answer a challenge: `x-signaling/1:<nonce>`. */
-export const CHALLENGE_PREFIX = 'x-signaling/1:'
+/** First line of the registration statement a peer signs (names the protocol and its version). */
+export const STATEMENT_LABEL = 'x-signaling/2'
+
+/** WebSocket close codes used by the server. */
+export const CLOSE_CODES = {
+  GOING_AWAY: 1001,
+  POLICY: 1008,
+  REPLACED: 4001,
+  AUTH_FAILED: 4003,
+  AUTH_TIMEOUT: 4004,
+  LIVENESS_TIMEOUT: 4008,
+  SLOW_CONSUMER: 4009,
+  RATE_ABUSE: 4029,
+  BLOCKED: 4030,
+} as const
 
 /** Types a registered peer may relay to another peer. */
 export const RELAY_TYPES = ['offer', 'answer', 'candidate'] as const
@@ -24,11 +37,86 @@ export const MAX_TOPIC_LENGTH = 256
 /** Longest accepted request id (`rid`) when it is a string, in characters. */
 export const MAX_RID_LENGTH = 64
 
+/** Longest accepted `host` in a registration statement, in characters (a DNS name, `:`, a port). */
+export const MAX_HOST_LENGTH = 261
+
+const PEER_ID_RE = /^[\x21-\x7e]+$/
+/** A URL `host`: a DNS name, an IPv4 address or a bracketed IPv6 address, and an optional port. */
+const HOST_RE = /^(?:[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/
+const NONCE_RE = /^[A-Za-z0-9+/]{1,128}={0,2}$/
+
+/** Whether `id` is a well-formed peer ID: 1–128 printable ASCII characters. */
+export function isPeerId(id: unknown): id is string {
+  return typeof id === 'string' && id.length > 0 && id.length <= MAX_PEER_ID_LENGTH && PEER_ID_RE.test(id)
+}
+
+/** Whether `host` is a well-formed URL host (name or address, optional port). */
+export function isHost(host: unknown): host is string {
+  return typeof host === 'string' && host.length > 0 && host.length <= MAX_HOST_LENGTH && HOST_RE.test(host)
+}
+
+/**
+ * What a peer states when it registers (native protocol version 2). Bound to the server as WebAuthn binds a
+ * signature to an origin: a statement made for one node, or to a client that dialed another host, does not
+ * register anywhere else.
+ */
+export interface RegistrationStatement {
+  /** The node ID the server sent in its challenge. */
+  node: string
+  /** The host the client dialed: the `host` of the WebSocket URL (`name[:port]`, lower case). */
+  host: string
+  /** When the client signed, in milliseconds since the epoch (its own clock). */
+  time: number
+  /** The challenge nonce, exactly as received. */
+  nonce: string
+}
+
+/**
+ * The exact text a peer signs to register: five lines, in this order, joined by `\n`, no trailing newline:
+ *
+ * ```
+ * x-signaling/2
+ * node:<node id>
+ * host:<host>
+ * time:<ms since the epoch, decimal>
+ * nonce:<nonce>
+ * ```
+ *
+ * Throws `TypeError` on a field that could make the text ambiguous (so a statement has exactly one encoding).
+ */
+export function statementText(statement: RegistrationStatement): string {
+  const { node, host, time, nonce } = statement
+  if (!isPeerId(node)) throw new TypeError('"node" must be 1-128 printable ASCII characters')
+  if (!isHost(host)) throw new TypeError('"host" must be a URL host (name or address, optional port)')
+  if (!Number.isSafeInteger(time) || time < 0) throw new TypeError('"time" must be a non-negative integer')
+  if (typeof nonce !== 'string' || !NONCE_RE.test(nonce)) throw new TypeError('"nonce" must be base64')
+  return `${STATEMENT_LABEL}\nnode:${node}\nhost:${host.toLowerCase()}\ntime:${time}\nnonce:${nonce}`
+}
+
 const encoder = new TextEncoder()
 
-/** The exact bytes a peer signs to answer the challenge carrying `nonce`. */
-export function challengeBytes(nonce: string): Uint8Array {
-  return encoder.encode(CHALLENGE_PREFIX + nonce)
+/** The UTF-8 bytes of {@link statementText}: what the peer's signature covers. */
+export function statementBytes(statement: RegistrationStatement): Uint8Array {
+  return encoder.encode(statementText(statement))
+}
+
+/**
+ * The `register` frame answering a challenge: the peer's public key, its signature over
+ * {@link statementBytes}`(statement)`, and the statement's client-chosen fields (the server knows the others).
+ */
+export function registerFrame(
+  statement: RegistrationStatement,
+  publicKey: Uint8Array,
+  signature: Uint8Array,
+): string {
+  return JSON.stringify({
+    type: 'register',
+    v: PROTOCOL_VERSION,
+    publicKey: toBase64(publicKey),
+    signature: toBase64(signature),
+    host: statement.host,
+    time: statement.time,
+  })
 }
 
 /** Base64 (RFC 4648 §4, with padding) without relying on Node's Buffer, so it runs in browsers. */

@@ -1,3 +1,6 @@
+import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
+
 /** Pino-shaped logger. The default is silent. */
 export interface Logger {
   debug(obj: object, msg?: string): void
@@ -7,9 +10,39 @@ export interface Logger {
   child(bindings: object): Logger
 }
 
-/** Wall clock in milliseconds (injected for tests). */
+/**
+ * Time and timers (injected for tests; the same shape as `@x/kademlia`'s). Every timer of the server goes
+ * through it, so a virtual clock drives liveness, hold expiry and auth timeouts without real sleeps.
+ */
 export interface Clock {
+  /** Wall clock, milliseconds since the epoch. */
   now(): number
+  setTimeout(fn: () => void, ms: number): unknown
+  clearTimeout(handle: unknown): void
+}
+
+/** The system clock: `Date.now` and the global timers. */
+export const SYSTEM_CLOCK: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (handle) => clearTimeout(handle as ReturnType<typeof setTimeout>),
+}
+
+/**
+ * A peer's proof that it registered at a node: its public key, the statement it signed (protocol version 2,
+ * see `statementText`) and the signature. Kept by the server for as long as the peer is registered.
+ */
+export interface Registration {
+  /** The peer ID derived from `publicKey`. */
+  peerId: string
+  publicKey: Uint8Array
+  /** The exact signed text (`x-signaling/2` …). */
+  statement: string
+  signature: Uint8Array
+  /** The statement's fields. */
+  node: string
+  host: string
+  time: number
 }
 
 /** Verifies `signature` over `message` with `publicKey` (the node passes ML-DSA-87 from `@x/pqc`). */
@@ -27,11 +60,19 @@ export type PeerIdFromPublicKeyFn = (publicKey: Uint8Array) => string
  * Every method may be synchronous or return a promise; failures are logged and never reach peers.
  */
 export interface PeerDirectory {
-  /** Records that `peerId` is reachable through signaling node `nodeId`. Called again periodically. */
-  announce(peerId: string, nodeId: string): void | Promise<void>
+  /**
+   * Records that `peerId` is reachable through signaling node `nodeId`. Called again periodically.
+   * `registration` is the peer's own signed statement that it registered at `nodeId`, so that a directory can
+   * publish a claim no other node can make.
+   */
+  announce(peerId: string, nodeId: string, registration: Registration): void | Promise<void>
   /** Removes the record, but only if it still points at `nodeId`. */
   withdraw(peerId: string, nodeId: string): void | Promise<void>
-  /** The node a peer is reachable through, or `undefined`. */
+  /**
+   * The node a peer is reachable through, or `undefined`. The server also uses it to check that a frame another
+   * node relays "from" a peer comes from the node that hosts that peer, so its answer must not be something a
+   * third node can forge.
+   */
   lookup(peerId: string): string | undefined | Promise<string | undefined>
   /** Adds `peerId` to the members of `topic`. */
   join(topic: string, peerId: string): void | Promise<void>
@@ -55,6 +96,13 @@ export interface NodeRelay {
 
 /** The endpoint a connection came in on. */
 export type GuardEndpoint = 'native' | 'y-webrtc' | 'peerjs'
+
+/**
+ * The client address of an upgrade request (an IP address, no port). The default is the socket's remote
+ * address; behind a reverse proxy the app passes one that reads `Forwarded`/`X-Forwarded-For` from trusted
+ * proxies. Used for per-address shares, the guard and `listPeers()`.
+ */
+export type ClientAddressFn = (req: IncomingMessage, socket: Duplex) => string
 
 /**
  * Admission hook asked before work is admitted (an abuse detector, a deny list). Optional: the built-in token

@@ -1,7 +1,6 @@
 import { connect } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import { CLOSE_CODES, createSignalingServer, type SignalingGuard, type SignalingServer } from '../src/index'
-import { challengeBytes } from '../src/protocol'
 import { components, connected, ed25519Identity, RawClient, registered } from './helpers'
 
 let server: SignalingServer | undefined
@@ -68,13 +67,9 @@ describe('guard (admission hook)', () => {
     expect(await a.next()).toMatchObject({ code: 'BAD_MESSAGE' })
     const bad = await connected(url)
     clients.push(bad)
-    const challenge = await bad.next()
+    await bad.challenge()
     const other = ed25519Identity()
-    bad.send({
-      type: 'register',
-      publicKey: Buffer.from(other.publicKey).toString('base64'),
-      signature: Buffer.from(other.sign(challengeBytes(challenge.nonce + 'x'))).toString('base64'),
-    })
+    bad.send(bad.registerFrame(other, { nonce: Buffer.alloc(32, 7).toString('base64') }))
     expect(await bad.next()).toMatchObject({ code: 'UNAUTHENTICATED' })
     a.close()
     await expect.poll(() => events.filter((e) => e === 'closed').length).toBe(1)

@@ -1,6 +1,6 @@
 import { createHash, createPublicKey, generateKeyPairSync, sign, verify as nodeVerify } from 'node:crypto'
 import WebSocket from 'ws'
-import { challengeBytes } from '../src/protocol'
+import { statementBytes, type RegistrationStatement } from '../src/protocol'
 
 const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex')
 
@@ -46,9 +46,15 @@ export class RawClient {
   closeCode: number | undefined
   readonly closed: Promise<number>
   nonce = ''
+  /** The node ID of the last challenge. */
+  node = ''
+  /** The host this client dialed (what its statement names). */
+  readonly host: string
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url, { perMessageDeflate: false })
+  /** Dials `url`, or wraps a WebSocket opened elsewhere (a memory connector's). */
+  constructor(url: string | WebSocket) {
+    this.ws = typeof url === 'string' ? new WebSocket(url, { perMessageDeflate: false }) : url
+    this.host = new URL(this.ws.url).host
     this.ws.on('error', () => {})
     this.ws.on('message', (data, isBinary) => {
       if (isBinary) return
@@ -89,18 +95,48 @@ export class RawClient {
     this.ws.send(typeof msg === 'string' ? msg : JSON.stringify(msg))
   }
 
-  /** Reads the challenge and registers with `identity`. Returns the `registered` frame. */
-  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test frames are loosely typed
-  async register(identity: TestIdentity): Promise<any> {
+  /** Reads the challenge frame. */
+  async challenge(): Promise<{ nonce: string; node: string }> {
     const challenge = await this.next()
     if (challenge.type !== 'challenge')
       throw new Error(`expected challenge, got ${JSON.stringify(challenge)}`)
     this.nonce = challenge.nonce
-    this.send({
+    this.node = challenge.node
+    return challenge
+  }
+
+  /**
+   * The version 2 `register` frame for `identity` answering the last challenge. `statement` overrides parts of
+   * what is signed (to forge one); `frame` overrides fields of the frame itself.
+   */
+  registerFrame(
+    identity: TestIdentity,
+    statement: Partial<RegistrationStatement> = {},
+    frame: Record<string, unknown> = {},
+  ): Record<string, unknown> {
+    const signed: RegistrationStatement = {
+      node: this.node,
+      host: this.host,
+      time: Date.now(),
+      nonce: this.nonce,
+      ...statement,
+    }
+    return {
       type: 'register',
+      v: 2,
       publicKey: Buffer.from(identity.publicKey).toString('base64'),
-      signature: Buffer.from(identity.sign(challengeBytes(challenge.nonce))).toString('base64'),
-    })
+      signature: Buffer.from(identity.sign(statementBytes(signed))).toString('base64'),
+      host: signed.host,
+      time: signed.time,
+      ...frame,
+    }
+  }
+
+  /** Reads the challenge and registers with `identity`. Returns the server's answer. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- test frames are loosely typed
+  async register(identity: TestIdentity, statement: Partial<RegistrationStatement> = {}): Promise<any> {
+    await this.challenge()
+    this.send(this.registerFrame(identity, statement))
     return this.next()
   }
 
@@ -109,14 +145,14 @@ export class RawClient {
   }
 }
 
-export async function connected(url: string): Promise<RawClient> {
+export async function connected(url: string | WebSocket): Promise<RawClient> {
   const c = new RawClient(url)
   await c.open()
   return c
 }
 
 export async function registered(
-  url: string,
+  url: string | WebSocket,
   identity = ed25519Identity(),
 ): Promise<RawClient & { id: string }> {
   const c = await connected(url)

@@ -2,7 +2,6 @@ import { createHash } from 'node:crypto'
 import { ml_dsa87 } from '@noble/post-quantum/ml-dsa.js'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createSignalingServer, type SignalingServer } from '../src/index'
-import { challengeBytes } from '../src/protocol'
 import { connected, registered, type RawClient } from './helpers'
 
 // What the node injects: ML-DSA-87 verification and a 40-hex-char peer ID derived from the public key.
@@ -38,12 +37,15 @@ describe('registration with real ML-DSA-87 (@noble/post-quantum)', () => {
     const other = ml_dsa87.keygen(new Uint8Array(32).fill(2))
     const intruder = await connected(url)
     clients.push(intruder)
-    const { nonce } = await intruder.next()
-    intruder.send({
-      type: 'register',
-      publicKey: Buffer.from(keys.publicKey).toString('base64'),
-      signature: Buffer.from(ml_dsa87.sign(challengeBytes(nonce), other.secretKey)).toString('base64'),
-    })
+    await intruder.challenge()
+    // Claims a's public key, signs with another key.
+    intruder.send(
+      intruder.registerFrame({
+        publicKey: keys.publicKey,
+        id: identity.id,
+        sign: (m: Uint8Array) => ml_dsa87.sign(m, other.secretKey),
+      }),
+    )
     expect(await intruder.next()).toMatchObject({ type: 'error', code: 'ID_TAKEN' })
 
     const bKeys = ml_dsa87.keygen(new Uint8Array(32).fill(3))

@@ -1,7 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest'
 import type { Socket } from 'node:net'
 import { createSignalingServer, type SignalingInit, type SignalingServer } from '../src/index'
-import { challengeBytes } from '../src/protocol'
 import { components, connected, ed25519Identity, registered, RawClient } from './helpers'
 
 let server: SignalingServer | undefined
@@ -38,7 +37,7 @@ describe('native protocol', () => {
     const b = await client(url)
     const ca = await a.next()
     const cb = await b.next()
-    expect(ca).toMatchObject({ type: 'challenge', v: 1, node: 'n1' })
+    expect(ca).toMatchObject({ type: 'challenge', v: 2, node: 'n1' })
     expect(Buffer.from(ca.nonce, 'base64')).toHaveLength(32)
     expect(ca.nonce).not.toBe(cb.nonce)
   })
@@ -50,15 +49,10 @@ describe('native protocol', () => {
     expect(await good.register(id)).toEqual({ type: 'registered', id: id.id, replaced: false })
 
     const bad = await client(url)
-    const challenge = await bad.next()
+    await bad.challenge()
     const other = ed25519Identity()
     // Signs the wrong nonce: a replayed or foreign signature must not verify.
-    bad.send({
-      type: 'register',
-      rid: 7,
-      publicKey: Buffer.from(other.publicKey).toString('base64'),
-      signature: Buffer.from(other.sign(challengeBytes(challenge.nonce + 'x'))).toString('base64'),
-    })
+    bad.send(bad.registerFrame(other, { nonce: Buffer.alloc(32, 7).toString('base64') }, { rid: 7 }))
     expect(await bad.next()).toMatchObject({ type: 'error', code: 'UNAUTHENTICATED', rid: 7 })
     expect(server!.getStats()).toMatchObject({
       registrations: 1,
@@ -71,13 +65,9 @@ describe('native protocol', () => {
   it('closes a connection after too many failed registrations', async () => {
     const url = await start({ maxAuthFailures: 2 })
     const c = await client(url)
-    await c.next()
+    await c.challenge()
     const id = ed25519Identity()
-    const msg = {
-      type: 'register',
-      publicKey: Buffer.from(id.publicKey).toString('base64'),
-      signature: Buffer.from(new Uint8Array(64)).toString('base64'),
-    }
+    const msg = c.registerFrame(id, {}, { signature: Buffer.from(new Uint8Array(64)).toString('base64') })
     c.send(msg)
     c.send(msg) // while the first is being verified
     expect((await c.next()).message).toMatch(/in progress/)
@@ -99,16 +89,15 @@ describe('native protocol', () => {
   it('rejects malformed registration fields with BAD_MESSAGE', async () => {
     const url = await start()
     const c = await client(url)
-    await c.next()
-    c.send({ type: 'register', publicKey: 'not base64!', signature: 'AAAA' })
+    await c.challenge()
+    c.send({ type: 'register', publicKey: 'not base64!', signature: 'AAAA', host: c.host, time: Date.now() })
     expect(await c.next()).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' })
     const id = ed25519Identity()
-    c.send({
-      type: 'register',
-      id: 'someone-else',
-      publicKey: Buffer.from(id.publicKey).toString('base64'),
-      signature: Buffer.from(id.sign(challengeBytes(c.nonce))).toString('base64'),
-    })
+    c.send(c.registerFrame(id, {}, { id: 'someone-else' }))
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' })
+    c.send(c.registerFrame(id, {}, { host: 'bad host/' }))
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' })
+    c.send(c.registerFrame(id, {}, { time: 'yesterday' }))
     expect(await c.next()).toMatchObject({ type: 'error', code: 'BAD_MESSAGE' })
   })
 
@@ -204,7 +193,7 @@ describe('native protocol', () => {
       ['null', 'BAD_MESSAGE'],
       ['{"type":5}', 'BAD_MESSAGE'],
       ['{"type":"teleport"}', 'UNKNOWN_TYPE'],
-      ['{"type":"ping","v":2}', 'UNSUPPORTED_VERSION'],
+      ['{"type":"ping","v":1}', 'UNSUPPORTED_VERSION'],
       ['{"type":"offer","to":5,"data":{}}', 'BAD_MESSAGE'],
       ['{"type":"offer","to":"abc","data":"str"}', 'BAD_MESSAGE'],
       ['{"type":"offer","to":"abc"}', 'BAD_MESSAGE'],
@@ -312,7 +301,7 @@ describe('duplicate IDs', () => {
     expect(listed.map((p) => p.id).sort()).toEqual([id.id, other.id].sort())
     for (const p of listed) {
       expect(p).toMatchObject({ protocol: 'native', state: 'open' })
-      expect(p.address).toMatch(/^127\.0\.0\.1:\d+$/)
+      expect(p.address).toBe('127.0.0.1')
       expect(p.since).toBeGreaterThan(0)
     }
     expect(server!.listPeers({ limit: 1 })).toHaveLength(1)
@@ -324,12 +313,10 @@ describe('duplicate IDs', () => {
     const id = ed25519Identity()
     const first = await peer(url, id)
     const intruder = await client(url)
-    await intruder.next()
-    intruder.send({
-      type: 'register',
-      publicKey: Buffer.from(id.publicKey).toString('base64'),
-      signature: Buffer.from(new Uint8Array(64)).toString('base64'),
-    })
+    await intruder.challenge()
+    intruder.send(
+      intruder.registerFrame(id, {}, { signature: Buffer.from(new Uint8Array(64)).toString('base64') }),
+    )
     expect(await intruder.next()).toMatchObject({ type: 'error', code: 'ID_TAKEN' })
     first.send({ type: 'ping' })
     expect(await first.next()).toEqual({ type: 'pong' })
