@@ -2,6 +2,7 @@
 import type { Socket } from 'node:net'
 import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
+import { registerFrame, statementBytes } from '@x/signaling'
 import { loadMlDsa87, peerIdFromPublicKey, type Kind } from './common'
 
 // The floor relay speaks the PeerJS wire protocol.
@@ -92,14 +93,8 @@ async function setup(): Promise<unknown> {
           ws.on('message', function first(data: Buffer) {
             const m = JSON.parse(data.toString())
             if (m.type === 'challenge') {
-              const sig = ml.sign(new TextEncoder().encode('x-signaling/1:' + m.nonce), k.secretKey)
-              ws.send(
-                JSON.stringify({
-                  type: 'register',
-                  publicKey: Buffer.from(k.publicKey).toString('base64'),
-                  signature: Buffer.from(sig).toString('base64'),
-                }),
-              )
+              const statement = { node: m.node, host: new URL(base).host, time: Date.now(), nonce: m.nonce }
+              ws.send(registerFrame(statement, k.publicKey, ml.sign(statementBytes(statement), k.secretKey)))
             } else if (m.type === 'registered') {
               ws.off('message', first)
               resolve()

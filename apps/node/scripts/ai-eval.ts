@@ -21,7 +21,7 @@ import WebSocket from 'ws'
 import * as Y from 'yjs'
 import { WebsocketProvider } from 'y-websocket'
 import { Identity } from '@x/pqc'
-import { challengeBytes } from '@x/signaling'
+import { registerFrame, statementBytes } from '@x/signaling'
 import {
   createKademlia,
   createUdpTransport,
@@ -89,7 +89,6 @@ export function prng(seed: number): () => number {
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
-const b64 = (b: Uint8Array) => Buffer.from(b).toString('base64')
 
 /** A `ws` WebSocket class whose connections leave from `localAddress`. */
 function boundWebSocket(localAddress: string): typeof WebSocket {
@@ -123,15 +122,10 @@ async function registerPeer(
       reject(new Error('registration timeout'))
     }, timeoutMs)
     const onMessage = (data: Buffer) => {
-      const msg = JSON.parse(data.toString()) as { type: string; nonce?: string }
+      const msg = JSON.parse(data.toString()) as { type: string; nonce?: string; node?: string }
       if (msg.type === 'challenge') {
-        ws.send(
-          JSON.stringify({
-            type: 'register',
-            publicKey: b64(identity.publicKey),
-            signature: b64(identity.sign(challengeBytes(msg.nonce!))),
-          }),
-        )
+        const statement = { node: msg.node!, host: new URL(url).host, time: Date.now(), nonce: msg.nonce! }
+        ws.send(registerFrame(statement, identity.publicKey, identity.sign(statementBytes(statement))))
       } else if (msg.type === 'registered') {
         clearTimeout(timer)
         ws.off('message', onMessage)

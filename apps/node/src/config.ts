@@ -295,6 +295,29 @@ function defaultPublicHost(host: string): string {
   return '127.0.0.1'
 }
 
+const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost'])
+
+/**
+ * The hosts clients may dial this node as (URL form: IPv6 in brackets, no port): `publicHost`, the bound
+ * interface, and — when bound to every interface — each interface address and `localhost`. A signaling
+ * registration names the host its client dialed; one naming any other host is refused.
+ */
+export function signalingHosts(config: Pick<NodeConfig, 'host' | 'publicHost'>): string[] {
+  const hosts = new Set<string>()
+  const add = (h: string): void => {
+    if (h !== '' && !h.includes('%')) hosts.add(h.includes(':') ? `[${h}]` : h.toLowerCase())
+  }
+  add(config.publicHost)
+  if (config.host === '0.0.0.0' || config.host === '::') {
+    for (const list of Object.values(networkInterfaces())) for (const ni of list ?? []) add(ni.address)
+    add('localhost')
+  } else {
+    add(config.host)
+    if (LOOPBACK.has(config.host)) for (const h of LOOPBACK) add(h)
+  }
+  return [...hosts]
+}
+
 /** The `--help` text: every setting with its flag, environment variable, default and allowed values. */
 export function helpText(): string {
   const lines = [

@@ -31,7 +31,7 @@ import {
   type SystemMonitor,
 } from '@x/node-monitor'
 import { buildApp, type AppNode } from './app'
-import { redactConfig, type NodeConfig } from './config'
+import { redactConfig, signalingHosts, type NodeConfig } from './config'
 import { NodeError } from './errors'
 import type { AiFlaggedReport, CryptoStatusReport, DhtNodesReport, PeerEntry, PeersReport } from './schemas'
 import { RecordSigner } from './adapters/dht-records'
@@ -517,7 +517,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
           logger: log.child({ component: 'signaling' }),
           guard: ai?.guard,
         },
-        { nodeId: identity!.idString },
+        { nodeId: identity!.idString, publicHosts: signalingHosts(config) },
       )
       health.register('signaling', () => ({ status: 'ok', ...signaling!.getStats() }))
       stats.register('signaling', () => signaling!.getStats())

@@ -93,7 +93,7 @@ export const peersSchema = {
         properties: {
           id: { type: 'string' },
           kind: { type: 'string', enum: ['p2p-link', 'signaling-peer'] },
-          state: { type: 'string', enum: ['connecting', 'open', 'closed'] },
+          state: { type: 'string', enum: ['connecting', 'open', 'closing', 'closed'] },
           address: { type: 'string' },
           direction: { type: 'string', enum: ['inbound', 'outbound'] },
           since: { type: 'number' },
@@ -242,7 +242,7 @@ export interface AiFlaggedReport {
 export interface PeerEntry {
   id: string
   kind: 'p2p-link' | 'signaling-peer'
-  state: 'connecting' | 'open' | 'closed'
+  state: 'connecting' | 'open' | 'closing' | 'closed'
   address?: string
   direction?: 'inbound' | 'outbound'
   since?: number

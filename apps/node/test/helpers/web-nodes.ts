@@ -21,13 +21,16 @@ function newestMtime(dir: string): number {
   return newest
 }
 
-/** Builds `web/dist` unless it is newer than every source (pages, src, build script). */
+const PACKAGES_DIR = fileURLToPath(new URL('../../../../packages/', import.meta.url))
+
+/** Builds `web/dist` unless it is newer than every source (pages, src, build script, the packages it bundles). */
 export async function ensureWebBuilt(): Promise<void> {
   const manifest = join(DEFAULT_OUT_DIR, 'manifest.json')
   const sources = Math.max(
     newestMtime(join(WEB_DIR, 'src')),
     newestMtime(join(WEB_DIR, 'pages')),
     statSync(join(WEB_DIR, 'build.ts')).mtimeMs,
+    ...readdirSync(PACKAGES_DIR).map((p) => newestMtime(join(PACKAGES_DIR, p, 'src'))),
   )
   if (existsSync(manifest) && statSync(manifest).mtimeMs >= sources) return
   await buildWeb()
