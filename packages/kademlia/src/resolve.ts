@@ -28,7 +28,7 @@ function bad(name: string, address: string, why: string): never {
 }
 
 /** The canonical text of an IP literal, or undefined if `host` is none. */
-export function canonicalIp(host: string): { host: string; family: IpFamily } | undefined {
+function canonicalIp(host: string): { host: string; family: IpFamily } | undefined {
   if (isIPv4(host)) return { host, family: 4 }
   // Zones (`fe80::1%eth0`) are refused: the table's IP-group limits do not read them.
   if (!host.includes('%') && isIPv6(host)) {
