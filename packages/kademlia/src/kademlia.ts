@@ -167,6 +167,7 @@ export interface KademliaStats {
 
 /** A Kademlia node. */
 export interface KademliaNode {
+  /** Our 160-bit node ID (a fresh copy on every read). */
   readonly id: Uint8Array
   readonly table: RoutingTable
   readonly started: boolean
