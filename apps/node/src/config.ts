@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs'
 import { networkInterfaces } from 'node:os'
+import { parseAddress, parsePeerAddress, type PeerAddress } from '@x/kademlia'
 
 /**
  * Node configuration: defaults, overridden by a JSON config file, then by `X_NODE_*` environment variables,
@@ -166,7 +167,7 @@ const ALLOWED: Record<Kind, string> = {
   port: 'an integer from 0 to 65535 (0 = any free port)',
   string: 'a non-empty string',
   host: 'a hostname or IP address (letters, digits, ".", "-", ":")',
-  list: 'comma-separated host:port entries with ports 1-65535 (or a JSON array of them)',
+  list: 'comma-separated host:port or [ipv6]:port entries with ports 1-65535 (or a JSON array of them)',
   level: LOG_LEVELS.join(', '),
   ms: 'an integer number of milliseconds from 1 to 86400000',
   switch: 'on or off (also true/false)',
@@ -278,13 +279,20 @@ function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[
   }
 }
 
-/** Splits `host:port` / `[v6]:port`; `undefined` when malformed or the port is out of 1–65535. */
+/**
+ * Splits `host:port` / `[v6]:port` (IPv6 in canonical form); `undefined` when malformed or the port is out of
+ * 1–65535. Seeds are read by @x/kademlia's own parser, so what passes here is what the DHT accepts.
+ */
 export function parseHostPort(value: string): { host: string; port: number } | undefined {
-  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(value)
-  if (!m) return undefined
-  const port = Number(m[3])
-  if (port < 1 || port > 65_535) return undefined
-  return { host: (m[1] ?? m[2])!, port }
+  let peer: PeerAddress
+  try {
+    peer = parsePeerAddress(value)
+  } catch {
+    return undefined
+  }
+  if (peer.kind === 'name') return { host: peer.host, port: peer.port }
+  const ip = parseAddress(peer.address)!
+  return { host: ip.host, port: ip.port }
 }
 
 function defaultPublicHost(host: string): string {

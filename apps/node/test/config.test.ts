@@ -75,6 +75,18 @@ describe('parseConfig', () => {
     expect(c.seedNodes).toEqual(['10.0.0.1:3001'])
   })
 
+  it('takes seed host names as given: the DHT resolves them on every bootstrap attempt', () => {
+    const c = config({ argv: ['--seed-nodes', 'localhost:6091,dht_seed:6092,[::1]:6093'] })
+    expect(c.seedNodes).toEqual(['localhost:6091', 'dht_seed:6092', '[::1]:6093'])
+  })
+
+  it.each(['1.2.3:6091', '010.0.0.1:6091', '256.0.0.1:6091', '[::zz]:6091', 'localhost', 'localhost:0'])(
+    'rejects the seed %j as @x/kademlia would, naming seedNodes instead of failing at start',
+    (seed) => {
+      expect(() => config({ argv: ['--seed-nodes', seed] })).toThrow(/invalid setting 'seedNodes'/)
+    },
+  )
+
   it.each([
     [{ argv: ['--rest-port', '70000'] }, 'restPort', 'flag --rest-port'],
     [{ env: { X_NODE_DHT_PORT: 'abc' } }, 'dhtPort', 'environment variable X_NODE_DHT_PORT'],

@@ -9,6 +9,7 @@ export type KademliaErrorCode =
   | 'X_KAD_STORE_FAILED'
   | 'X_KAD_BAD_RESPONSE'
   | 'X_KAD_TRANSPORT'
+  | 'X_KAD_UNRESOLVED'
 
 /** The one error class of this package; `code` is stable across versions. */
 export class KademliaError extends Error {

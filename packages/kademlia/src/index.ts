@@ -48,6 +48,7 @@ export {
   StoreStatus,
   PROTOCOL_VERSION,
   MAX_DATAGRAM_BYTES,
+  MAX_VALUE_BYTES,
   type Message,
 } from './codec'
 export {
@@ -60,6 +61,7 @@ export {
   ID_LENGTH_BYTES,
 } from './id'
 export { ipGroup, parseAddress, formatAddress } from './address'
+export { parsePeerAddress, type PeerAddress, type ResolveFn } from './resolve'
 export {
   silentLogger,
   type Clock,

@@ -1,9 +1,16 @@
 import { MessageType, StoreStatus, type Message, MAX_CONTACTS_PER_MESSAGE, MAX_VALUE_BYTES } from './codec'
-import { sha256, systemClock, systemRandom } from './defaults'
+import { sha256, systemClock, systemRandom, systemResolve } from './defaults'
 import { KademliaError, throwIfAborted } from './errors'
 import { assertId, ID_LENGTH_BITS, ID_LENGTH_BYTES, idEquals, randomIdInBucket, toHex } from './id'
-import { iterativeLookup, type LookupResult, type QueryResult } from './lookup'
+import { iterativeLookup, type LookupResult, type QueryResult, type Responder } from './lookup'
 import { RecordStore } from './records'
+import {
+  parsePeerAddress,
+  resolvePeerAddress,
+  type IpFamily,
+  type ResolveFn,
+  type PeerAddress,
+} from './resolve'
 import { RoutingTable, type Contact } from './routing-table'
 import { Rpc, type AdmitFn, type ResponseBody, type RpcStats } from './rpc'
 import { exportSnapshot, parseSnapshot, type KademliaState } from './state'
@@ -56,6 +63,12 @@ export interface KademliaComponents {
    * @default admit everything
    */
   admit?: AdmitFn
+  /**
+   * Resolves the host names of seed addresses (`seed.example:6091`) to IP addresses, on every bootstrap
+   * attempt. Used only with a transport that declares `families` (UDP).
+   * @default node:dns/promises `lookup` with `all: true` (/etc/hosts, then DNS)
+   */
+  resolve?: ResolveFn
 }
 
 /** Options, all plain data. */
@@ -68,7 +81,11 @@ export interface KademliaInit {
   alpha?: number
   /** Disjoint lookup paths (S/Kademlia); 1 = plain Kademlia. @default 1 */
   disjointPaths?: number
-  /** Seed addresses bootstrapped from on `start()`, retried with back-off until the table is healthy. @default [] */
+  /**
+   * Seed addresses bootstrapped from on `start()`, retried with back-off until the table is healthy. On an
+   * IP transport: `1.2.3.4:5`, `[v6]:5` or `host.name:5` (resolved on each attempt); checked by
+   * `createKademlia`. @default []
+   */
   bootstrap?: string[]
   /** Interval of the refresh (self lookup, stale buckets, record maintenance). @default 60000 */
   refreshIntervalMs?: number
@@ -112,7 +129,7 @@ export interface KademliaInit {
   maxRecords?: number
   /** Total bytes of values held. @default 16777216 */
   maxRecordBytes?: number
-  /** Largest value accepted. @default 1024 */
+  /** Largest value accepted; at most 4096, the wire limit (`MAX_VALUE_BYTES`). @default 1024 */
   maxValueBytes?: number
   /** After a successful `get`, store the value at the closest node that lacked it. @default true */
   cacheOnPath?: boolean
@@ -150,18 +167,33 @@ export interface KademliaStats {
 
 /** A Kademlia node. */
 export interface KademliaNode {
+  /** Our 160-bit node ID (a fresh copy on every read). */
   readonly id: Uint8Array
   readonly table: RoutingTable
   readonly started: boolean
+  /** Starts answering and the maintenance timer. A node cannot start again after `stop()` (`X_KAD_STOPPED`). */
   start(): Promise<void>
+  /** Clears every timer, rejects pending requests and `ready()` waiters, and closes the transport. */
   stop(): Promise<void>
-  /** Pings seeds, looks up our own ID and refreshes far buckets. Rejects if no seed answers. */
+  /**
+   * Resolves once the node has joined: at once when no seeds are configured (a network of one); otherwise
+   * when a bootstrap (the background one from `init.bootstrap`, a `bootstrap()` call, or `importState()`)
+   * has left at least one live contact in the table. Failed attempts do not reject it (they are retried);
+   * bound the wait with `signal`, whose `X_KAD_ABORTED` carries the last bootstrap error as `cause`.
+   * Rejects with `X_KAD_NOT_STARTED` before `start()` and `X_KAD_STOPPED` on `stop()`.
+   */
+  ready(options?: OperationOptions): Promise<void>
+  /**
+   * Pings seeds, looks up our own ID and refreshes far buckets. Host names are resolved first (every
+   * address of a name is pinged). Rejects with a TypeError for a malformed address, a RangeError for an
+   * empty list, `X_KAD_UNRESOLVED` if no seed resolved, `X_KAD_TIMEOUT` if none answered.
+   */
   bootstrap(addresses: string[], options?: OperationOptions): Promise<void>
-  /** Pings an address; resolves with the contact that answered. */
+  /** Pings an address (a host name: its first address); resolves with the contact that answered. */
   ping(address: string, options?: OperationOptions): Promise<Contact>
-  /** The k closest live contacts to `id` in the network. */
+  /** The k closest live contacts to `id` in the network (copies: the caller may keep and change them). */
   findNode(id: Uint8Array, options?: OperationOptions): Promise<Contact[]>
-  /** Low-level lookup with its metrics (hops, RPCs). */
+  /** Low-level lookup with its metrics (hops, RPCs); contacts and tokens are copies. */
   lookup(target: Uint8Array, options?: OperationOptions & { disjointPaths?: number }): Promise<LookupResult>
   /** Stores a value at the k closest nodes (and locally); resolves with how many remote nodes accepted. */
   put(key: Uint8Array, value: Uint8Array, options?: OperationOptions & { ttlMs?: number }): Promise<number>
@@ -188,6 +220,9 @@ export function createKademlia(components: KademliaComponents, init: KademliaIni
   return new Node(components, init)
 }
 
+/** A seed or ping address as read: an IP literal or host name, or an opaque name (memory networks). */
+type Seed = PeerAddress | { kind: 'opaque'; address: string }
+
 interface Published {
   key: Uint8Array
   value: Uint8Array
@@ -196,7 +231,7 @@ interface Published {
 }
 
 class Node implements KademliaNode {
-  readonly id: Uint8Array
+  readonly #id: Uint8Array
   readonly table: RoutingTable
   readonly #transport: Transport
   readonly #clock: Clock
@@ -212,7 +247,13 @@ class Node implements KademliaNode {
   readonly #k: number
   readonly #alpha: number
   readonly #paths: number
-  readonly #seeds: string[]
+  readonly #seeds: Seed[]
+  /** Set when the transport declares IP families: addresses are then parsed and names resolved. */
+  readonly #families: ReadonlySet<IpFamily> | undefined
+  readonly #resolve: ResolveFn
+  readonly #waiters = new Set<{ resolve: () => void; reject: (err: Error) => void }>()
+  #lastBootstrapError: unknown = undefined
+  #stopped = false
   readonly #cfg: Required<
     Pick<
       KademliaInit,
@@ -256,12 +297,17 @@ class Node implements KademliaNode {
     this.#select = components.select ?? (() => 0)
     const id = init.id ?? this.#random(ID_LENGTH_BYTES).slice(0, ID_LENGTH_BYTES)
     assertId(id, 'init.id')
-    this.id = id.slice()
+    this.#id = id.slice()
+    this.#families = transportFamilies(this.#transport)
+    this.#resolve = components.resolve ?? systemResolve
+    if (typeof this.#resolve !== 'function') throw new TypeError("'components.resolve' must be a function")
     this.#k = positive('k', init.k, DEFAULT_K)
     if (this.#k > MAX_CONTACTS_PER_MESSAGE) throw new RangeError(`'k' must be <= ${MAX_CONTACTS_PER_MESSAGE}`)
     this.#alpha = positive('alpha', init.alpha, DEFAULT_ALPHA)
     this.#paths = positive('disjointPaths', init.disjointPaths, 1)
-    this.#seeds = [...(init.bootstrap ?? [])]
+    const seeds: unknown = init.bootstrap ?? []
+    if (!Array.isArray(seeds)) throw new TypeError("'init.bootstrap' must be an array of strings")
+    this.#seeds = seeds.map((a, i) => this.#parseAddress(a, `init.bootstrap[${i}]`))
     const recordTtlMs = positive('recordTtlMs', init.recordTtlMs, RECORD_TTL_MS)
     this.#cfg = {
       refreshIntervalMs: positive('refreshIntervalMs', init.refreshIntervalMs, REFRESH_INTERVAL_MS),
@@ -276,15 +322,18 @@ class Node implements KademliaNode {
       recordTtlMs,
       republishIntervalMs: positive('republishIntervalMs', init.republishIntervalMs, recordTtlMs / 2),
       maxRecordTtlMs: positive('maxRecordTtlMs', init.maxRecordTtlMs, 24 * 60 * 60_000),
-      maxValueBytes: Math.min(positive('maxValueBytes', init.maxValueBytes, 1024), MAX_VALUE_BYTES),
+      maxValueBytes: positive('maxValueBytes', init.maxValueBytes, 1024),
       cacheOnPath: init.cacheOnPath ?? true,
+    }
+    if (this.#cfg.maxValueBytes > MAX_VALUE_BYTES) {
+      throw new RangeError(`'maxValueBytes' must be <= ${MAX_VALUE_BYTES} (the wire limit)`)
     }
     if (this.#cfg.republishIntervalMs >= recordTtlMs) {
       throw new RangeError("'republishIntervalMs' must be below 'recordTtlMs'")
     }
     this.#backoff = this.#cfg.bootstrapBackoffMs
     this.table = new RoutingTable(
-      this.id,
+      this.#id,
       {
         k: this.#k,
         maxPerIpGroupPerBucket: positive('maxPerIpGroupPerBucket', init.maxPerIpGroupPerBucket, 2),
@@ -293,7 +342,7 @@ class Node implements KademliaNode {
       () => this.#clock.now(),
     )
     this.#rpc = new Rpc(
-      this.id,
+      this.#id,
       this.#transport,
       this.#clock,
       this.#random,
@@ -324,12 +373,24 @@ class Node implements KademliaNode {
     )
   }
 
+  /** A copy: the node's own ID is shared with its table and RPC layer. */
+  get id(): Uint8Array {
+    return this.#id.slice()
+  }
+
   get started(): boolean {
     return this.#started
   }
 
   async start(): Promise<void> {
     if (this.#started) return
+    if (this.#stopped) {
+      // The transport was closed by stop(): a UDP socket cannot be rebound, so a restart would be deaf.
+      throw new KademliaError(
+        'X_KAD_STOPPED',
+        'a stopped node cannot start again (its transport is closed): create a new node; exportState() / importState() carry its table and records over',
+      )
+    }
     this.#started = true
     this.#stopController = new AbortController()
     this.#rpc.open()
@@ -342,6 +403,8 @@ class Node implements KademliaNode {
   async stop(): Promise<void> {
     if (!this.#started) return
     this.#started = false
+    this.#stopped = true
+    for (const w of [...this.#waiters]) w.reject(new KademliaError('X_KAD_STOPPED', 'node stopped'))
     this.#clock.clearTimeout(this.#timer)
     this.#timer = undefined
     this.#stopController.abort()
@@ -366,11 +429,12 @@ class Node implements KademliaNode {
         if (this.#seeds.length > 0) {
           this.#maint.bootstrapAttempts++
           try {
-            await this.bootstrap(this.#seeds, { signal: this.#stopController.signal })
+            await this.#bootstrap(this.#seeds, this.#stopController.signal)
             this.#backoff = this.#cfg.bootstrapBackoffMs
           } catch (err) {
             this.#maint.bootstrapFailures++
             if (!this.#started) return
+            this.#lastBootstrapError = err
             this.#logger.warn(
               { err, seeds: this.#seeds.length, retryInMs: this.#backoff },
               'bootstrap failed',
@@ -393,13 +457,13 @@ class Node implements KademliaNode {
 
   async #refresh(signal: AbortSignal): Promise<void> {
     this.#maint.refreshes++
-    await this.lookup(this.id, { signal })
+    await this.#lookup(this.#id, signal)
     const stale = this.table
       .staleBuckets(this.#cfg.bucketStaleMs)
       .slice(0, this.#cfg.maxBucketRefreshesPerTick)
     for (const index of stale) {
       if (signal.aborted) return
-      await this.lookup(randomIdInBucket(this.id, index, this.#random(ID_LENGTH_BYTES)), { signal })
+      await this.#lookup(randomIdInBucket(this.#id, index, this.#random(ID_LENGTH_BYTES)), signal)
       this.table.markRefreshed(index)
     }
   }
@@ -545,11 +609,65 @@ class Node implements KademliaNode {
   // ---- outbound ----
 
   async ping(address: string, options: OperationOptions = {}): Promise<Contact> {
+    const target = this.#parseAddress(address, 'address')
     this.#assertStarted()
-    const res = await this.#rpc.request(address, { type: MessageType.PING }, { signal: options.signal })
+    const [first] = await this.#addressesOf(target, options.signal)
+    const contact = await this.#ping(first!, options.signal)
+    return { id: contact.id.slice(), address: contact.address }
+  }
+
+  async #ping(address: string, signal: AbortSignal | undefined): Promise<Contact> {
+    const res = await this.#rpc.request(address, { type: MessageType.PING }, { signal })
     const contact = { id: res.senderId, address }
     this.#seen(contact)
     return contact
+  }
+
+  /** Reads an address given by a caller; a TypeError names `name` when it is malformed. */
+  #parseAddress(address: unknown, name: string): Seed {
+    if (this.#families !== undefined) return parsePeerAddress(address, name)
+    if (typeof address !== 'string' || address === '') {
+      throw new TypeError(`'${name}' must be a non-empty string`)
+    }
+    return { kind: 'opaque', address }
+  }
+
+  async #addressesOf(seed: Seed, signal: AbortSignal | undefined): Promise<string[]> {
+    if (seed.kind === 'opaque') return [seed.address]
+    return resolvePeerAddress(seed, this.#families!, this.#resolve, signal)
+  }
+
+  #setHealthy(healthy: boolean): void {
+    this.#healthy = healthy
+    if (healthy) for (const w of [...this.#waiters]) w.resolve()
+  }
+
+  ready(options: OperationOptions = {}): Promise<void> {
+    if (!this.#started) return Promise.reject(new KademliaError('X_KAD_NOT_STARTED', 'call start() first'))
+    if (this.#seeds.length === 0 || this.#healthy) return Promise.resolve()
+    const { signal } = options
+    const aborted = (): KademliaError =>
+      new KademliaError('X_KAD_ABORTED', 'ready() aborted before the node joined', {
+        cause: this.#lastBootstrapError,
+      })
+    if (signal?.aborted === true) return Promise.reject(aborted())
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = (): void => waiter.reject(aborted())
+      const waiter = {
+        resolve: (): void => {
+          this.#waiters.delete(waiter)
+          signal?.removeEventListener('abort', onAbort)
+          resolve()
+        },
+        reject: (err: Error): void => {
+          this.#waiters.delete(waiter)
+          signal?.removeEventListener('abort', onAbort)
+          reject(err)
+        },
+      }
+      this.#waiters.add(waiter)
+      signal?.addEventListener('abort', onAbort, { once: true })
+    })
   }
 
   #assertStarted(): void {
@@ -581,12 +699,19 @@ class Node implements KademliaNode {
   ): Promise<LookupResult> {
     assertId(target, 'target')
     this.#assertStarted()
-    return this.#runLookup(
+    const result = await this.#runLookup(
       target,
       { type: MessageType.FIND_NODE, target },
       options.signal,
       options.disjointPaths,
     )
+    // Contacts from our table share their ID arrays with every table of the process (interned); a
+    // caller writing into "its" result must not reach them.
+    return { ...result, closest: result.closest.map(copyResponder) }
+  }
+
+  #lookup(target: Uint8Array, signal: AbortSignal | undefined): Promise<LookupResult> {
+    return this.#runLookup(target, { type: MessageType.FIND_NODE, target }, signal)
   }
 
   async #runLookup(
@@ -605,7 +730,7 @@ class Node implements KademliaNode {
     try {
       const result = await iterativeLookup({
         target,
-        selfId: this.id,
+        selfId: this.#id,
         k: this.#k,
         alpha: this.#alpha,
         paths,
@@ -625,21 +750,52 @@ class Node implements KademliaNode {
   }
 
   async findNode(id: Uint8Array, options: OperationOptions = {}): Promise<Contact[]> {
-    const result = await this.lookup(id, options)
-    return result.closest.map((r) => r.contact)
+    assertId(id, 'id')
+    this.#assertStarted()
+    const result = await this.#lookup(id, options.signal)
+    return result.closest.map((r) => copyContact(r.contact))
   }
 
   async bootstrap(addresses: string[], options: OperationOptions = {}): Promise<void> {
-    this.#assertStarted()
     if (!Array.isArray(addresses)) throw new TypeError("'addresses' must be an array of strings")
-    const signal = options.signal
-    const answered = await Promise.allSettled(addresses.map((a) => this.ping(a, { signal })))
+    if (addresses.length === 0) throw new RangeError("'addresses' must not be empty")
+    const targets = addresses.map((a, i) => this.#parseAddress(a, `addresses[${i}]`))
+    this.#assertStarted()
+    try {
+      await this.#bootstrap(targets, options.signal)
+    } catch (err) {
+      this.#lastBootstrapError = err
+      throw err
+    }
+  }
+
+  async #bootstrap(targets: Seed[], signal: AbortSignal | undefined): Promise<void> {
+    const resolved = await Promise.allSettled(targets.map((t) => this.#addressesOf(t, signal)))
+    throwIfAborted(signal)
+    const addresses = new Set<string>()
+    const unresolved: unknown[] = []
+    for (const r of resolved) {
+      if (r.status === 'fulfilled') for (const a of r.value) addresses.add(a)
+      else unresolved.push(r.reason)
+    }
+    if (addresses.size === 0 && this.table.size === 0) {
+      const why = unresolved.slice(0, 3).map((e) => (e instanceof Error ? e.message : String(e)))
+      throw new KademliaError('X_KAD_UNRESOLVED', `no seed resolved to an address: ${why.join('; ')}`, {
+        cause: unresolved[0],
+      })
+    }
+    const answered = await Promise.allSettled([...addresses].map((a) => this.#ping(a, signal)))
     throwIfAborted(signal)
     const ok = answered.filter((r) => r.status === 'fulfilled').length
     if (ok === 0 && this.table.size === 0) {
-      throw new KademliaError('X_KAD_TIMEOUT', `no bootstrap node answered (${addresses.length} tried)`)
+      const note = unresolved.length > 0 ? `; ${unresolved.length} seed(s) did not resolve` : ''
+      throw new KademliaError(
+        'X_KAD_TIMEOUT',
+        `no bootstrap node answered (${addresses.size} address(es) tried${note})`,
+        unresolved.length > 0 ? { cause: unresolved[0] } : undefined,
+      )
     }
-    const self = await this.lookup(this.id, { signal })
+    const self = await this.#lookup(this.#id, signal)
     // Kademlia §2.3 join: refresh every bucket farther away than our closest neighbour.
     const nearest = self.closest[0]
     const upTo = nearest === undefined ? 0 : this.table.bucketIndex(nearest.contact.id)
@@ -648,10 +804,10 @@ class Node implements KademliaNode {
     for (let i = upTo - 1; i >= 0 && buckets.length < limit; i--) buckets.push(i)
     for (const i of buckets) {
       throwIfAborted(signal)
-      await this.lookup(randomIdInBucket(this.id, i, this.#random(ID_LENGTH_BYTES)), { signal })
+      await this.#lookup(randomIdInBucket(this.#id, i, this.#random(ID_LENGTH_BYTES)), signal)
       this.table.markRefreshed(i)
     }
-    this.#healthy = this.table.size > 0
+    this.#setHealthy(this.table.size > 0)
     if (!this.#healthy) throw new KademliaError('X_KAD_TIMEOUT', 'bootstrap found no contacts')
   }
 
@@ -749,7 +905,8 @@ class Node implements KademliaNode {
         pick = 0
       }
     }
-    const value = found[pick] ?? found[0]!
+    // A copy: the local record's bytes are the store's own.
+    const value = (found[pick] ?? found[0]!).slice()
     if (this.#cfg.cacheOnPath && bestTtl > 0) {
       // Kademlia §2.3: cache at the closest node observed that did not return the value, with a TTL
       // shortened because more copies exist nearer the key.
@@ -785,7 +942,7 @@ class Node implements KademliaNode {
   }
 
   exportState(): KademliaState {
-    return exportSnapshot(this.id, this.table, this.#records.values(), this.#clock.now())
+    return exportSnapshot(this.#id, this.table, this.#records.values(), this.#clock.now())
   }
 
   async importState(
@@ -807,7 +964,7 @@ class Node implements KademliaNode {
     }
     // Contacts from disk are hints, not trusted: each must answer a PING with the same ID first.
     let contacts = 0
-    const queue = snapshot.contacts.filter((c) => !idEquals(c.id, this.id))
+    const queue = snapshot.contacts.filter((c) => !idEquals(c.id, this.#id))
     const worker = async (): Promise<void> => {
       for (let c = queue.shift(); c !== undefined; c = queue.shift()) {
         if (options.signal?.aborted === true) return
@@ -826,9 +983,27 @@ class Node implements KademliaNode {
     }
     await Promise.all(Array.from({ length: 16 }, worker))
     throwIfAborted(options.signal)
-    if (contacts > 0) this.#healthy = true
+    if (contacts > 0) this.#setHealthy(true)
     return { contacts, records }
   }
+}
+
+function copyContact(c: Contact): Contact {
+  return { id: c.id.slice(), address: c.address }
+}
+
+function copyResponder(r: Responder): Responder {
+  return { ...r, contact: copyContact(r.contact), token: r.token?.slice() }
+}
+
+/** The IP families a transport declares, checked; undefined for opaque addresses. */
+function transportFamilies(transport: Transport): ReadonlySet<IpFamily> | undefined {
+  const families: unknown = transport.families
+  if (families === undefined) return undefined
+  if (!Array.isArray(families) || families.length === 0 || !families.every((f) => f === 4 || f === 6)) {
+    throw new TypeError("'components.transport.families' must be a non-empty array of 4 and 6")
+  }
+  return new Set(families as IpFamily[])
 }
 
 function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {

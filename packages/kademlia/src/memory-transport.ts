@@ -2,6 +2,7 @@
  * In-memory datagram network for tests and the simulator: every transport is a named endpoint; delivery
  * goes through the injected clock with configurable latency, jitter and loss (from an injected PRNG).
  */
+import { parsePeerAddress } from './resolve'
 import type { Clock, Transport } from './types'
 
 export interface MemoryNetworkInit {
@@ -14,6 +15,12 @@ export interface MemoryNetworkInit {
   loss?: number
   /** Uniform [0, 1) source. @default Math.random */
   random?: () => number
+  /**
+   * Endpoints are IP literals (`10.0.0.1:4000`, `[::1]:5`) and declare `families: [4, 6]`, so nodes treat
+   * them as they treat UDP: seed addresses are checked and host names resolved (with an injected resolver).
+   * @default false (endpoints are any names)
+   */
+  ip?: boolean
 }
 
 export interface MemoryNetwork {
@@ -43,11 +50,17 @@ export function createMemoryNetwork(init: MemoryNetworkInit): MemoryNetwork {
     stats,
     createTransport(address: string): MemoryTransport {
       if (endpoints.has(address)) throw new RangeError(`'address' ${address} is already in use`)
+      if (init.ip === true && !isIpEndpoint(address)) {
+        throw new RangeError(
+          `'address' must be a canonical IP literal with a port on this network: ${address}`,
+        )
+      }
       const self: Endpoint = { handler: undefined }
       endpoints.set(address, self)
       let closed = false
       return {
         address,
+        ...(init.ip === true ? { families: [4, 6] as const } : {}),
         send(bytes: Uint8Array, to: string): void {
           if (closed) return
           stats.sent++
@@ -78,5 +91,15 @@ export function createMemoryNetwork(init: MemoryNetworkInit): MemoryNetwork {
         },
       }
     },
+  }
+}
+
+/** Whether `address` is an IP literal with a port, written as a socket would report it. */
+function isIpEndpoint(address: string): boolean {
+  try {
+    const t = parsePeerAddress(address, 'address')
+    return t.kind === 'ip' && t.address === address
+  } catch {
+    return false
   }
 }

@@ -22,6 +22,12 @@ export interface Transport {
   onMessage(handler: (bytes: Uint8Array, from: string) => void): void
   /** Releases the transport. */
   close(): void | Promise<void>
+  /**
+   * IP families this transport sends to (the UDP transport: `[4]`, `[6]`, or `[4, 6]` dual stack). When
+   * set, addresses given to `bootstrap()` and `ping()` must be `host:port` / `[v6]:port`, and host names
+   * are resolved; when absent, addresses are opaque names (a memory network) passed through as given.
+   */
+  readonly families?: readonly (4 | 6)[]
 }
 
 /** `length` random bytes. */

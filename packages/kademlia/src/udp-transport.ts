@@ -3,6 +3,7 @@
  * before they reach the node; send errors (unreachable, bad address) are counted, never thrown.
  */
 import { createSocket, type Socket } from 'node:dgram'
+import { isIPv4 } from 'node:net'
 import { formatAddress, parseAddress } from './address'
 import { MAX_DATAGRAM_BYTES } from './codec'
 import { KademliaError } from './errors'
@@ -22,6 +23,8 @@ export interface UdpTransport extends Transport {
   /** The bound address as `host:port` / `[v6]:port`. */
   readonly address: string
   readonly port: number
+  /** `[4]` for an IPv4 socket, `[6]` for IPv6, `[4, 6]` for a dual-stack one. */
+  readonly families: readonly (4 | 6)[]
   readonly stats: { sendErrors: number; oversized: number; received: number; sent: number }
 }
 
@@ -41,19 +44,26 @@ export async function createUdpTransport(init: UdpTransportInit = {}): Promise<U
       resolve()
     })
   })
-  return new Udp(socket, host)
+  return new Udp(socket, host, ipv6 ? (init.dualStack === true ? [4, 6] : [6]) : [4])
 }
+
+const V4_MAPPED = '::ffff:'
 
 class Udp implements UdpTransport {
   readonly stats = { sendErrors: 0, oversized: 0, received: 0, sent: 0 }
   readonly #socket: Socket
   readonly #host: string
+  readonly families: readonly (4 | 6)[]
+  /** A dual-stack socket sends IPv4 as `::ffff:a.b.c.d` and hears IPv4 senders under that name too. */
+  readonly #mapsV4: boolean
   #handler: (bytes: Uint8Array, from: string) => void = () => {}
   #closed = false
 
-  constructor(socket: Socket, host: string) {
+  constructor(socket: Socket, host: string, families: readonly (4 | 6)[]) {
     this.#socket = socket
     this.#host = host
+    this.families = families
+    this.#mapsV4 = families.length === 2
     socket.on('error', () => {
       this.stats.sendErrors++
     })
@@ -64,10 +74,12 @@ class Udp implements UdpTransport {
         return
       }
       try {
-        this.#handler(
-          new Uint8Array(msg.buffer, msg.byteOffset, msg.length),
-          formatAddress(rinfo.address, rinfo.port),
-        )
+        // IPv4 peers of a dual-stack socket keep their IPv4 address, the one seeds and tables use.
+        const from =
+          this.#mapsV4 && rinfo.address.startsWith(V4_MAPPED) && isIPv4(rinfo.address.slice(V4_MAPPED.length))
+            ? rinfo.address.slice(V4_MAPPED.length)
+            : rinfo.address
+        this.#handler(new Uint8Array(msg.buffer, msg.byteOffset, msg.length), formatAddress(from, rinfo.port))
       } catch {
         // The node never throws from its handler; this guards a custom one.
       }
@@ -93,7 +105,8 @@ class Udp implements UdpTransport {
     }
     this.stats.sent++
     try {
-      this.#socket.send(bytes, p.port, p.host, (err) => {
+      const host = this.#mapsV4 && p.family === 4 ? V4_MAPPED + p.host : p.host
+      this.#socket.send(bytes, p.port, host, (err) => {
         if (err) this.stats.sendErrors++
       })
     } catch {

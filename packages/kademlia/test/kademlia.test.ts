@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { encodeMessage, MessageType, StoreStatus, decodeMessage } from '../src/codec'
 import { createKademlia, type KademliaNode } from '../src/kademlia'
-import { idEquals } from '../src/id'
+import { idEquals, toHex } from '../src/id'
 import { createMemoryNetwork, createTestNetwork, SeededRandom, VirtualClock } from '../src/testing'
 
 const text = new TextEncoder()
@@ -315,5 +315,197 @@ describe('createKademlia on the memory transport', () => {
     expect(() => make('y', { id: new Uint8Array(5) })).toThrow(/init.id/)
     const n = make('z')
     return expect(n.findNode(new Uint8Array(20))).rejects.toMatchObject({ code: 'X_KAD_NOT_STARTED' })
+  })
+})
+
+describe('seed addresses, readiness and lifecycle', () => {
+  /** A memory network with IP-style addresses (as UDP has them) and a resolver from a fixed table. */
+  function ipSetup(seed = 20, names: Record<string, string[]> = {}) {
+    const random = new SeededRandom(seed)
+    const clock = new VirtualClock()
+    const network = createMemoryNetwork({ clock, latencyMs: 10, random: () => random.next(), ip: true })
+    const asked: string[] = []
+    const resolve = (host: string) => {
+      asked.push(host)
+      const found = names[host]
+      if (found === undefined) {
+        return Promise.reject(Object.assign(new Error(`ENOTFOUND ${host}`), { code: 'ENOTFOUND' }))
+      }
+      return Promise.resolve(found)
+    }
+    const make = (address: string, init: Parameters<typeof createKademlia>[1] = {}) =>
+      createKademlia(
+        { transport: network.createTransport(address), clock, random: (n) => random.bytes(n), resolve },
+        { id: random.bytes(20), ...init },
+      )
+    return { clock, network, make, asked }
+  }
+
+  it('bootstrap() resolves host names through the injected resolver and joins', async () => {
+    const { clock, make, asked } = ipSetup(20, { 'seed.test': ['10.0.0.1'] })
+    const a = make('10.0.0.1:4000')
+    const b = make('10.0.0.2:4000')
+    await a.start()
+    await b.start()
+    await clock.runUntilSettled(b.bootstrap(['seed.test:4000']))
+    expect(asked).toEqual(['seed.test'])
+    expect(b.table.get(a.id)?.address).toBe('10.0.0.1:4000')
+    expect(a.table.has(b.id)).toBe(true)
+    for (const n of [a, b]) await n.stop()
+  })
+
+  it('seeds given as names in init.bootstrap are resolved on every attempt; ready() waits for the join', async () => {
+    const names: Record<string, string[]> = {}
+    const { clock, make, asked } = ipSetup(21, names)
+    const a = make('10.0.0.1:4000')
+    const b = make('10.0.0.2:4000', { bootstrap: ['seed.test:4000'] })
+    await b.start()
+    let ready = false
+    const waiting = b.ready().then(() => (ready = true))
+    await clock.advance(5_000)
+    // The name does not resolve yet: attempts fail fast and are retried, ready() keeps waiting.
+    expect(b.getStats().maintenance.bootstrapFailures).toBeGreaterThan(1)
+    expect(ready).toBe(false)
+    names['seed.test'] = ['10.0.0.1']
+    await a.start()
+    await clock.runUntilSettled(waiting)
+    expect(b.table.has(a.id)).toBe(true)
+    expect(asked.length).toBe(b.getStats().maintenance.bootstrapAttempts)
+    // Once joined, ready() answers at once.
+    await b.ready()
+    for (const n of [a, b]) await n.stop()
+  })
+
+  it('an unresolvable name is X_KAD_UNRESOLVED at once, not a timeout', async () => {
+    const { clock, make } = ipSetup(22)
+    const b = make('10.0.0.2:4000')
+    await b.start()
+    const before = clock.now()
+    await expect(clock.runUntilSettled(b.bootstrap(['nowhere.test:4000']))).rejects.toMatchObject({
+      code: 'X_KAD_UNRESOLVED',
+      message: expect.stringMatching(/nowhere\.test:4000/),
+      cause: { code: 'X_KAD_UNRESOLVED', cause: { code: 'ENOTFOUND' } },
+    })
+    expect(clock.now()).toBe(before)
+    await expect(clock.runUntilSettled(b.ping('nowhere.test:4000'))).rejects.toMatchObject({
+      code: 'X_KAD_UNRESOLVED',
+    })
+    await b.stop()
+  })
+
+  it('one seed that does not resolve does not stop the others', async () => {
+    const { clock, make } = ipSetup(23, { 'seed.test': ['10.0.0.1'] })
+    const a = make('10.0.0.1:4000')
+    const b = make('10.0.0.2:4000')
+    await a.start()
+    await b.start()
+    await clock.runUntilSettled(b.bootstrap(['nowhere.test:1', 'seed.test:4000']))
+    expect(b.table.has(a.id)).toBe(true)
+    for (const n of [a, b]) await n.stop()
+  })
+
+  it('malformed addresses are a TypeError, an empty list a RangeError, before anything is sent', async () => {
+    const { clock, make, network } = ipSetup(24)
+    const b = make('10.0.0.2:4000')
+    await b.start()
+    for (const bad of ['localhost', '10.0.0.1', '::1:4000', '[::1]', 'seed.test:0', 'a b:1']) {
+      await expect(b.bootstrap(['10.0.0.1:4000', bad])).rejects.toThrow(TypeError)
+      await expect(b.bootstrap([bad])).rejects.toThrow(/'addresses\[0\]'/)
+      await expect(b.ping(bad)).rejects.toThrow(TypeError)
+    }
+    await expect(b.bootstrap([])).rejects.toThrow(RangeError)
+    await expect(b.bootstrap('10.0.0.1:4000' as never)).rejects.toThrow(TypeError)
+    await clock.advance(10_000)
+    expect(network.stats.sent).toBe(0)
+    // Seeds in the options are checked when the node is created.
+    expect(() => make('10.0.0.3:4000', { bootstrap: ['localhost'] })).toThrow(/'init.bootstrap\[0\]'/)
+    expect(() => make('10.0.0.4:4000', { bootstrap: [42 as never] })).toThrow(TypeError)
+    await b.stop()
+  })
+
+  it('a memory network with IP addresses refuses endpoint names that are not IP literals', () => {
+    const { network } = ipSetup(25)
+    expect(() => network.createTransport('node-1')).toThrow(RangeError)
+    expect(network.createTransport('[::1]:5').families).toEqual([4, 6])
+  })
+
+  it('transports without IP addresses (memory names) still take any name', async () => {
+    const { clock, make } = setup(26)
+    const a = make('a')
+    const b = make('b', { bootstrap: ['a'] })
+    await a.start()
+    await b.start()
+    await clock.runUntilSettled(b.ready())
+    expect(b.table.has(a.id)).toBe(true)
+    await expect(b.bootstrap([])).rejects.toThrow(RangeError)
+    await expect(b.bootstrap([''])).rejects.toThrow(TypeError)
+    for (const n of [a, b]) await n.stop()
+  })
+
+  it('ready(): at once for a network of one; rejects before start, on abort (with the last error) and on stop', async () => {
+    const { clock, make } = ipSetup(27)
+    const alone = make('10.0.0.1:4000')
+    await expect(alone.ready()).rejects.toMatchObject({ code: 'X_KAD_NOT_STARTED' })
+    await alone.start()
+    await alone.ready()
+    const b = make('10.0.0.2:4000', { bootstrap: ['nowhere.test:4000'] })
+    await b.start()
+    const controller = new AbortController()
+    const aborted = b.ready({ signal: controller.signal })
+    await clock.advance(3_000)
+    controller.abort()
+    await expect(aborted).rejects.toMatchObject({
+      code: 'X_KAD_ABORTED',
+      cause: { code: 'X_KAD_UNRESOLVED' },
+    })
+    await expect(b.ready({ signal: AbortSignal.abort() })).rejects.toMatchObject({ code: 'X_KAD_ABORTED' })
+    const stopped = b.ready()
+    await b.stop()
+    await expect(stopped).rejects.toMatchObject({ code: 'X_KAD_STOPPED' })
+    await alone.stop()
+  })
+
+  it('start() after stop() rejects with X_KAD_STOPPED instead of leaving a deaf node', async () => {
+    const { make } = setup(28)
+    const a = make('a')
+    await a.start()
+    await a.stop()
+    await expect(a.start()).rejects.toMatchObject({ code: 'X_KAD_STOPPED' })
+    expect(a.started).toBe(false)
+  })
+
+  it('maxValueBytes above the wire limit is a RangeError, not a silent clamp', () => {
+    const { make } = setup(29)
+    expect(() => make('a', { maxValueBytes: 4097 })).toThrow(RangeError)
+    expect(() => make('b', { maxValueBytes: 4097 })).toThrow(/'maxValueBytes'.*4096/)
+    expect(() => make('c', { maxValueBytes: 4096 })).not.toThrow()
+  })
+
+  it('results are copies: writing into returned IDs, tokens and values changes no table or store', async () => {
+    const net = await createTestNetwork(30, { seed: 30 })
+    const tables = () => net.nodes.map((n) => [...n.table].map((e) => toHex(e.id)).sort())
+    const before = tables()
+    const node = net.nodes[5]!
+    const found = await net.clock.runUntilSettled(node.findNode(net.nodes[17]!.id))
+    const looked = await net.clock.runUntilSettled(node.lookup(net.nodes[23]!.id))
+    expect(found.length).toBeGreaterThan(0)
+    for (const c of found) c.id.fill(0xee)
+    for (const r of looked.closest) {
+      r.contact.id.fill(0xdd)
+      r.token?.fill(0)
+    }
+    const pinged = await net.clock.runUntilSettled(node.ping(net.addresses[9]!))
+    pinged.id.fill(0xcc)
+    expect(tables()).toEqual(before)
+    for (const n of net.nodes) for (const e of n.table) expect(n.table.get(e.id)).toBe(e)
+    const id = node.id
+    id.fill(0)
+    expect(node.id).not.toEqual(id)
+    const key = new Uint8Array(20).fill(4)
+    await net.clock.runUntilSettled(node.put(key, text.encode('mine')))
+    const got = (await net.clock.runUntilSettled(node.get(key)))!
+    got.fill(0)
+    expect(await net.clock.runUntilSettled(node.get(key))).toEqual(text.encode('mine'))
+    await net.stop()
   })
 })

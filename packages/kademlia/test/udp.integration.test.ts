@@ -55,6 +55,28 @@ describe('UDP on loopback', () => {
     expect(foundValues).toBe(50)
   })
 
+  it("bootstrap(['localhost:<port>']) joins through the system resolver", async () => {
+    const a = await udpNode()
+    const b = await udpNode()
+    await b.node.bootstrap([`localhost:${a.transport.port}`])
+    expect(b.node.table.get(a.node.id)?.address).toBe(a.address)
+    expect(a.node.table.has(b.node.id)).toBe(true)
+  })
+
+  it('a node whose configured seed is a host name joins by itself; ready() resolves', async () => {
+    const a = await udpNode()
+    const b = await udpNode('127.0.0.1', { bootstrap: [`localhost:${a.transport.port}`] })
+    await b.node.ready({ signal: AbortSignal.timeout(10_000) })
+    expect(b.node.table.has(a.node.id)).toBe(true)
+  })
+
+  it('a name that does not resolve fails with X_KAD_UNRESOLVED, not a timeout', async () => {
+    const b = await udpNode()
+    // RFC 6761: .invalid never resolves.
+    await expect(b.node.bootstrap(['seed.invalid:6091'])).rejects.toMatchObject({ code: 'X_KAD_UNRESOLVED' })
+    await expect(b.node.bootstrap(['localhost'])).rejects.toThrow(TypeError)
+  })
+
   it.skipIf(!hasIpv6Loopback)('works over IPv6', async () => {
     const a = await udpNode('::1')
     const b = await udpNode('::1')
@@ -63,6 +85,31 @@ describe('UDP on loopback', () => {
     expect(a.node.table.size).toBe(1)
     expect((await b.node.findNode(a.node.id))[0]!.address).toBe(a.address)
   })
+
+  it.skipIf(!hasIpv6Loopback)(
+    'an IPv6 seed written in full joins (answers come from the short form)',
+    async () => {
+      const a = await udpNode('::1')
+      const b = await udpNode('::1')
+      await b.node.bootstrap([`[0:0:0:0:0:0:0:1]:${a.transport.port}`])
+      expect(b.node.table.get(a.node.id)?.address).toBe(a.address)
+    },
+  )
+
+  it.skipIf(!hasIpv6Loopback)(
+    'a dual-stack node reaches IPv4 seeds and sees IPv4 peers as IPv4',
+    async () => {
+      const v4 = await udpNode('127.0.0.1')
+      const transport = await createUdpTransport({ host: '::', port: 0, dualStack: true })
+      const dual = createKademlia({ transport }, { requestTimeoutMs: 500 })
+      await dual.start()
+      started.push(dual)
+      await dual.bootstrap([v4.address])
+      expect(dual.table.get(v4.node.id)?.address).toBe(v4.address)
+      await v4.node.bootstrap([`127.0.0.1:${transport.port}`])
+      expect(v4.node.table.has(dual.id)).toBe(true)
+    },
+  )
 
   it('a live node survives a flood of random datagrams and keeps answering', async () => {
     const a = await udpNode()
