@@ -5,7 +5,7 @@
  * inline, one per macrotask, with the same API.
  */
 import { PqcError } from './errors'
-import { Identity } from './identity'
+import { Identity, identitySeed } from './identity'
 import { mlDsaVerify } from './ml-dsa'
 import { assertBytes } from './bytes'
 import { randomBytes } from './kdf'
@@ -281,7 +281,7 @@ export function createPqcWorkerPool(
 
   return {
     async sign(identity, message, context) {
-      const seed = identity instanceof Identity ? identity.seed : identity
+      const seed = identity instanceof Identity ? identitySeed(identity) : identity
       assertBytes(seed, 'identity', 32)
       assertBytes(message, 'message')
       checkContext(context)
