@@ -255,9 +255,13 @@ export function createPqcWorkerPool(
   const wantBackend = init.backend ?? 'auto'
   const wt = nodeWorkerThreads()
   const nobleUrl = wt === undefined ? undefined : resolveNobleUrl()
-  const nativeAvailable = wt !== undefined && wantBackend !== 'noble' && hasNodeMlDsa()
+  // Native when asked for, when the main thread runs native, or when noble cannot reach the workers; the probe
+  // (two key generations) runs only then.
   const native =
-    nativeAvailable && (wantBackend === 'native' || activeBackend().name === 'node' || nobleUrl === undefined)
+    wt !== undefined &&
+    wantBackend !== 'noble' &&
+    (wantBackend === 'native' || activeBackend().name === 'node' || nobleUrl === undefined) &&
+    hasNodeMlDsa()
   const mode: 'worker_threads' | 'inline' =
     wt !== undefined && (native || nobleUrl !== undefined) ? 'worker_threads' : 'inline'
   if (wt !== undefined && mode === 'inline') {
