@@ -1,7 +1,7 @@
+import { createHash } from 'node:crypto'
 import fc from 'fast-check'
-import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js'
 import { describe, expect, it } from 'vitest'
-import { Identity } from '@x/pqc'
+import { Identity, mlDsa44Keygen, mlDsa44Sign } from '@x/pqc'
 import {
   CERT_CONTEXT,
   MAX_RECORD_BYTES,
@@ -55,7 +55,7 @@ function signedBy(secretKey: Uint8Array, publicKey: Uint8Array, b: RecordBody, f
   const out = new Uint8Array(RECORD_HEADER_BYTES + json.length)
   out[0] = RECORD_FORMAT
   out.set(fp, 1)
-  out.set(ml_dsa44.sign(json, secretKey, { context: RECORD_CONTEXT }), 9)
+  out.set(mlDsa44Sign(secretKey, json, RECORD_CONTEXT), 9)
   out.set(json, RECORD_HEADER_BYTES)
   return out
 }
@@ -77,6 +77,10 @@ describe('ML-DSA-44 signed DHT records', () => {
 
   it('the record key is stable for an identity (survives restarts) and certified for that identity only', () => {
     expect(new RecordSigner(alice).publicKey).toEqual(signer.publicKey)
+    // The key this module derived itself (HKDF over the identity seed + noble) before @x/pqc's subkeys took over.
+    expect(createHash('sha256').update(signer.publicKey).digest('hex')).toBe(
+      '58c935310443829ddf18310153f18112292f69cd00fddf3f57fa1c23192557b7',
+    )
     expect(mallorySigner.publicKey).not.toEqual(signer.publicKey)
     expect(verifyCertificate(mallory.publicKey, signer.publicKey, signer.certificate)).toBe(false)
     expect(verifyCertificate(alice.publicKey, mallorySigner.publicKey, mallorySigner.certificate)).toBe(false)
@@ -136,7 +140,7 @@ describe('ML-DSA-44 signed DHT records', () => {
     expect(accepted(key1, relabelled)).toBe(false)
     // A fresh ML-DSA-44 key nobody certified: no certificate from Alice verifies for it, and its record does not
     // check against Alice's certified key, even when it copies Alice's key fingerprint.
-    const rogue = ml_dsa44.keygen(new Uint8Array(32).fill(9))
+    const rogue = mlDsa44Keygen(new Uint8Array(32).fill(9))
     expect(verifyCertificate(alice.publicKey, rogue.publicKey, signer.certificate)).toBe(false)
     expect(accepted(key1, signedBy(rogue.secretKey, rogue.publicKey, body()), rogue.publicKey)).toBe(true)
     expect(accepted(key1, signedBy(rogue.secretKey, rogue.publicKey, body()))).toBe(false)

@@ -51,10 +51,14 @@ export function verify(
   return mlDsaVerify(publicKey, message, signature, context)
 }
 
-/** An ML-DSA-87 identity. Holds the secret seed: never log it. */
+let seedOf: (identity: Identity) => Uint8Array
+
+/**
+ * An ML-DSA-87 identity. Holds its 32-byte secret seed ξ in a private field: the only way out is
+ * {@link exportIdentitySeed}, for key files.
+ */
 export class Identity {
-  /** 32-byte secret seed ξ; the only secret that needs storing. */
-  readonly seed: Uint8Array
+  readonly #seed: Uint8Array
   /** 2592-byte ML-DSA-87 public key. */
   readonly publicKey: Uint8Array
   /** 20-byte ID. */
@@ -63,8 +67,14 @@ export class Identity {
   readonly idString: string
   #secretKey: Uint8Array | undefined
 
+  static {
+    // The package's own modules (static KEM keys, subkeys, key files, the worker pool) read the seed through
+    // `identitySeed`; nothing outside the package can.
+    seedOf = (identity) => identity.#seed
+  }
+
   private constructor(seed: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array | undefined) {
-    this.seed = seed
+    this.#seed = seed
     this.publicKey = publicKey
     this.#secretKey = secretKey
     this.id = idFromPublicKey(publicKey)
@@ -92,13 +102,13 @@ export class Identity {
 
   /** Hedged ML-DSA-87 signature of `message` under FIPS 204 `context` (≤ 255 bytes). */
   sign(message: Uint8Array, context?: Uint8Array): Uint8Array {
-    this.#secretKey ??= mlDsaKeygen(this.seed).secretKey
+    this.#secretKey ??= mlDsaKeygen(this.#seed).secretKey
     return mlDsaSign(this.#secretKey, message, context)
   }
 
   /** Deterministic signature (FIPS 204 with rnd = 0³²): same inputs, same bytes; for tests and KATs. */
   signDeterministic(message: Uint8Array, context?: Uint8Array): Uint8Array {
-    this.#secretKey ??= mlDsaKeygen(this.seed).secretKey
+    this.#secretKey ??= mlDsaKeygen(this.#seed).secretKey
     return mlDsaSign(this.#secretKey, message, context, { rnd: new Uint8Array(32) })
   }
 
@@ -111,4 +121,21 @@ export class Identity {
   toJSON(): { id: string } {
     return { id: this.idString }
   }
+}
+
+/** @internal The identity's live seed array (not a copy), for this package's own derivations. */
+export function identitySeed(identity: Identity): Uint8Array {
+  if (!(identity instanceof Identity)) throw new TypeError('"identity" must be an Identity')
+  return seedOf(identity)
+}
+
+/**
+ * A copy of the identity's 32-byte secret seed ξ, **for key files only**: it is the whole secret, from which
+ * the ML-DSA-87 key, the static KEM key and every signing subkey are derived. `encodeKeyFile` and
+ * `writeKeyFile` already store it encrypted; call this only to write another encrypted store, never to log,
+ * send or derive keys of your own (use {@link deriveSigningSubkey} for that). Wipe the copy after use
+ * (`seed.fill(0)`); `Identity.generate(seed)` restores the identity.
+ */
+export function exportIdentitySeed(identity: Identity): Uint8Array {
+  return identitySeed(identity).slice()
 }

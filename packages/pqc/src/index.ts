@@ -1,6 +1,7 @@
 /**
- * Post-quantum building blocks for a P2P node: ML-DSA-87 identities, ML-KEM-1024 and a hybrid
- * ML-KEM-1024 + X25519 KEM, sealed boxes, AEAD, and pluggable backends (pure JS, Node's OpenSSL, liboqs WASM).
+ * Post-quantum building blocks for a P2P node: ML-DSA-87 identities and their ML-DSA-44 signing subkeys,
+ * ML-KEM-1024 and a hybrid ML-KEM-1024 + X25519 KEM, sealed boxes, AEAD, and pluggable backends (pure JS,
+ * Node's OpenSSL, liboqs WASM).
  *
  * @example
  * ```ts
@@ -22,6 +23,7 @@
 export { PqcError, isPqcError, type PqcErrorCode } from './errors'
 export {
   Identity,
+  exportIdentitySeed,
   verify,
   idFromPublicKey,
   formatId,
@@ -32,7 +34,29 @@ export {
 } from './identity'
 export * from './hybrid-kem'
 export * from './ml-kem'
-export * from './ml-dsa'
+export {
+  mlDsaKeygen,
+  mlDsaSign,
+  mlDsaVerify,
+  ML_DSA_87_PUBLIC_KEY_BYTES,
+  ML_DSA_87_SECRET_KEY_BYTES,
+  ML_DSA_87_SIGNATURE_BYTES,
+  ML_DSA_87_SEED_BYTES,
+  ML_DSA_MAX_CONTEXT_BYTES,
+  type SignOptions,
+} from './ml-dsa'
+export * from './ml-dsa-44'
+export {
+  deriveSigningSubkey,
+  verifySubkeyCertificate,
+  verifySubkeySignature,
+  SigningSubkey,
+  SUBKEY_PUBLIC_KEY_BYTES,
+  SUBKEY_SIGNATURE_BYTES,
+  SUBKEY_CERTIFICATE_BYTES,
+  MAX_SUBKEY_LABEL_BYTES,
+  type SigningSubkeyOptions,
+} from './subkey'
 export * from './aead'
 export { hkdfSha256, sha3_256, sha256, randomBytes, HKDF_SHA256_MAX_BYTES } from './kdf'
 export * from './sealed-box'

@@ -22,7 +22,7 @@ import { scryptAsync } from '@noble/hashes/scrypt.js'
 import { AEAD_TAG_BYTES, aeadOpen, aeadSeal } from './aead'
 import { concatBytes, equalBytes, wipe } from './bytes'
 import { PqcError } from './errors'
-import { IDENTITY_SEED_BYTES, Identity } from './identity'
+import { IDENTITY_SEED_BYTES, Identity, exportIdentitySeed } from './identity'
 import { randomBytes, sha256 } from './kdf'
 import { nodeCrypto } from './runtime'
 import {
@@ -142,7 +142,9 @@ export async function encodeKeyFile(
 ): Promise<Uint8Array> {
   if (!(keys?.identity instanceof Identity)) throw new TypeError('"keys.identity" must be an Identity')
   const staticKeys = keys.staticKeys ?? defaultStaticKeys(keys.identity)
-  const body = concatBytes(keys.identity.seed, staticKeys.seed)
+  const identitySeed = exportIdentitySeed(keys.identity)
+  const body = concatBytes(identitySeed, staticKeys.seed)
+  wipe(identitySeed)
   const header = new Uint8Array(HEADER_BYTES)
   header.set(KEYFILE_MAGIC, 0)
   header[4] = KEYFILE_VERSION

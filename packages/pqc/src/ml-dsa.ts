@@ -17,7 +17,8 @@ export const ML_DSA_MAX_CONTEXT_BYTES = 255
 
 const EMPTY = new Uint8Array(0)
 
-function checkContext(context: Uint8Array | undefined): Uint8Array {
+/** @internal The FIPS 204 context, checked as a programmer's argument (≤ 255 bytes); empty when omitted. */
+export function checkContext(context: Uint8Array | undefined): Uint8Array {
   if (context === undefined) return EMPTY
   assertBytes(context, 'context')
   if (context.length > ML_DSA_MAX_CONTEXT_BYTES) {

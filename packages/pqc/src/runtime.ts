@@ -6,6 +6,7 @@ import type * as NodeCrypto from 'node:crypto'
 import type * as NodeWorkerThreads from 'node:worker_threads'
 import type * as NodeModule from 'node:module'
 import type * as NodeUrl from 'node:url'
+import type * as NodeOs from 'node:os'
 
 interface ProcessLike {
   getBuiltinModule?: (id: string) => unknown
@@ -40,6 +41,16 @@ export function nodeModule(): typeof NodeModule | undefined {
 /** `node:url`, or undefined outside Node. */
 export function nodeUrl(): typeof NodeUrl | undefined {
   return nodeProcess()?.getBuiltinModule?.('node:url') as typeof NodeUrl | undefined
+}
+
+/**
+ * How many threads can run at once: `os.availableParallelism()` on Node (it honours CPU affinity and cgroup
+ * limits), `navigator.hardwareConcurrency` elsewhere, undefined when neither says. Node 20 has no `navigator`.
+ */
+export function availableParallelism(): number | undefined {
+  const os = nodeProcess()?.getBuiltinModule?.('node:os') as typeof NodeOs | undefined
+  const n = os?.availableParallelism?.() ?? globalThis.navigator?.hardwareConcurrency
+  return typeof n === 'number' && Number.isInteger(n) && n > 0 ? n : undefined
 }
 
 /** The Node version string (`"20.20.2"`), or undefined. */

@@ -96,6 +96,16 @@ describe('backend selection', () => {
     }
     expect(() => selfTest(broken)).toThrow(/self-test/)
     expect(() => selfTest({ ...nobleBackend, mlDsaVerify: () => true })).toThrow(/self-test/)
+    expect(() => selfTest({ ...nobleBackend, mlDsa44Verify: () => true })).toThrow(/ML-DSA-44/)
+    // Consistent with itself and with noble's verify, but not the FIPS 204 key: only the known answer catches it.
+    const shifted = (seed: Uint8Array) => nobleBackend.mlDsa44Keygen(seed.map((x) => x ^ 1))
+    expect(() =>
+      selfTest({
+        ...nobleBackend,
+        mlDsa44Keygen: (seed) =>
+          seed.every((x, i) => x === 255 - i) ? nobleBackend.mlDsa44Keygen(seed) : shifted(seed),
+      }),
+    ).toThrow(/ML-DSA-44 known answer/)
     for (const b of backends) expect(() => selfTest(b)).not.toThrow()
   })
 })
@@ -114,6 +124,21 @@ describe('cross-backend equality', () => {
       for (const y of backends) {
         _useBackendForTesting(y)
         expect(hybridDecapsulate(x.enc.cipherText, x.kp.secretKey)).toEqual(x.enc.sharedSecret)
+      }
+    }
+  })
+
+  it('ML-DSA-44 keys from one seed are equal; signatures made on one backend verify on every other', () => {
+    const seed = new Uint8Array(32).fill(44)
+    const msg = new TextEncoder().encode('cross-44')
+    const ctx = new TextEncoder().encode('ctx')
+    for (const a of backends) {
+      const kp = a.mlDsa44Keygen(seed)
+      const sig = a.mlDsa44Sign(kp.secretKey, msg, ctx)
+      for (const b of backends) {
+        expect(b.mlDsa44Keygen(seed)).toEqual(kp)
+        expect(b.mlDsa44Verify(kp.publicKey, msg, sig, ctx)).toBe(true)
+        expect(b.mlDsa44Verify(kp.publicKey, msg, sig, new Uint8Array(0))).toBe(false)
       }
     }
   })

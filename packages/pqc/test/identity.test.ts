@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest'
 import fc from 'fast-check'
 import { createHash } from 'node:crypto'
-import { formatId, getStatus, Identity, idFromPublicKey, parseId, verify } from '../src/index'
+import {
+  exportIdentitySeed,
+  formatId,
+  getStatus,
+  Identity,
+  idFromPublicKey,
+  parseId,
+  verify,
+} from '../src/index'
 
 const enc = new TextEncoder()
 
@@ -60,6 +68,20 @@ describe('Identity', () => {
     const before = getStatus().keyPairs
     const keep = Identity.generate()
     expect(getStatus().keyPairs).toBe(before + 1)
-    expect(keep.seed.length).toBe(32)
+    expect(keep.publicKey.length).toBe(2592)
+  })
+
+  it('keeps its seed private: not a property, not in JSON; exportIdentitySeed gives a copy that restores it', () => {
+    const seed = new Uint8Array(32).fill(11)
+    const a = Identity.generate(seed)
+    expect(Object.keys(a)).not.toContain('seed')
+    expect((a as unknown as { seed?: unknown }).seed).toBeUndefined()
+    expect(JSON.stringify(a)).not.toContain(Buffer.from(seed).toString('hex'))
+    const exported = exportIdentitySeed(a)
+    expect(exported).toEqual(seed)
+    exported.fill(0) // wiping the copy leaves the identity whole
+    expect(Identity.generate(exportIdentitySeed(a)).publicKey).toEqual(a.publicKey)
+    expect(a.verify(enc.encode('m'), a.sign(enc.encode('m')))).toBe(true)
+    expect(() => exportIdentitySeed({} as Identity)).toThrow(TypeError)
   })
 })

@@ -1,18 +1,25 @@
 import { createHash } from 'node:crypto'
-import { ml_dsa44 } from '@noble/post-quantum/ml-dsa.js'
-import { hkdfSha256, type Identity, verify as mlDsaVerify } from '@x/pqc'
+import {
+  deriveSigningSubkey,
+  type Identity,
+  type SigningSubkey,
+  SUBKEY_PUBLIC_KEY_BYTES,
+  SUBKEY_SIGNATURE_BYTES,
+  verifySubkeyCertificate,
+  verifySubkeySignature,
+} from '@x/pqc'
 
 /**
  * Signed DHT records of the node ("peer P is on node N at address A", topic memberships, "node N is at A").
  *
  * Every record is signed with a post-quantum key. An ML-DSA-87 signature (4627 bytes) does not fit
- * `@x/kademlia`'s 4096-byte value bound, so each node derives an ML-DSA-44 record key (FIPS 204, NIST category 2:
- * 1312-byte public key, 2420-byte signature) from its identity seed and certifies it once with its ML-DSA-87
- * identity: `cert = ML-DSA-87.sign(identity, recordPub, ctx = "x-node/record-key/v2")`. A validator accepts a
- * record only when it holds a verified certificate binding `recordPub` to node ID `n` (learnt over an
- * authenticated `/p2p-node` link, where the node ID is proven by the ML-DSA-87 handshake). The record key is
- * derived from the identity seed (HKDF-SHA-256, label `x-node/record-key/ml-dsa-44/v2`), so it survives restarts
- * with the identity.
+ * `@x/kademlia`'s 4096-byte value bound, so each node signs records with its `@x/pqc` signing subkey for label
+ * `RECORD_KEY_LABEL`: an ML-DSA-44 key (FIPS 204, NIST category 2: 1312-byte public key, 2420-byte signature)
+ * derived from its identity and certified once by its ML-DSA-87 identity (`deriveSigningSubkey`; the certificate's
+ * context is `CERT_CONTEXT`). A validator accepts a record only when it holds a verified certificate binding
+ * `recordPub` to node ID `n` (learnt over an authenticated `/p2p-node` link, where the node ID is proven by the
+ * ML-DSA-87 handshake). The subkey is derived deterministically from the identity, so it survives restarts with
+ * the identity, and is the same key this module derived itself before the derivation moved into `@x/pqc`.
  *
  * Stored form (binary, so the signature is not inflated by base64):
  *
@@ -27,12 +34,14 @@ import { hkdfSha256, type Identity, verify as mlDsaVerify } from '@x/pqc'
 export const RECORD_VERSION = 1
 /** Stored-form version byte (1 was the Ed25519 JSON form). */
 export const RECORD_FORMAT = 2
-/** FIPS 204 context of the ML-DSA-87 certificate over the record key. */
-export const CERT_CONTEXT = new TextEncoder().encode('x-node/record-key/v2')
+/** `@x/pqc` subkey label of the record key. */
+export const RECORD_KEY_LABEL = 'x-node/record-key'
+/** FIPS 204 context of the ML-DSA-87 certificate over the record key (`@x/pqc` uses label + "/v2"). */
+export const CERT_CONTEXT = new TextEncoder().encode(`${RECORD_KEY_LABEL}/v2`)
 /** FIPS 204 context of record signatures (domain separation from every other use of the key). */
 export const RECORD_CONTEXT = new TextEncoder().encode('x-node/dht-record/v2')
-export const RECORD_PUBLIC_KEY_BYTES = 1312
-export const RECORD_SIGNATURE_BYTES = 2420
+export const RECORD_PUBLIC_KEY_BYTES = SUBKEY_PUBLIC_KEY_BYTES
+export const RECORD_SIGNATURE_BYTES = SUBKEY_SIGNATURE_BYTES
 export const FINGERPRINT_BYTES = 8
 export const RECORD_HEADER_BYTES = 1 + FINGERPRINT_BYTES + RECORD_SIGNATURE_BYTES
 export const MAX_RECORD_BYTES = 4096
@@ -108,22 +117,14 @@ export function fingerprint(recordPublicKey: Uint8Array): Uint8Array {
 export class RecordSigner {
   readonly publicKey: Uint8Array
   readonly certificate: Uint8Array
-  readonly #secretKey: Uint8Array
+  readonly #subkey: SigningSubkey
   readonly #fingerprint: Uint8Array
 
   constructor(identity: Identity) {
-    const seed = hkdfSha256(
-      identity.seed,
-      new Uint8Array(0),
-      enc.encode('x-node/record-key/ml-dsa-44/v2'),
-      32,
-    )
-    const keys = ml_dsa44.keygen(seed)
-    seed.fill(0)
-    this.publicKey = keys.publicKey
-    this.#secretKey = keys.secretKey
+    this.#subkey = deriveSigningSubkey(identity, { label: RECORD_KEY_LABEL })
+    this.publicKey = this.#subkey.publicKey
+    this.certificate = this.#subkey.certificate
     this.#fingerprint = fingerprint(this.publicKey)
-    this.certificate = identity.sign(this.publicKey, CERT_CONTEXT)
   }
 
   /** The stored form of `body`, signed. Throws `RangeError` when it would exceed `MAX_RECORD_BYTES`. */
@@ -132,7 +133,7 @@ export class RecordSigner {
     if (RECORD_HEADER_BYTES + bytes.length > MAX_RECORD_BYTES) {
       throw new RangeError(`record of ${RECORD_HEADER_BYTES + bytes.length} bytes exceeds the DHT bound`)
     }
-    const signature = ml_dsa44.sign(bytes, this.#secretKey, { context: RECORD_CONTEXT })
+    const signature = this.#subkey.sign(bytes, RECORD_CONTEXT)
     const out = new Uint8Array(RECORD_HEADER_BYTES + bytes.length)
     out[0] = RECORD_FORMAT
     out.set(this.#fingerprint, 1)
@@ -148,14 +149,7 @@ export function verifyCertificate(
   recordPub: Uint8Array,
   certificate: Uint8Array,
 ): boolean {
-  try {
-    return (
-      recordPub.length === RECORD_PUBLIC_KEY_BYTES &&
-      mlDsaVerify(mlDsaPublicKey, recordPub, certificate, CERT_CONTEXT)
-    )
-  } catch {
-    return false
-  }
+  return verifySubkeyCertificate(mlDsaPublicKey, recordPub, certificate, RECORD_KEY_LABEL)
 }
 
 const HEX40 = /^[0-9a-f]{40}$/
@@ -214,9 +208,5 @@ export function checkRecord(
   const expected = recordKey(record.t, record.k, record.i ?? 0)
   if (Buffer.compare(Buffer.from(expected), Buffer.from(key)) !== 0) return false
   if (Buffer.compare(Buffer.from(record.f), Buffer.from(fingerprint(recordPub))) !== 0) return false
-  try {
-    return ml_dsa44.verify(record.s, canonical(record), recordPub, { context: RECORD_CONTEXT })
-  } catch {
-    return false
-  }
+  return verifySubkeySignature(recordPub, canonical(record), record.s, RECORD_CONTEXT)
 }

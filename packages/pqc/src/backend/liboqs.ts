@@ -1,8 +1,8 @@
 /**
  * Optional WASM backend: `@oqs/liboqs-js` (liboqs compiled to WebAssembly; its C code claims constant time).
  * Its JS API has no seeded key generation and no FIPS 204 context string, so this backend does ML-KEM
- * encapsulation/decapsulation and context-free ML-DSA signing/verification in WASM, and hands seeded key
- * generation and context-bearing signatures to noble (same bytes by construction).
+ * encapsulation/decapsulation and context-free ML-DSA-87 / ML-DSA-44 signing/verification in WASM, and hands
+ * seeded key generation and context-bearing signatures to noble (same bytes by construction).
  */
 import { nobleBackend } from './noble'
 import type { PqcBackend } from './types'
@@ -18,6 +18,8 @@ interface OqsSig {
 interface OqsModule {
   createMLKEM1024(): Promise<OqsKem>
   createMLDSA87(): Promise<OqsSig>
+  /** Absent from older liboqs-js releases: ML-DSA-44 then runs on noble entirely. */
+  createMLDSA44?(): Promise<OqsSig>
 }
 
 /** Package name in a variable so that bundlers do not try to resolve the optional dependency. */
@@ -36,6 +38,7 @@ export async function loadLiboqsBackend(specifier: string = LIBOQS_PACKAGE): Pro
   }
   const kem = await mod.createMLKEM1024()
   const sig = await mod.createMLDSA87()
+  const sig44 = typeof mod.createMLDSA44 === 'function' ? await mod.createMLDSA44() : undefined
   return {
     name: 'liboqs',
     description: 'liboqs (WebAssembly, @oqs/liboqs-js)',
@@ -59,6 +62,21 @@ export async function loadLiboqsBackend(specifier: string = LIBOQS_PACKAGE): Pro
       if (context.length !== 0) return nobleBackend.mlDsaVerify(publicKey, message, signature, context)
       try {
         return sig.verify(message, signature, publicKey)
+      } catch {
+        return false
+      }
+    },
+    mlDsa44Keygen: (seed) => nobleBackend.mlDsa44Keygen(seed),
+    mlDsa44Sign: (secretKey, message, context) =>
+      context.length === 0 && sig44 !== undefined
+        ? sig44.sign(message, secretKey)
+        : nobleBackend.mlDsa44Sign(secretKey, message, context),
+    mlDsa44Verify: (publicKey, message, signature, context) => {
+      if (context.length !== 0 || sig44 === undefined) {
+        return nobleBackend.mlDsa44Verify(publicKey, message, signature, context)
+      }
+      try {
+        return sig44.verify(message, signature, publicKey)
       } catch {
         return false
       }

@@ -10,7 +10,7 @@
  * Both paths compute the same FIPS 203 function (checked by the tests on every input of the vector files).
  */
 import { type KEMPrepared, ml_kem1024 } from '@noble/post-quantum/ml-kem.js'
-import { ml_dsa87 } from '@noble/post-quantum/ml-dsa.js'
+import { ml_dsa44, ml_dsa87 } from '@noble/post-quantum/ml-dsa.js'
 import type { PqcBackend } from './types'
 
 type Prepared = KEMPrepared
@@ -61,6 +61,16 @@ export const nobleBackend: PqcBackend = {
   mlDsaVerify: (publicKey, message, signature, context) => {
     try {
       return ml_dsa87.verify(signature, message, publicKey, { context })
+    } catch {
+      return false
+    }
+  },
+  mlDsa44Keygen: (seed32) => ml_dsa44.keygen(seed32),
+  mlDsa44Sign: (secretKey, message, context, rnd) =>
+    ml_dsa44.sign(message, secretKey, rnd === undefined ? { context } : { context, extraEntropy: rnd }),
+  mlDsa44Verify: (publicKey, message, signature, context) => {
+    try {
+      return ml_dsa44.verify(signature, message, publicKey, { context })
     } catch {
       return false
     }

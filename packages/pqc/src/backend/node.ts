@@ -1,5 +1,6 @@
 /**
- * Native backend: Node's `node:crypto` ML-KEM-1024 / ML-DSA-87 (Node >= 24.7 built with OpenSSL >= 3.5).
+ * Native backend: Node's `node:crypto` ML-KEM-1024 / ML-DSA-87 / ML-DSA-44 (Node >= 24.7 built with
+ * OpenSSL >= 3.5).
  * Keys travel as FIPS byte encodings; OpenSSL key objects are cached per key array (WeakMap), so repeated use
  * of one key costs one import. Seeds go in through the `raw-seed` format; expanded secret keys through a
  * PKCS#8 `expandedKey` wrapper (draft-ietf-lamps-kyber-certificates / dilithium-certificates).
@@ -18,8 +19,12 @@ interface NodeKem {
 
 const OID_ML_KEM_1024 = '608648016503040403' // 2.16.840.1.101.3.4.4.3
 const OID_ML_DSA_87 = '608648016503040313' // 2.16.840.1.101.3.4.3.19
+const OID_ML_DSA_44 = '608648016503040311' // 2.16.840.1.101.3.4.3.17
 const ML_KEM_1024_DK_BYTES = 3168
 const ML_DSA_87_SK_BYTES = 4896
+const ML_DSA_44_SK_BYTES = 2560
+
+type KeyType = 'ml-kem-1024' | 'ml-dsa-87' | 'ml-dsa-44'
 
 function derLen(n: number): number[] {
   if (n < 0x80) return [n]
@@ -68,32 +73,34 @@ export function createNodeBackend(): PqcBackend | string {
   try {
     c.generateKeyPairSync('ml-kem-1024' as 'x25519')
     c.generateKeyPairSync('ml-dsa-87' as 'x25519')
+    c.generateKeyPairSync('ml-dsa-44' as 'x25519')
   } catch (e) {
-    return `OpenSSL ${process.versions.openssl ?? '?'} lacks ML-KEM-1024/ML-DSA-87: ${(e as Error).message}`
+    return `OpenSSL ${process.versions.openssl ?? '?'} lacks ML-KEM-1024/ML-DSA-87/ML-DSA-44: ${(e as Error).message}`
   }
   const crypto = c as typeof NodeCrypto & NodeKem
   const pubCache = new WeakMap<Uint8Array, KeyObject>()
   const privCache = new WeakMap<Uint8Array, KeyObject>()
 
-  function publicKeyObject(pk: Uint8Array, type: 'ml-kem-1024' | 'ml-dsa-87'): KeyObject {
+  function publicKeyObject(pk: Uint8Array, type: KeyType): KeyObject {
     let k = pubCache.get(pk)
-    if (k === undefined) {
+    // The same array handed to another algorithm's call must not reuse this one's key object.
+    if (k === undefined || (k.asymmetricKeyType as string | undefined) !== type) {
       k = crypto.createPublicKey({ key: pk, format: 'raw-public', asymmetricKeyType: type } as never)
       pubCache.set(pk, k)
     }
     return k
   }
 
-  function privateKeyObject(sk: Uint8Array, oid: string): KeyObject {
+  function privateKeyObject(sk: Uint8Array, oid: string, type: KeyType): KeyObject {
     let k = privCache.get(sk)
-    if (k === undefined) {
+    if (k === undefined || (k.asymmetricKeyType as string | undefined) !== type) {
       k = crypto.createPrivateKey({ key: Buffer.from(pkcs8Expanded(oid, sk)), format: 'der', type: 'pkcs8' })
       privCache.set(sk, k)
     }
     return k
   }
 
-  function keygen(seed: Uint8Array | undefined, type: 'ml-kem-1024' | 'ml-dsa-87', skBytes: number) {
+  function keygen(seed: Uint8Array | undefined, type: KeyType, skBytes: number) {
     let priv: KeyObject
     let pub: KeyObject
     if (seed === undefined) {
@@ -132,21 +139,45 @@ export function createNodeBackend(): PqcBackend | string {
       return { cipherText: u8(r.ciphertext), sharedSecret: u8(r.sharedKey) }
     },
     mlKemDecapsulate: (cipherText, secretKey) =>
-      u8(crypto.decapsulate(privateKeyObject(secretKey, OID_ML_KEM_1024), cipherText)),
+      u8(crypto.decapsulate(privateKeyObject(secretKey, OID_ML_KEM_1024, 'ml-kem-1024'), cipherText)),
     mlDsaKeygen: (seed32) => keygen(seed32, 'ml-dsa-87', ML_DSA_87_SK_BYTES),
     mlDsaSign: (secretKey, message, context) =>
-      u8(crypto.sign(null, message, { key: privateKeyObject(secretKey, OID_ML_DSA_87), context } as never)),
-    mlDsaVerify: (publicKey, message, signature, context) => {
-      try {
-        return crypto.verify(
-          null,
-          message,
-          { key: publicKeyObject(publicKey, 'ml-dsa-87'), context } as never,
-          signature,
-        )
-      } catch {
-        return false
-      }
-    },
+      u8(
+        crypto.sign(null, message, {
+          key: privateKeyObject(secretKey, OID_ML_DSA_87, 'ml-dsa-87'),
+          context,
+        } as never),
+      ),
+    mlDsaVerify: (publicKey, message, signature, context) =>
+      dsaVerify(publicKey, message, signature, context, 'ml-dsa-87'),
+    mlDsa44Keygen: (seed32) => keygen(seed32, 'ml-dsa-44', ML_DSA_44_SK_BYTES),
+    mlDsa44Sign: (secretKey, message, context) =>
+      u8(
+        crypto.sign(null, message, {
+          key: privateKeyObject(secretKey, OID_ML_DSA_44, 'ml-dsa-44'),
+          context,
+        } as never),
+      ),
+    mlDsa44Verify: (publicKey, message, signature, context) =>
+      dsaVerify(publicKey, message, signature, context, 'ml-dsa-44'),
+  }
+
+  function dsaVerify(
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+    context: Uint8Array,
+    type: 'ml-dsa-87' | 'ml-dsa-44',
+  ): boolean {
+    try {
+      return crypto.verify(
+        null,
+        message,
+        { key: publicKeyObject(publicKey, type), context } as never,
+        signature,
+      )
+    } catch {
+      return false
+    }
   }
 }

@@ -1,6 +1,6 @@
 /**
- * The interface every ML-KEM-1024 / ML-DSA-87 backend implements. Keys and ciphertexts are the FIPS 203 /
- * FIPS 204 byte encodings, so any backend accepts what another produced.
+ * The interface every ML-KEM-1024 / ML-DSA-87 / ML-DSA-44 backend implements. Keys and ciphertexts are the
+ * FIPS 203 / FIPS 204 byte encodings, so any backend accepts what another produced.
  */
 
 /** Names of the built-in backends. */
@@ -18,7 +18,7 @@ export interface Encapsulation {
   sharedSecret: Uint8Array
 }
 
-/** One ML-KEM-1024 + ML-DSA-87 implementation. */
+/** One ML-KEM-1024 + ML-DSA-87 + ML-DSA-44 implementation. */
 export interface PqcBackend {
   readonly name: BackendName
   /** Human-readable origin, e.g. `"OpenSSL 3.5.1"`. */
@@ -43,6 +43,20 @@ export interface PqcBackend {
   mlDsaSign(secretKey: Uint8Array, message: Uint8Array, context: Uint8Array, rnd?: Uint8Array): Uint8Array
   /** ML-DSA-87 Verify with context (FIPS 204 Algorithm 3). False for any malformed input. */
   mlDsaVerify(publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array, context: Uint8Array): boolean
+  /**
+   * ML-DSA-44 KeyGen_internal(ξ) from the 32-byte seed (FIPS 204 §6.1). `secretKey` is the 2560-byte sk.
+   * Signing subkeys use it: its 2420-byte signatures fit where a 4627-byte ML-DSA-87 one does not.
+   */
+  mlDsa44Keygen(seed32: Uint8Array): RawKeyPair
+  /** ML-DSA-44 Sign with context, as {@link PqcBackend.mlDsaSign} (`rnd` only on backends with `derandomized`). */
+  mlDsa44Sign(secretKey: Uint8Array, message: Uint8Array, context: Uint8Array, rnd?: Uint8Array): Uint8Array
+  /** ML-DSA-44 Verify with context. False for any malformed input. */
+  mlDsa44Verify(
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+    context: Uint8Array,
+  ): boolean
   /** True when `m` / `rnd` can be supplied (known-answer tests, deterministic signing). */
   readonly derandomized: boolean
   /** Optional: ML-KEM-1024 key pair from the backend's own randomness (one-time keys whose seed is not kept). */

@@ -8,7 +8,7 @@
 import { concatBytes, toHex } from '../bytes'
 import { PqcError } from '../errors'
 import { HYBRID_PUBLIC_KEY_BYTES, HYBRID_SEED_BYTES, hybridKeygen } from '../hybrid-kem'
-import { type Identity, idFromPublicKey, verify } from '../identity'
+import { type Identity, idFromPublicKey, identitySeed, verify } from '../identity'
 import { hkdfSha256, sha256 } from '../kdf'
 import { ML_DSA_87_PUBLIC_KEY_BYTES, ML_DSA_87_SIGNATURE_BYTES } from '../ml-dsa'
 import { utf8 } from './bytes'
@@ -52,7 +52,7 @@ export function createStaticKeys(identity: Identity, seed?: Uint8Array): StaticK
     throw new RangeError(`"seed" must be a ${STATIC_KEM_SEED_BYTES}-byte Uint8Array`)
   }
   const kemSeed =
-    seed ?? hkdfSha256(identity.seed, new Uint8Array(0), STATIC_SEED_INFO, STATIC_KEM_SEED_BYTES)
+    seed ?? hkdfSha256(identitySeed(identity), new Uint8Array(0), STATIC_SEED_INFO, STATIC_KEM_SEED_BYTES)
   const kp = hybridKeygen(kemSeed)
   const tbs = concatBytes(Uint8Array.of(STATIC_CERT_VERSION), kp.publicKey)
   const signature = identity.sign(tbs, CERT_CONTEXT)
