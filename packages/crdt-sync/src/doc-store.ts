@@ -141,6 +141,8 @@ export interface DocStore {
   encodeStateAsUpdate(name: string, stateVector?: Uint8Array): Promise<Uint8Array>
   /** Names of every stored document, in key order. */
   listDocuments(): AsyncIterable<string>
+  /** Whether the document is stored (it has metadata) or in memory now, without loading it. */
+  has(name: string): Promise<boolean>
   /** Subscribes to durable updates; returns the unsubscribe function. */
   onUpdate(listener: UpdateListener): () => void
   /** Subscribes to documents dropped from memory because a write failed; returns the unsubscribe function. */
@@ -396,6 +398,17 @@ class DocStoreImpl implements DocStore {
       }
     } catch (err) {
       throw this.#storageError('listing documents failed', err)
+    }
+  }
+
+  async has(name: string): Promise<boolean> {
+    this.#assertOpen()
+    this.#checkName(name)
+    if (this.#entries.has(name) || this.#loading.has(name)) return true
+    try {
+      return (await this.#db.get(metaKey(encodeName(name)))) !== undefined
+    } catch (err) {
+      throw this.#storageError(`reading metadata of '${name}' failed`, err)
     }
   }
 
