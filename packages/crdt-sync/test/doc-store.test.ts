@@ -277,7 +277,11 @@ describe('DocStore', () => {
     level = await tempLevel()
     store = createDocStore({ db: level.db })
     const names = ['plain', '~tilde', '~', 'z~', '\u00e9t\u00e9', '\u{1F600}smile']
-    for (const name of names) await store.applyUpdate(name, update((d) => d.getText('t').insert(0, name)))
+    for (const name of names)
+      await store.applyUpdate(
+        name,
+        update((d) => d.getText('t').insert(0, name)),
+      )
     expect((await collect(store.listDocuments())).sort()).toEqual([...names].sort())
     const total = store.getStats().bytesStored
     await store.close()
