@@ -3,6 +3,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 import { SILENT_LOGGER, type Logger } from './logger'
+import type { Clock } from './clock'
 import {
   META_RANGE,
   decodeName,
@@ -38,19 +39,14 @@ export interface CrdtDatabase {
   close(): Promise<void>
 }
 
-/** Injected time source (milliseconds); defaults to `Date.now`. */
-export interface Clock {
-  now(): number
-}
-
 /** Services injected into {@link createDocStore}. */
 export interface DocStoreComponents {
   /** The database documents live in; see {@link CrdtDatabase} for what it must support. */
   db: CrdtDatabase
   /** @default a silent logger */
   logger?: Logger
-  /** @default `{ now: Date.now }` */
-  clock?: Clock
+  /** Only `now` is used. @default `Date.now` */
+  clock?: Pick<Clock, 'now'>
 }
 
 /** Options of {@link createDocStore}; plain data. */
@@ -143,6 +139,10 @@ export interface DocStore {
   listDocuments(): AsyncIterable<string>
   /** Whether the document is stored (it has metadata) or in memory now, without loading it. */
   has(name: string): Promise<boolean>
+  /** Names of the documents in memory now (stored or not yet written). */
+  loadedDocuments(): string[]
+  /** Subscribes to documents being loaded into memory (opened while not in memory); returns the unsubscribe function. */
+  onDocumentLoaded(listener: (name: string) => void): () => void
   /** Subscribes to durable updates; returns the unsubscribe function. */
   onUpdate(listener: UpdateListener): () => void
   /** Subscribes to documents dropped from memory because a write failed; returns the unsubscribe function. */
@@ -263,7 +263,7 @@ function decodeMeta(bytes: Uint8Array): { stateVector: Uint8Array; storedBytes: 
 class DocStoreImpl implements DocStore {
   readonly #db: CrdtDatabase
   readonly #log: Logger
-  readonly #clock: Clock
+  readonly #clock: Pick<Clock, 'now'>
   readonly #idleTimeoutMs: number
   readonly #evictionIntervalMs: number
   readonly #maxOpen: number
@@ -280,6 +280,7 @@ class DocStoreImpl implements DocStore {
   readonly #batches = new Set<Promise<void>>()
   readonly #updateListeners = new Set<UpdateListener>()
   readonly #failedListeners = new Set<(name: string, error: CrdtSyncError) => void>()
+  readonly #loadedListeners = new Set<(name: string) => void>()
   /**
    * Only while the one-time metadata scan runs: the stored size each document had when it was first rewritten
    * during the scan, so the scan counts that (and the write its difference) whatever the iterator sees.
@@ -410,6 +411,15 @@ class DocStoreImpl implements DocStore {
     } catch (err) {
       throw this.#storageError(`reading metadata of '${name}' failed`, err)
     }
+  }
+
+  loadedDocuments(): string[] {
+    return [...this.#entries.keys()]
+  }
+
+  onDocumentLoaded(listener: (name: string) => void): () => void {
+    this.#loadedListeners.add(listener)
+    return () => this.#loadedListeners.delete(listener)
   }
 
   onUpdate(listener: UpdateListener): () => void {
@@ -568,6 +578,13 @@ class DocStoreImpl implements DocStore {
       this.#assertOpen()
       this.#entries.set(name, entry)
       this.#startSweep()
+      for (const listener of this.#loadedListeners) {
+        try {
+          listener(name)
+        } catch (err) {
+          this.#log.warn({ err, doc: name }, 'load listener threw')
+        }
+      }
       // Stored by an older release or another configuration with too many updates: compact now, so the
       // next load is fast (a write on read, once).
       if (entry.nextSeq - entry.firstSeq > this.#compactionMaxUpdates) {
