@@ -40,6 +40,9 @@ async function main(): Promise<void> {
       join(dataRoot, `node-${name}`),
       '--bootstrap-interval-ms',
       '5000',
+      // A local testnet is a closed network: its nodes replicate documents with each other.
+      '--crdt-nodes',
+      '*',
       ...(seeds.length > 0 ? ['--seed-nodes', seeds.join(',')] : []),
     ]
     const node = await spawnNode(name, args, { echo: verbose })

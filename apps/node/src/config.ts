@@ -40,9 +40,11 @@ export interface NodeConfig {
   ai: boolean
   /** IP addresses and peer IDs the AI engine never throttles or blocks. */
   aiAllowList: string[]
+  /** Node IDs this node replicates documents with (`*`: every authenticated node; empty: none). */
+  crdtNodes: string[]
 }
 
-type Kind = 'port' | 'string' | 'host' | 'list' | 'level' | 'ms' | 'switch' | 'idlist'
+type Kind = 'port' | 'string' | 'host' | 'list' | 'level' | 'ms' | 'switch' | 'idlist' | 'nodelist'
 
 interface Setting {
   key: keyof NodeConfig
@@ -142,6 +144,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'idlist',
     description: 'IP addresses and peer IDs the AI engine never throttles or blocks, comma-separated',
   },
+  {
+    key: 'crdtNodes',
+    flag: '--crdt-nodes',
+    env: 'X_NODE_CRDT_NODES',
+    kind: 'nodelist',
+    description:
+      "node IDs this node replicates documents with, comma-separated ('*': every authenticated node)",
+  },
 ]
 
 /** Defaults. `publicHost: ''` means derived from `host` at parse time. */
@@ -161,6 +171,8 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   ai: true,
   // Loopback is a local reverse proxy or a local tool: blocking it would cut off everyone behind it.
   aiAllowList: ['127.0.0.1', '::1'],
+  // A linked node is authenticated, never trusted: documents replicate only with nodes the operator names.
+  crdtNodes: [],
 })
 
 const ALLOWED: Record<Kind, string> = {
@@ -172,6 +184,7 @@ const ALLOWED: Record<Kind, string> = {
   ms: 'an integer number of milliseconds from 1 to 86400000',
   switch: 'on or off (also true/false)',
   idlist: 'comma-separated IP addresses or peer IDs (letters, digits, ".", ":", "-", "_")',
+  nodelist: "comma-separated node IDs (40 hex digits), or '*' for every authenticated node",
 }
 
 /** A configuration value was rejected. `setting` names it, `source` says where it came from. */
@@ -200,6 +213,7 @@ export type ParseResult = { help: true; text: string } | { help: false; config: 
 
 const HOST_RE = /^[A-Za-z0-9.:\-[\]%]{1,253}$/
 const ID_RE = /^[A-Za-z0-9.:_-]{1,128}$/
+const NODE_ID_RE = /^([0-9a-f]{40}|\*)$/
 
 function fail(setting: Setting | string, source: string, value: unknown, allowed: string): never {
   const name = typeof setting === 'string' ? setting : setting.key
@@ -254,6 +268,19 @@ function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[
           : fail(setting, source, raw, allowed)
       for (const item of items) {
         if (typeof item !== 'string' || !ID_RE.test(item)) fail(setting, source, raw, allowed)
+      }
+      return items as string[]
+    }
+    case 'nodelist': {
+      const items: unknown[] = Array.isArray(raw)
+        ? raw.map((x: unknown) => (typeof x === 'string' ? x.trim().toLowerCase() : x))
+        : typeof raw === 'string'
+          ? raw.trim() === ''
+            ? []
+            : raw.split(',').map((x) => x.trim().toLowerCase())
+          : fail(setting, source, raw, allowed)
+      for (const item of items) {
+        if (typeof item !== 'string' || !NODE_ID_RE.test(item)) fail(setting, source, raw, allowed)
       }
       return items as string[]
     }
@@ -370,6 +397,7 @@ export function parseConfig(options: ParseConfigOptions = {}): ParseResult {
     ...DEFAULT_CONFIG,
     seedNodes: [...DEFAULT_CONFIG.seedNodes],
     aiAllowList: [...DEFAULT_CONFIG.aiAllowList],
+    crdtNodes: [...DEFAULT_CONFIG.crdtNodes],
   }
   const flags: { setting: Setting; raw: string }[] = []
   let configPath = env.X_NODE_CONFIG

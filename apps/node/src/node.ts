@@ -38,7 +38,7 @@ import { RecordSigner } from './adapters/dht-records'
 import { LinkManager, P2P_PATH } from './adapters/p2p-links'
 import { DhtPeerDirectory, createRecordValidator, onContactHost } from './adapters/peer-directory'
 import { createNodeRelay } from './adapters/node-relay'
-import { startReplication, type NodeReplication } from './adapters/crdt-replication'
+import { nodeListAuthorize, startReplication, type NodeReplication } from './adapters/crdt-replication'
 import { createAiEngine, type AiEngine } from './ai/engine'
 
 export const VERSION = '0.1.0'
@@ -467,7 +467,9 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
         { dht: dht!, signer, links, logger: log.child({ component: 'directory' }) },
         { nodeId: identity!.idString, address: wsPublic() },
       )
-      replication = startReplication(store!, links, log.child({ component: 'replication' }))
+      replication = startReplication(store!, links, log.child({ component: 'replication' }), {
+        authorize: nodeListAuthorize(config.crdtNodes),
+      })
       directory.start(Math.min(config.bootstrapIntervalMs, 60_000))
       cleanups.push(() => directory?.stop())
       // Keep links to the nodes of the routing table (full mesh in small networks, bounded by MAX_LINKS).
