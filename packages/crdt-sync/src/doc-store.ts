@@ -3,7 +3,8 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 import { SILENT_LOGGER, type Logger } from './logger'
-import type { Clock } from './clock'
+import { nextTurn, type Clock } from './clock'
+import { sliceUpdate, sliceUpdateAsync, type SliceBudget, type SlicedUpdate } from './update-slices'
 import {
   META_RANGE,
   decodeName,
@@ -59,6 +60,24 @@ export interface DocStoreInit {
   maxOpenDocuments?: number
   /** Most bytes a document may occupy in storage (snapshot + uncompacted updates). @default 33_554_432 (32 MiB) */
   maxDocumentBytes?: number
+  /**
+   * Largest single update accepted from a client or another node (`X_CRDT_UPDATE_TOO_LARGE`). Whatever its
+   * size, an update is applied in slices of at most 500 structs, one per turn of the event loop.
+   * @default 4_194_304 (4 MiB)
+   */
+  maxUpdateBytes?: number
+  /**
+   * Storage quota of the whole store: an update that would take the stored bytes of all documents (plus what is
+   * being written) beyond it is refused with `X_CRDT_QUOTA_EXCEEDED`. Approximate until the first scan of the
+   * metadata index (started by the first `open`) has finished. @default 1_073_741_824 (1 GiB)
+   */
+  maxStoredBytes?: number
+  /**
+   * Most distinct Yjs client IDs in one document (`X_CRDT_DOC_TOO_LARGE`): every transaction on a document
+   * costs time in proportion to its client count, so a document carrying hundreds of thousands of them (a few
+   * bytes each) would slow every later edit. @default 20_000
+   */
+  maxDocumentClients?: number
   /** Compact a document when its uncompacted updates outweigh `ratio` × its snapshot. @default 1 */
   compactionRatio?: number
   /** Never compact (by size ratio) while uncompacted updates total fewer bytes than this. @default 65_536 */
@@ -80,11 +99,13 @@ export interface DocHandle {
   /** The live document. Local edits (`doc.getText().insert(...)`) are persisted like remote ones. */
   readonly doc: Y.Doc
   /**
-   * Validates and applies a remote update. Throws `X_CRDT_BAD_MESSAGE` (not a Yjs update, nothing applied),
-   * `X_CRDT_DOC_TOO_LARGE` (nothing applied) or `X_CRDT_DOC_FAILED`. Listeners of
-   * {@link DocStore.onUpdate} hear about it once it is on disk.
+   * Validates and applies a remote update; resolves once it is applied (not yet durable: see `whenDurable`).
+   * A small update is applied before this returns; a large one in slices, one per turn of the event loop, after
+   * every update this handle's document received before it. Rejects with `X_CRDT_UPDATE_TOO_LARGE`,
+   * `X_CRDT_DOC_TOO_LARGE`, `X_CRDT_QUOTA_EXCEEDED`, `X_CRDT_BAD_MESSAGE` (not a Yjs update: nothing applied)
+   * or `X_CRDT_DOC_FAILED`. Listeners of {@link DocStore.onUpdate} hear about it once it is on disk.
    */
-  applyUpdate(update: Uint8Array, origin?: unknown): void
+  applyUpdate(update: Uint8Array, origin?: unknown): Promise<void>
   /** Runs `fn` once every change made to this document so far is on disk (synchronously if it already is). */
   afterDurable(fn: () => void): void
   /** Resolves once every change made to this document so far is on disk. */
@@ -118,6 +139,8 @@ export interface DocStoreStats {
   updatesPerSecond: number
   /** Stored bytes (snapshot + uncompacted updates) of every document, from the metadata index. */
   bytesStored: number
+  /** The storage quota (`maxStoredBytes`). */
+  maxStoredBytes: number
   lastCompaction: CompactionInfo | null
   /** Error counts by code. */
   errors: Partial<Record<CrdtSyncErrorCode, number>>
@@ -163,6 +186,17 @@ const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 const DEFAULT_EVICTION_INTERVAL_MS = 5_000
 const DEFAULT_MAX_OPEN_DOCUMENTS = 10_000
 const DEFAULT_MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+const DEFAULT_MAX_UPDATE_BYTES = 4 * 1024 * 1024
+const DEFAULT_MAX_STORED_BYTES = 1024 * 1024 * 1024
+const DEFAULT_MAX_DOCUMENT_CLIENTS = 20_000
+/**
+ * One slice of an update applied per turn of the event loop. Y.applyUpdate costs up to ~10 µs per struct for
+ * hostile shapes (inserts at random positions) and the delete set ~2 µs per range, so a slice stays well
+ * under 100 ms even on a loaded machine.
+ */
+const APPLY_SLICE_BUDGET: SliceBudget = { maxBytes: 256 * 1024, maxStructs: 500, maxDeleteRanges: 2_000 }
+/** Updates up to this size are read and applied at once, without yielding (the common case: keystrokes). */
+const APPLY_AT_ONCE_BYTES = 16 * 1024
 const DEFAULT_COMPACTION_RATIO = 1
 const DEFAULT_COMPACTION_MIN_BYTES = 64 * 1024
 const DEFAULT_COMPACTION_MAX_UPDATES = 500
@@ -197,6 +231,10 @@ class Entry {
   inflight: InflightMark[] = []
   waiters: { seq: number; fn: () => void }[] = []
   compactRequested = false
+  /** The last update being applied in slices (later ones wait for it); undefined when none is. */
+  applyTail: Promise<void> | undefined
+  /** Bytes of updates accepted and not yet applied. */
+  applyingBytes = 0
   evicted = false
   failed: CrdtSyncError | undefined
   onUpdate: ((update: Uint8Array, origin: unknown) => void) | undefined
@@ -268,6 +306,9 @@ class DocStoreImpl implements DocStore {
   readonly #evictionIntervalMs: number
   readonly #maxOpen: number
   readonly #maxDocBytes: number
+  readonly #maxUpdateBytes: number
+  readonly #maxStoredBytes: number
+  readonly #maxDocClients: number
   readonly #ratio: number
   readonly #compactionMinBytes: number
   readonly #compactionMaxUpdates: number
@@ -290,6 +331,8 @@ class DocStoreImpl implements DocStore {
   readonly #errors: Partial<Record<CrdtSyncErrorCode, number>> = {}
   readonly #rate = new RateCounter()
   #bytesStored = 0
+  /** Bytes accepted (being applied, or applied and not yet written) and not yet in `#bytesStored`. */
+  #unwrittenBytes = 0
   #scan: Promise<void> | undefined
   #flushScheduled = false
   #sweepTimer: ReturnType<typeof setInterval> | undefined
@@ -313,6 +356,13 @@ class DocStoreImpl implements DocStore {
     )
     this.#maxOpen = positive('maxOpenDocuments', init.maxOpenDocuments, DEFAULT_MAX_OPEN_DOCUMENTS)
     this.#maxDocBytes = positive('maxDocumentBytes', init.maxDocumentBytes, DEFAULT_MAX_DOCUMENT_BYTES)
+    this.#maxUpdateBytes = positive('maxUpdateBytes', init.maxUpdateBytes, DEFAULT_MAX_UPDATE_BYTES)
+    this.#maxStoredBytes = positive('maxStoredBytes', init.maxStoredBytes, DEFAULT_MAX_STORED_BYTES)
+    this.#maxDocClients = positive(
+      'maxDocumentClients',
+      init.maxDocumentClients,
+      DEFAULT_MAX_DOCUMENT_CLIENTS,
+    )
     this.#ratio = positive('compactionRatio', init.compactionRatio, DEFAULT_COMPACTION_RATIO)
     this.#compactionMinBytes = init.compactionMinBytes ?? DEFAULT_COMPACTION_MIN_BYTES
     if (!(this.#compactionMinBytes >= 0)) throw new RangeError("'compactionMinBytes' must be >= 0")
@@ -354,7 +404,7 @@ class DocStoreImpl implements DocStore {
   async applyUpdate(name: string, update: Uint8Array, origin?: unknown): Promise<void> {
     const handle = await this.open(name)
     try {
-      handle.applyUpdate(update, origin)
+      await handle.applyUpdate(update, origin)
       await handle.whenDurable()
     } finally {
       handle.release()
@@ -473,6 +523,7 @@ class DocStoreImpl implements DocStore {
       openDocuments: this.#entries.size,
       updatesPerSecond: this.#rate.perSecond(this.#clock.now()),
       bytesStored: this.#bytesStored,
+      maxStoredBytes: this.#maxStoredBytes,
       lastCompaction: this.#lastCompaction,
       errors: { ...this.#errors },
     }
@@ -649,12 +700,37 @@ class DocStoreImpl implements DocStore {
     }
     const doc = new Y.Doc({ gc: this.#gc })
     try {
-      Y.transact(doc, () => {
-        if (snapshot) Y.applyUpdate(doc, snapshot)
-        for (const u of updates) Y.applyUpdate(doc, u)
-      })
+      // In slices too, a turn of the event loop each: a stored document can hold many MiB of structs.
+      let group: Uint8Array[] = []
+      let units = 0
+      const applyGroup = (): void => {
+        const slices = group
+        group = []
+        units = 0
+        Y.transact(doc, () => {
+          for (const slice of slices) Y.applyUpdate(doc, slice)
+        })
+      }
+      for (const value of snapshot ? [snapshot, ...updates] : updates) {
+        const sliced =
+          value.length <= APPLY_AT_ONCE_BYTES
+            ? sliceUpdate(value, APPLY_SLICE_BUDGET)
+            : await sliceUpdateAsync(value, APPLY_SLICE_BUDGET, nextTurn)
+        for (const slice of sliced.slices) {
+          group.push(slice)
+          units +=
+            sliced.slices.length === 1 ? sliced.structs + sliced.deleteRanges : APPLY_SLICE_BUDGET.maxStructs
+          if (units >= APPLY_SLICE_BUDGET.maxStructs) {
+            applyGroup()
+            await nextTurn()
+            this.#assertOpen()
+          }
+        }
+      }
+      if (group.length > 0) applyGroup()
     } catch (err) {
       doc.destroy()
+      if (isCrdtSyncError(err) && err.code === 'X_CRDT_CLOSED') throw err
       throw this.#storageError(`stored data of '${name}' is corrupt`, err)
     }
     const entry = new Entry(name, enc, doc, this.#clock.now())
@@ -686,24 +762,121 @@ class DocStoreImpl implements DocStore {
     }
   }
 
-  #applyRemote(entry: Entry, update: Uint8Array, origin: unknown): void {
+  /** Checks a remote update against the limits before anything is applied (the caller counts nothing). */
+  #admit(entry: Entry, update: Uint8Array): void {
     if (!(update instanceof Uint8Array)) throw new TypeError("'update' must be a Uint8Array")
     if (entry.failed) throw entry.failed
     if (entry.evicted) throw new CrdtSyncError('X_CRDT_CLOSED', `document '${entry.name}' is no longer open`)
-    if (entry.storedBytes + entry.unbatchedBytes + update.length > this.#maxDocBytes) {
+    if (update.length > this.#maxUpdateBytes) {
+      this.#count('X_CRDT_UPDATE_TOO_LARGE')
+      throw new CrdtSyncError(
+        'X_CRDT_UPDATE_TOO_LARGE',
+        `an update of ${update.length} bytes exceeds ${this.#maxUpdateBytes} bytes`,
+      )
+    }
+    if (entry.storedBytes + entry.unbatchedBytes + entry.applyingBytes + update.length > this.#maxDocBytes) {
       this.#count('X_CRDT_DOC_TOO_LARGE')
       throw new CrdtSyncError(
         'X_CRDT_DOC_TOO_LARGE',
         `an update of ${update.length} bytes would take '${entry.name}' over ${this.#maxDocBytes} bytes`,
       )
     }
+    if (this.#bytesStored + this.#unwrittenBytes + update.length > this.#maxStoredBytes) {
+      this.#count('X_CRDT_QUOTA_EXCEEDED')
+      throw new CrdtSyncError(
+        'X_CRDT_QUOTA_EXCEEDED',
+        `an update of ${update.length} bytes would take the store over its quota of ${this.#maxStoredBytes} bytes`,
+      )
+    }
+  }
+
+  /** Reading the update found new client IDs beyond `maxDocumentClients`: refuse it before applying any of it. */
+  #checkClients(entry: Entry, sliced: SlicedUpdate): void {
+    const known = entry.doc.store.clients
+    let added = 0
+    for (const client of sliced.clients) if (!known.has(client)) added++
+    if (added > 0 && known.size + added > this.#maxDocClients) {
+      this.#count('X_CRDT_DOC_TOO_LARGE')
+      throw new CrdtSyncError(
+        'X_CRDT_DOC_TOO_LARGE',
+        `an update with ${added} new clients would take '${entry.name}' over ${this.#maxDocClients} clients`,
+      )
+    }
+  }
+
+  #badUpdate(err: unknown): CrdtSyncError {
+    if (isCrdtSyncError(err)) return err
+    this.#count('X_CRDT_BAD_MESSAGE')
+    return new CrdtSyncError('X_CRDT_BAD_MESSAGE', 'the Yjs update could not be applied', { cause: err })
+  }
+
+  #applyRemote(entry: Entry, update: Uint8Array, origin: unknown): Promise<void> {
+    try {
+      this.#admit(entry, update)
+      if (entry.applyTail === undefined && update.length <= APPLY_AT_ONCE_BYTES) {
+        let sliced: SlicedUpdate
+        try {
+          sliced = sliceUpdate(update, APPLY_SLICE_BUDGET)
+        } catch (err) {
+          throw this.#badUpdate(err)
+        }
+        this.#checkClients(entry, sliced)
+        if (sliced.slices.length === 1) {
+          this.#applySlice(entry, update, origin)
+          return Promise.resolve()
+        }
+      }
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)))
+    }
+    // Large (or behind a large one): read and apply it in slices, one per turn, after the updates before it.
+    entry.applyingBytes += update.length
+    this.#unwrittenBytes += update.length
+    entry.holders++ // not evicted half-applied
+    const job = (entry.applyTail ?? Promise.resolve())
+      .then(() => this.#applySliced(entry, update, origin))
+      .finally(() => {
+        entry.applyingBytes -= update.length
+        this.#unwrittenBytes -= update.length
+        entry.holders--
+      })
+    const tail = job.then(
+      () => undefined,
+      () => undefined,
+    )
+    entry.applyTail = tail
+    void tail.then(() => {
+      if (entry.applyTail === tail) entry.applyTail = undefined
+    })
+    return job
+  }
+
+  async #applySliced(entry: Entry, update: Uint8Array, origin: unknown): Promise<void> {
+    let sliced: SlicedUpdate
+    try {
+      sliced = await sliceUpdateAsync(update, APPLY_SLICE_BUDGET, nextTurn)
+    } catch (err) {
+      throw this.#badUpdate(err)
+    }
+    this.#checkClients(entry, sliced)
+    for (const [i, slice] of sliced.slices.entries()) {
+      if (i > 0) await nextTurn()
+      if (entry.failed) throw entry.failed
+      if (entry.evicted || this.#closing !== undefined) {
+        throw new CrdtSyncError('X_CRDT_CLOSED', `document '${entry.name}' is no longer open`)
+      }
+      this.#applySlice(entry, slice, origin)
+    }
+  }
+
+  /** Applies one validated slice (or small update) now. */
+  #applySlice(entry: Entry, update: Uint8Array, origin: unknown): void {
     // Y.applyUpdate reads every struct before integrating any, so bytes that do not decode change nothing;
     // whatever it did integrate before a late failure is persisted and relayed like any change.
     try {
       Y.applyUpdate(entry.doc, update, origin)
     } catch (err) {
-      this.#count('X_CRDT_BAD_MESSAGE')
-      throw new CrdtSyncError('X_CRDT_BAD_MESSAGE', 'the Yjs update could not be applied', { cause: err })
+      throw this.#badUpdate(err)
     }
     // Structs waiting for missing dependencies are not in any 'update' event, yet encodeStateAsUpdate hands
     // them out: keep the raw update too, so nothing is ever served that is not on disk.
@@ -718,6 +891,7 @@ class DocStoreImpl implements DocStore {
     const now = this.#clock.now()
     entry.unbatched.push(update)
     entry.unbatchedBytes += update.length
+    this.#unwrittenBytes += update.length
     entry.enqueued++
     entry.lastUsed = now
     this.#rate.add(now, 1)
@@ -777,6 +951,7 @@ class DocStoreImpl implements DocStore {
     if (this.#dirty.size === 0) return
     const ops: CrdtBatchOperation[] = []
     const marks: [Entry, InflightMark, number][] = []
+    let batchedBytes = 0
     const compactions: CompactionInfo[] = []
     const now = this.#clock.now()
     for (const e of this.#dirty) {
@@ -810,6 +985,7 @@ class DocStoreImpl implements DocStore {
           e.updateBytes += u.length
         }
       }
+      batchedBytes += e.unbatchedBytes
       e.unbatched = []
       e.unbatchedBytes = 0
       ops.push({
@@ -825,6 +1001,7 @@ class DocStoreImpl implements DocStore {
     if (ops.length === 0) return
     const batch = this.#db.batch(ops).then(
       () => {
+        this.#unwrittenBytes -= batchedBytes
         if (this.#health.status === 'degraded') this.#health = { ...this.#health, status: 'ok' }
         for (const c of compactions) this.#lastCompaction = c
         for (const [e, mark, stored] of marks) {
@@ -834,6 +1011,7 @@ class DocStoreImpl implements DocStore {
         }
       },
       (err: unknown) => {
+        this.#unwrittenBytes -= batchedBytes
         const error = this.#storageError(`writing ${ops.length} operations failed`, err)
         for (const [e] of marks) this.#fail(e, error)
       },
@@ -863,6 +1041,9 @@ class DocStoreImpl implements DocStore {
       cause: error,
     })
     this.#count('X_CRDT_DOC_FAILED')
+    this.#unwrittenBytes -= e.unbatchedBytes
+    e.unbatched = []
+    e.unbatchedBytes = 0
     e.waiters = []
     for (const reject of this.#failureRejects.get(e) ?? []) reject(e.failed)
     this.#failureRejects.delete(e)

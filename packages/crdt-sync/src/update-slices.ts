@@ -51,6 +51,8 @@ export interface SlicedUpdate {
   slices: Uint8Array[]
   structs: number
   deleteRanges: number
+  /** The client IDs whose structs the update carries. */
+  clients: number[]
 }
 
 /** Thrown for bytes that are not a Yjs v1 update; the caller maps it to its typed error. */
@@ -256,7 +258,7 @@ export function* sliceSteps(update: Uint8Array, budget: SliceBudget): Generator<
     structs <= budget.maxStructs &&
     deleteRanges <= budget.maxDeleteRanges
   ) {
-    return { slices: [update], structs, deleteRanges }
+    return { slices: [update], structs, deleteRanges, clients: blockClient }
   }
 
   // Emission order: depth first along references into this update's not-yet-emitted structs (an explicit
@@ -380,5 +382,5 @@ export function* sliceSteps(update: Uint8Array, budget: SliceBudget): Generator<
     if (parts.length === 0) break
     yield
   }
-  return { slices, structs, deleteRanges }
+  return { slices, structs, deleteRanges, clients: blockClient }
 }
