@@ -5,6 +5,7 @@ import { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors
 import { SILENT_LOGGER, type Logger } from './logger'
 import { nextTurn, type Clock } from './clock'
 import { sliceUpdate, sliceUpdateAsync, type SliceBudget, type SlicedUpdate } from './update-slices'
+import { encodeStateAsUpdateSliced } from './encode-sliced'
 import {
   META_RANGE,
   decodeName,
@@ -231,6 +232,10 @@ class Entry {
   inflight: InflightMark[] = []
   waiters: { seq: number; fn: () => void }[] = []
   compactRequested = false
+  /** A snapshot being encoded (in steps) for compaction. */
+  compacting = false
+  /** An encoded snapshot that replaces update keys below `upTo` once no batch of this document is in flight. */
+  compactReady: { snapshot: Uint8Array; upTo: number; coveredBytes: number; bytesBefore: number } | undefined
   /** The last update being applied in slices (later ones wait for it); undefined when none is. */
   applyTail: Promise<void> | undefined
   /** Bytes of updates accepted and not yet applied. */
@@ -319,6 +324,7 @@ class DocStoreImpl implements DocStore {
   readonly #loading = new Map<string, Promise<Entry>>()
   readonly #dirty = new Set<Entry>()
   readonly #batches = new Set<Promise<void>>()
+  readonly #compactionJobs = new Set<Promise<void>>()
   readonly #updateListeners = new Set<UpdateListener>()
   readonly #failedListeners = new Set<(name: string, error: CrdtSyncError) => void>()
   readonly #loadedListeners = new Set<(name: string) => void>()
@@ -433,7 +439,7 @@ class DocStoreImpl implements DocStore {
   async encodeStateAsUpdate(name: string, stateVector?: Uint8Array): Promise<Uint8Array> {
     const handle = await this.open(name)
     try {
-      const update = Y.encodeStateAsUpdate(handle.doc, stateVector)
+      const update = await encodeStateAsUpdateSliced(handle.doc, stateVector, nextTurn)
       await handle.whenDurable()
       return update
     } finally {
@@ -491,9 +497,10 @@ class DocStoreImpl implements DocStore {
   }
 
   async flush(): Promise<void> {
-    while (this.#dirty.size > 0 || this.#batches.size > 0) {
+    while (this.#dirty.size > 0 || this.#batches.size > 0 || this.#compactionJobs.size > 0) {
       if (this.#dirty.size > 0) this.#flushNow()
       if (this.#batches.size > 0) await Promise.allSettled([...this.#batches])
+      else if (this.#compactionJobs.size > 0) await Promise.allSettled([...this.#compactionJobs])
     }
   }
 
@@ -954,36 +961,42 @@ class DocStoreImpl implements DocStore {
     let batchedBytes = 0
     const compactions: CompactionInfo[] = []
     const now = this.#clock.now()
+    const toCompact: Entry[] = []
     for (const e of this.#dirty) {
       if (e.failed) continue
-      if (e.unbatched.length === 0 && !e.compactRequested) continue
-      const pendingBytes = e.updateBytes + e.unbatchedBytes
-      const pendingCount = e.nextSeq - e.firstSeq + e.unbatched.length
+      const ready = e.compactReady
+      if (e.unbatched.length === 0 && !e.compactRequested && ready === undefined) continue
+      // A snapshot may only replace update keys once no batch holding them is in flight. Under a steady stream
+      // of edits a batch is almost always in flight at flush time: the snapshot waits, and the first flush after
+      // the writes drain commits it (#settle schedules one), instead of starving compaction for ever. It is
+      // encoded meanwhile in steps (encodeStateAsUpdateSliced), never in one long call.
+      if (ready !== undefined && e.inflight.length === 0) {
+        ops.push({ type: 'put', key: snapshotKey(e.enc), value: ready.snapshot })
+        for (let seq = e.firstSeq; seq < ready.upTo; seq++)
+          ops.push({ type: 'del', key: updateKey(e.enc, seq) })
+        e.firstSeq = ready.upTo
+        e.snapshotBytes = ready.snapshot.length
+        e.updateBytes -= ready.coveredBytes
+        e.compactReady = undefined
+        compactions.push({
+          name: e.name,
+          at: now,
+          bytesBefore: ready.bytesBefore,
+          bytesAfter: ready.snapshot.length + e.updateBytes + e.unbatchedBytes,
+        })
+      }
+      // Changes since the snapshot began (or all of them) are kept as update keys after it.
+      for (const u of e.unbatched) {
+        ops.push({ type: 'put', key: updateKey(e.enc, e.nextSeq++), value: u })
+        e.updateBytes += u.length
+      }
       const wanted =
         e.compactRequested ||
-        pendingCount > this.#compactionMaxUpdates ||
-        (pendingBytes > e.snapshotBytes * this.#ratio && pendingBytes >= this.#compactionMinBytes)
-      // A snapshot may only replace update keys once no batch holding them is in flight. Under a steady stream
-      // of edits a batch is almost always in flight at flush time: remember the wish, so the first flush after
-      // the writes drain compacts (#settle schedules one), instead of starving compaction for ever.
-      const due = wanted && e.inflight.length === 0
-      if (wanted && !due) e.compactRequested = true
-      if (due) {
-        const bytesBefore = e.snapshotBytes + pendingBytes
-        const snapshot = Y.encodeStateAsUpdate(e.doc)
-        ops.push({ type: 'put', key: snapshotKey(e.enc), value: snapshot })
-        for (let seq = e.firstSeq; seq < e.nextSeq; seq++)
-          ops.push({ type: 'del', key: updateKey(e.enc, seq) })
-        e.firstSeq = e.nextSeq
-        e.snapshotBytes = snapshot.length
-        e.updateBytes = 0
+        e.nextSeq - e.firstSeq > this.#compactionMaxUpdates ||
+        (e.updateBytes > e.snapshotBytes * this.#ratio && e.updateBytes >= this.#compactionMinBytes)
+      if (wanted && !e.compacting && e.compactReady === undefined) {
         e.compactRequested = false
-        compactions.push({ name: e.name, at: now, bytesBefore, bytesAfter: snapshot.length })
-      } else {
-        for (const u of e.unbatched) {
-          ops.push({ type: 'put', key: updateKey(e.enc, e.nextSeq++), value: u })
-          e.updateBytes += u.length
-        }
+        toCompact.push(e)
       }
       batchedBytes += e.unbatchedBytes
       e.unbatched = []
@@ -998,6 +1011,7 @@ class DocStoreImpl implements DocStore {
       marks.push([e, mark, e.storedBytes])
     }
     this.#dirty.clear()
+    for (const e of toCompact) this.#startCompaction(e)
     if (ops.length === 0) return
     const batch = this.#db.batch(ops).then(
       () => {
@@ -1020,6 +1034,33 @@ class DocStoreImpl implements DocStore {
     void batch.finally(() => this.#batches.delete(batch))
   }
 
+  /**
+   * Encodes a snapshot of `e` in steps; it will replace the update keys written so far (all of them below
+   * `upTo`), since the document holds every change they hold.
+   */
+  #startCompaction(e: Entry): void {
+    e.compacting = true
+    e.holders++ // not evicted (and destroyed) while being encoded
+    const upTo = e.nextSeq
+    const coveredBytes = e.updateBytes
+    const bytesBefore = e.snapshotBytes + e.updateBytes
+    const job = (async () => {
+      try {
+        const snapshot = await encodeStateAsUpdateSliced(e.doc, undefined, nextTurn)
+        if (e.failed || e.evicted || this.#closed) return
+        e.compactReady = { snapshot, upTo, coveredBytes, bytesBefore }
+        this.#markDirty(e)
+      } catch (err) {
+        this.#log.warn({ err, doc: e.name }, 'encoding a snapshot failed; compaction skipped')
+      } finally {
+        e.compacting = false
+        e.holders--
+      }
+    })()
+    this.#compactionJobs.add(job)
+    void job.finally(() => this.#compactionJobs.delete(job))
+  }
+
   /** Advances `durable` over completed batches, in order, and runs the waiters that became durable. */
   #settle(e: Entry): void {
     while (e.inflight[0]?.done === true) e.durable = e.inflight.shift()!.upTo
@@ -1032,7 +1073,7 @@ class DocStoreImpl implements DocStore {
       }
     }
     if (e.waiters.length === 0) this.#failureRejects.delete(e)
-    if (e.compactRequested && e.inflight.length === 0) this.#markDirty(e)
+    if ((e.compactRequested || e.compactReady !== undefined) && e.inflight.length === 0) this.#markDirty(e)
   }
 
   #fail(e: Entry, error: CrdtSyncError): void {

@@ -4,6 +4,7 @@ import * as decoding from 'lib0/decoding'
 import { isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 import { SILENT_LOGGER, type Logger } from './logger'
 import { SYSTEM_CLOCK, nextTurn, type Clock } from './clock'
+import { encodeStateAsUpdateSliced } from './encode-sliced'
 import { docNameProblem } from './keys'
 import { sliceUpdateAsync } from './update-slices'
 import type { DocStore } from './doc-store'
@@ -538,13 +539,9 @@ class ReplicationImpl implements Replication {
   async #answer(name: string, stateVector: Uint8Array, session: number): Promise<void> {
     const handle = await this.#store.open(name)
     try {
-      let diff: Uint8Array
-      try {
-        diff = Y.encodeStateAsUpdate(handle.doc, stateVector)
-      } catch {
-        this.#stats.badFrames++
-        return
-      }
+      // (Callers decoded `stateVector` already.) A large document is encoded in steps.
+      const diff = await encodeStateAsUpdateSliced(handle.doc, stateVector, nextTurn)
+      if (session !== this.#session) return
       // The difference may include changes still being written: it leaves once they are on disk.
       handle.afterDurable(() => {
         if (session === this.#session) this.#sendUpdate(KIND_STEP_2, name, diff)

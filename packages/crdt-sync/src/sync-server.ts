@@ -8,7 +8,8 @@ import * as authProtocol from 'y-protocols/auth'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 import { SILENT_LOGGER, type Logger } from './logger'
-import { SYSTEM_CLOCK, type Clock } from './clock'
+import { SYSTEM_CLOCK, nextTurn, type Clock } from './clock'
+import { encodeStateAsUpdateSliced } from './encode-sliced'
 import { docNameProblem } from './keys'
 import type { DocHandle, DocStore, DocStoreStats } from './doc-store'
 
@@ -533,19 +534,25 @@ class SyncServerImpl implements SyncServer {
     const syncType = decoding.readVarUint(decoder)
     if (syncType === SYNC_STEP_1) {
       const stateVector = decoding.readVarUint8Array(decoder)
-      let diff: Uint8Array
       try {
-        diff = Y.encodeStateAsUpdate(room.handle.doc, stateVector)
+        Y.decodeStateVector(stateVector)
       } catch (err) {
         throw new CrdtSyncError('X_CRDT_BAD_MESSAGE', 'malformed state vector', { cause: err })
       }
-      const reply = message((e) => {
-        encoding.writeVarUint(e, MESSAGE_SYNC)
-        encoding.writeVarUint(e, SYNC_STEP_2)
-        encoding.writeVarUint8Array(e, diff)
-      })
-      // The diff may hold changes still being written: send it once they are on disk.
-      room.handle.afterDurable(() => this.#send(client, reply))
+      // A large document is encoded in steps (the event loop runs between them).
+      encodeStateAsUpdateSliced(room.handle.doc, stateVector, nextTurn).then(
+        (diff) => {
+          if (client.closed || room.closed) return
+          const reply = message((e) => {
+            encoding.writeVarUint(e, MESSAGE_SYNC)
+            encoding.writeVarUint(e, SYNC_STEP_2)
+            encoding.writeVarUint8Array(e, diff)
+          })
+          // The diff may hold changes still being written: send it once they are on disk.
+          room.handle.afterDurable(() => this.#send(client, reply))
+        },
+        (err: unknown) => this.#log.warn({ err, doc: room.name }, 'encoding a sync answer failed'),
+      )
     } else if (syncType === SYNC_STEP_2 || syncType === SYNC_UPDATE) {
       const update = decoding.readVarUint8Array(decoder)
       if (client.access !== 'read-write') {
