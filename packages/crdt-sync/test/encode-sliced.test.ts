@@ -89,7 +89,7 @@ it('holds everything the document held when it began, while the document changes
       const sliced = await encodeStateAsUpdateSliced(
         doc,
         undefined,
-        async () => {
+        () => {
           const t = doc.getText('t')
           for (let i = 0; i < 20; i++) {
             if (rand() < 0.5) t.insert(Math.floor(rand() * (t.length + 1)), 'X')
@@ -100,6 +100,7 @@ it('holds everything the document held when it began, while the document changes
           rt.insert(Math.floor(rand() * (rt.length + 1)), 'R')
           if (rt.length > 10) rt.format(2, 5, { i: true })
           Y.applyUpdate(doc, Y.encodeStateAsUpdate(remote, before))
+          return Promise.resolve()
         },
         STEP,
       )
