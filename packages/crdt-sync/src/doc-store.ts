@@ -63,7 +63,7 @@ export interface DocStoreInit {
   maxDocumentBytes?: number
   /**
    * Largest single update accepted from a client or another node (`X_CRDT_UPDATE_TOO_LARGE`). Whatever its
-   * size, an update is applied in slices of at most 500 structs, one per turn of the event loop.
+   * size, an update is applied in small slices, as many per turn of the event loop as fit in 10 ms.
    * @default 4_194_304 (4 MiB)
    */
   maxUpdateBytes?: number
@@ -79,6 +79,12 @@ export interface DocStoreInit {
    * bytes each) would slow every later edit. @default 20_000
    */
   maxDocumentClients?: number
+  /**
+   * CPU time one update may take to apply, across its slices; beyond it the rest of the update is dropped and
+   * the update is refused with `X_CRDT_UPDATE_TOO_LARGE` (what it applied so far stays, like any change). Yjs
+   * integrates some crafted shapes in time quadratic in their size. @default 2_000
+   */
+  maxApplyMs?: number
   /** Compact a document when its uncompacted updates outweigh `ratio` × its snapshot. @default 1 */
   compactionRatio?: number
   /** Never compact (by size ratio) while uncompacted updates total fewer bytes than this. @default 65_536 */
@@ -191,11 +197,17 @@ const DEFAULT_MAX_UPDATE_BYTES = 4 * 1024 * 1024
 const DEFAULT_MAX_STORED_BYTES = 1024 * 1024 * 1024
 const DEFAULT_MAX_DOCUMENT_CLIENTS = 20_000
 /**
- * One slice of an update applied per turn of the event loop. Y.applyUpdate costs up to ~10 µs per struct for
- * hostile shapes (inserts at random positions) and the delete set ~2 µs per range, so a slice stays well
- * under 100 ms even on a loaded machine.
+ * Updates are applied in slices of at most 16 structs, as many per turn of the event loop as fit in
+ * APPLY_TURN_MS (and at most APPLY_TURN_STRUCTS): Y.applyUpdate costs ~10 µs per struct for hostile shapes
+ * (inserts at random positions), but an item integrated among many concurrent siblings scans them, so a time
+ * box, not a count alone, keeps each turn short.
  */
-const APPLY_SLICE_BUDGET: SliceBudget = { maxBytes: 256 * 1024, maxStructs: 500, maxDeleteRanges: 2_000 }
+const APPLY_SLICE_BUDGET: SliceBudget = { maxBytes: 64 * 1024, maxStructs: 16, maxDeleteRanges: 256 }
+const APPLY_TURN_MS = 10
+const APPLY_TURN_STRUCTS = 1_000
+const DEFAULT_MAX_APPLY_MS = 2_000
+/** Monotonic time for the time box (a measurement, not a timer). */
+const monotonicMs = (): number => performance.now()
 /** Updates up to this size are read and applied at once, without yielding (the common case: keystrokes). */
 const APPLY_AT_ONCE_BYTES = 16 * 1024
 const DEFAULT_COMPACTION_RATIO = 1
@@ -314,6 +326,7 @@ class DocStoreImpl implements DocStore {
   readonly #maxUpdateBytes: number
   readonly #maxStoredBytes: number
   readonly #maxDocClients: number
+  readonly #maxApplyMs: number
   readonly #ratio: number
   readonly #compactionMinBytes: number
   readonly #compactionMaxUpdates: number
@@ -369,6 +382,7 @@ class DocStoreImpl implements DocStore {
       init.maxDocumentClients,
       DEFAULT_MAX_DOCUMENT_CLIENTS,
     )
+    this.#maxApplyMs = positive('maxApplyMs', init.maxApplyMs, DEFAULT_MAX_APPLY_MS)
     this.#ratio = positive('compactionRatio', init.compactionRatio, DEFAULT_COMPACTION_RATIO)
     this.#compactionMinBytes = init.compactionMinBytes ?? DEFAULT_COMPACTION_MIN_BYTES
     if (!(this.#compactionMinBytes >= 0)) throw new RangeError("'compactionMinBytes' must be >= 0")
@@ -707,9 +721,10 @@ class DocStoreImpl implements DocStore {
     }
     const doc = new Y.Doc({ gc: this.#gc })
     try {
-      // In slices too, a turn of the event loop each: a stored document can hold many MiB of structs.
+      // In slices too, time-boxed per turn of the event loop: a stored document can hold many MiB of structs.
       let group: Uint8Array[] = []
       let units = 0
+      let turnStart = monotonicMs()
       const applyGroup = (): void => {
         const slices = group
         group = []
@@ -729,8 +744,11 @@ class DocStoreImpl implements DocStore {
             sliced.slices.length === 1 ? sliced.structs + sliced.deleteRanges : APPLY_SLICE_BUDGET.maxStructs
           if (units >= APPLY_SLICE_BUDGET.maxStructs) {
             applyGroup()
-            await nextTurn()
-            this.#assertOpen()
+            if (monotonicMs() - turnStart >= APPLY_TURN_MS) {
+              await nextTurn()
+              this.#assertOpen()
+              turnStart = monotonicMs()
+            }
           }
         }
       }
@@ -866,13 +884,41 @@ class DocStoreImpl implements DocStore {
       throw this.#badUpdate(err)
     }
     this.#checkClients(entry, sliced)
-    for (const [i, slice] of sliced.slices.entries()) {
-      if (i > 0) await nextTurn()
+    const { slices } = sliced
+    let next = 0
+    let spentMs = 0
+    while (next < slices.length) {
+      if (next > 0) await nextTurn()
       if (entry.failed) throw entry.failed
       if (entry.evicted || this.#closing !== undefined) {
         throw new CrdtSyncError('X_CRDT_CLOSED', `document '${entry.name}' is no longer open`)
       }
-      this.#applySlice(entry, slice, origin)
+      const start = monotonicMs()
+      // One transaction per turn: one 'update' event (and one stored update) per turn, not per slice.
+      Y.transact(
+        entry.doc,
+        () => {
+          let structs = 0
+          do {
+            this.#applySlice(entry, slices[next]!, origin)
+            next++
+            structs += APPLY_SLICE_BUDGET.maxStructs
+          } while (
+            next < slices.length &&
+            structs < APPLY_TURN_STRUCTS &&
+            monotonicMs() - start < APPLY_TURN_MS
+          )
+        },
+        origin,
+      )
+      spentMs += monotonicMs() - start
+      if (spentMs > this.#maxApplyMs && next < slices.length) {
+        this.#count('X_CRDT_UPDATE_TOO_LARGE')
+        throw new CrdtSyncError(
+          'X_CRDT_UPDATE_TOO_LARGE',
+          `an update of ${update.length} bytes took more than ${this.#maxApplyMs} ms to apply; the rest was dropped`,
+        )
+      }
     }
   }
 
