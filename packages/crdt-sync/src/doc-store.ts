@@ -721,16 +721,23 @@ class DocStoreImpl implements DocStore {
     }
     const doc = new Y.Doc({ gc: this.#gc })
     try {
-      // In slices too, time-boxed per turn of the event loop: a stored document can hold many MiB of structs.
-      let group: Uint8Array[] = []
-      let units = 0
-      let turnStart = monotonicMs()
-      const applyGroup = (): void => {
-        const slices = group
-        group = []
-        units = 0
+      // In slices too, time-boxed per turn of the event loop (one transaction per turn): a stored document can
+      // hold many MiB of structs.
+      let pending: Uint8Array[] = []
+      let next = 0
+      const applyTurn = (): void => {
+        const start = monotonicMs()
         Y.transact(doc, () => {
-          for (const slice of slices) Y.applyUpdate(doc, slice)
+          let structs = 0
+          do {
+            Y.applyUpdate(doc, pending[next]!)
+            next++
+            structs += APPLY_SLICE_BUDGET.maxStructs
+          } while (
+            next < pending.length &&
+            structs < APPLY_TURN_STRUCTS &&
+            monotonicMs() - start < APPLY_TURN_MS
+          )
         })
       }
       for (const value of snapshot ? [snapshot, ...updates] : updates) {
@@ -738,21 +745,22 @@ class DocStoreImpl implements DocStore {
           value.length <= APPLY_AT_ONCE_BYTES
             ? sliceUpdate(value, APPLY_SLICE_BUDGET)
             : await sliceUpdateAsync(value, APPLY_SLICE_BUDGET, nextTurn)
-        for (const slice of sliced.slices) {
-          group.push(slice)
-          units +=
-            sliced.slices.length === 1 ? sliced.structs + sliced.deleteRanges : APPLY_SLICE_BUDGET.maxStructs
-          if (units >= APPLY_SLICE_BUDGET.maxStructs) {
-            applyGroup()
-            if (monotonicMs() - turnStart >= APPLY_TURN_MS) {
-              await nextTurn()
-              this.#assertOpen()
-              turnStart = monotonicMs()
-            }
-          }
+        pending = next < pending.length ? [...pending.slice(next), ...sliced.slices] : sliced.slices
+        next = 0
+        // Small stored updates are gathered until they make a turn's worth.
+        while (pending.length - next >= APPLY_TURN_STRUCTS / APPLY_SLICE_BUDGET.maxStructs) {
+          applyTurn()
+          await nextTurn()
+          this.#assertOpen()
         }
       }
-      if (group.length > 0) applyGroup()
+      while (next < pending.length) {
+        applyTurn()
+        if (next < pending.length) {
+          await nextTurn()
+          this.#assertOpen()
+        }
+      }
     } catch (err) {
       doc.destroy()
       if (isCrdtSyncError(err) && err.code === 'X_CRDT_CLOSED') throw err
@@ -1092,6 +1100,7 @@ class DocStoreImpl implements DocStore {
     const bytesBefore = e.snapshotBytes + e.updateBytes
     const job = (async () => {
       try {
+        await nextTurn() // not in the turn of the flush that asked for it
         const snapshot = await encodeStateAsUpdateSliced(e.doc, undefined, nextTurn)
         if (e.failed || e.evicted || this.#closed) return
         e.compactReady = { snapshot, upTo, coveredBytes, bytesBefore }

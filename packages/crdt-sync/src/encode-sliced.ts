@@ -13,8 +13,11 @@
 import * as Y from 'yjs'
 import * as encoding from 'lib0/encoding'
 
-/** Structs (or deleted ranges) written per turn: Yjs encodes a struct in about 2 µs. */
+/** Structs (or deleted ranges) written per turn at most: Yjs encodes a struct in about 2 µs. */
 export const ENCODE_UNITS_PER_TURN = 10_000
+/** A turn also ends after this long (a client's block has its own cost: many clients of one struct each). */
+export const ENCODE_TURN_MS = 8
+const TIME_CHECK_UNITS = 64
 
 /**
  * The document (or its difference from `targetStateVector`) as one v1 update, written in steps of at most
@@ -43,6 +46,19 @@ export async function encodeStateAsUpdateSliced(
   if (total <= unitsPerTurn) return Y.encodeStateAsUpdate(doc, targetStateVector)
 
   let budget = unitsPerTurn
+  let turnStart = performance.now()
+  /** Spends one unit; false when the turn is over (count or time). */
+  const spend = (): boolean => {
+    budget--
+    if (budget > 0 && budget % TIME_CHECK_UNITS === 0 && performance.now() - turnStart >= ENCODE_TURN_MS)
+      budget = 0
+    return budget > 0
+  }
+  const nextStep = async (): Promise<void> => {
+    await yieldTurn()
+    budget = unitsPerTurn
+    turnStart = performance.now()
+  }
   /** Finds the struct holding `clock` again after a turn (the array may have changed meanwhile). */
   const at = (client: number, clock: number): [structs: (Y.Item | Y.GC)[], index: number] => {
     const structs = store.clients.get(client)!
@@ -57,22 +73,22 @@ export async function encodeStateAsUpdateSliced(
   for (const client of clients) {
     const from = target.get(client) ?? 0
     const until = end.get(client)!
+    if (!spend()) await nextStep() // a client's block costs about as much as a struct
     const body = new Y.UpdateEncoderV1()
     let count = 0
     let clock = from
     while (clock < until) {
       const [structs, first] = at(client, clock)
       let i = first
-      for (; clock < until && budget > 0; i++, budget--) {
+      let more = true
+      for (; clock < until && more; i++) {
         const struct = structs[i]!
         struct.write(body, clock - struct.id.clock)
         count++
         clock = struct.id.clock + struct.length
+        more = spend()
       }
-      if (budget === 0) {
-        await yieldTurn()
-        budget = unitsPerTurn
-      }
+      if (!more) await nextStep()
     }
     written.set(client, clock)
     encoding.writeVarUint(out, count)
@@ -90,8 +106,10 @@ export async function encodeStateAsUpdateSliced(
     while (clock < until) {
       const [structs, first] = at(client, clock)
       let i = first
-      for (; clock < until && budget > 0; i++, budget--) {
+      let more = true
+      for (; clock < until && more; i++) {
         const struct = structs[i]!
+        more = spend()
         const stop = Math.min(until, struct.id.clock + struct.length)
         if (struct.deleted) {
           const last = ranges.length - 2
@@ -101,10 +119,7 @@ export async function encodeStateAsUpdateSliced(
         }
         clock = stop
       }
-      if (budget === 0) {
-        await yieldTurn()
-        budget = unitsPerTurn
-      }
+      if (!more) await nextStep()
     }
     if (ranges.length > 0) ds.push([client, ranges])
   }

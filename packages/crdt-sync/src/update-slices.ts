@@ -122,7 +122,7 @@ function readContent(d: decoding.Decoder, ref: number): number {
 }
 
 /** Units of work (structs or delete ranges read, ordered or grouped) between two yields of {@link sliceSteps}. */
-export const SLICE_STEP_UNITS = 4_096
+export const SLICE_STEP_UNITS = 1_024
 
 /**
  * Parses `update` (validating it) and splits it into slices within `budget`, ordered so that a struct comes
@@ -308,6 +308,56 @@ export function* sliceSteps(update: Uint8Array, budget: SliceBudget): Generator<
     }
   }
 
+  // Deletions are applied with the structs they delete, in the same slice: applied later, after Yjs has merged
+  // those structs with their neighbours at the end of a transaction, each deletion would split a merged struct
+  // again (an array splice each: quadratic). Per client, ranges are handed out in clock order as the client's
+  // structs are (a well-formed delete set is sorted); ranges outside this update's structs, and the whole delete
+  // set of a client whose ranges are not sorted, are applied after all structs.
+  const rest: number[] = [] // triples: client, clock, len
+  const dsOf = new Map<number, { idx: number[]; pos: number; from: number }>()
+  for (let i = 0; i < dsClient.length; i++) {
+    const client = dsClient[i]!
+    let entry = dsOf.get(client)
+    if (entry === undefined) dsOf.set(client, (entry = { idx: [], pos: 0, from: 0 }))
+    for (let j = dsFirst[i]!; j < dsFirst[i + 1]!; j++) {
+      entry.idx.push(j)
+      if (++units % SLICE_STEP_UNITS === 0) yield
+    }
+  }
+  for (const [client, entry] of dsOf) {
+    let sorted = blockOf.has(client)
+    for (let k = 1; sorted && k < entry.idx.length; k++) {
+      const prev = entry.idx[k - 1]!
+      if (dsClock[entry.idx[k]!]! < dsClock[prev]! + dsLen[prev]!) sorted = false
+      if (++units % SLICE_STEP_UNITS === 0) yield
+    }
+    if (!sorted) {
+      for (const j of entry.idx) rest.push(client, dsClock[j]!, dsLen[j]!)
+      dsOf.delete(client)
+    } else if (entry.idx.length > 0) entry.from = dsClock[entry.idx[0]!]!
+  }
+  /** Hands out the deletions of `client` below `hi` (writing those in [lo, hi) to `out`, earlier ones to rest). */
+  const takeDeletions = (client: number, lo: number, hi: number, out: number[]): void => {
+    const entry = dsOf.get(client)
+    if (entry === undefined) return
+    const { idx } = entry
+    while (entry.pos < idx.length) {
+      const j = idx[entry.pos]!
+      const end = dsClock[j]! + dsLen[j]!
+      if (entry.from >= hi) return
+      if (entry.from < lo) rest.push(client, entry.from, Math.min(end, lo) - entry.from)
+      const a = Math.max(entry.from, lo)
+      const b = Math.min(end, hi)
+      if (b > a) out.push(a, b - a)
+      if (end > hi) {
+        entry.from = hi
+        return
+      }
+      entry.pos++
+      if (entry.pos < idx.length) entry.from = dsClock[idx[entry.pos]!]!
+    }
+  }
+
   // Group the order into slices. A block's structs within one slice are consecutive (each block is emitted in
   // clock order), so a slice lists, per block, the first and last struct it holds.
   const slices: Uint8Array[] = []
@@ -321,6 +371,7 @@ export function* sliceSteps(update: Uint8Array, budget: SliceBudget): Generator<
     if (sliceStructs === 0) return
     const e = encoding.createEncoder()
     encoding.writeVarUint(e, sliceBlocks.length)
+    const deletions: [client: number, ranges: number[]][] = []
     for (const b of sliceBlocks) {
       const f = first[b]!
       const l = last[b]!
@@ -329,8 +380,16 @@ export function* sliceSteps(update: Uint8Array, budget: SliceBudget): Generator<
       encoding.writeVarUint(e, sClock[f]!)
       encoding.writeUint8Array(e, update.subarray(sStart[f], sEnd[l]))
       first[b] = -1
+      const ranges: number[] = []
+      takeDeletions(blockClient[b]!, sClock[f]!, sClock[l]! + sLen[l]!, ranges)
+      if (ranges.length > 0) deletions.push([blockClient[b]!, ranges])
     }
-    encoding.writeVarUint(e, 0) // empty delete set: it follows the structs
+    encoding.writeVarUint(e, deletions.length)
+    for (const [client, ranges] of deletions) {
+      encoding.writeVarUint(e, client)
+      encoding.writeVarUint(e, ranges.length / 2)
+      for (const n of ranges) encoding.writeVarUint(e, n)
+    }
     slices.push(encoding.toUint8Array(e))
     sliceBlocks = []
     sliceBytes = 0
@@ -354,28 +413,39 @@ export function* sliceSteps(update: Uint8Array, budget: SliceBudget): Generator<
     if (++units % SLICE_STEP_UNITS === 0) yield
   }
   flush()
+  // What is left of each client's deletions (beyond its structs here) goes to rest.
+  for (const [client, entry] of dsOf) {
+    for (const idx = entry.idx; entry.pos < idx.length; entry.pos++) {
+      const j = idx[entry.pos]!
+      const end = dsClock[j]! + dsLen[j]!
+      if (end > entry.from) rest.push(client, entry.from, end - entry.from)
+      if (entry.pos + 1 < idx.length) entry.from = dsClock[idx[entry.pos + 1]!]!
+      if (++units % SLICE_STEP_UNITS === 0) yield
+    }
+  }
 
-  // The delete set, in slices of at most maxDeleteRanges ranges.
-  for (let i = 0, k = 0; k < deleteRanges || (i === 0 && slices.length === 0);) {
+  // The remaining deletions, in slices of at most maxDeleteRanges ranges, grouped by client.
+  for (let k = 0; k < rest.length || slices.length === 0;) {
     const e = encoding.createEncoder()
     encoding.writeVarUint(e, 0) // no structs
     const parts: [client: number, from: number, to: number][] = []
     let room = budget.maxDeleteRanges
-    while (i < dsClient.length && room > 0) {
-      const from = Math.max(k, dsFirst[i]!)
-      const to = Math.min(dsFirst[i + 1]!, from + room)
-      if (to > from) parts.push([dsClient[i]!, from, to])
-      room -= to - from
-      k = to
-      if (k >= dsFirst[i + 1]!) i++
+    while (k < rest.length && room > 0) {
+      const client = rest[k]!
+      const from = k
+      while (k < rest.length && rest[k] === client && room > 0) {
+        k += 3
+        room--
+      }
+      parts.push([client, from, k])
     }
     encoding.writeVarUint(e, parts.length)
     for (const [client, from, to] of parts) {
       encoding.writeVarUint(e, client)
-      encoding.writeVarUint(e, to - from)
-      for (let j = from; j < to; j++) {
-        encoding.writeVarUint(e, dsClock[j]!)
-        encoding.writeVarUint(e, dsLen[j]!)
+      encoding.writeVarUint(e, (to - from) / 3)
+      for (let j = from; j < to; j += 3) {
+        encoding.writeVarUint(e, rest[j + 1]!)
+        encoding.writeVarUint(e, rest[j + 2]!)
       }
     }
     slices.push(encoding.toUint8Array(e))
