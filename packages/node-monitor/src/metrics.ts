@@ -58,9 +58,26 @@ export interface Metrics {
   ): Histogram
 }
 
+/**
+ * What this package needs of a prom-client `Registry`. prom-client is a peer dependency: the registry usually
+ * comes from the app's own copy, which may be another 15.x than the one this package resolves, so it is
+ * checked by this shape and never by `instanceof` (which fails across copies).
+ */
+export interface PrometheusRegistry {
+  /** The `Content-Type` of {@link PrometheusRegistry.metrics}' output. */
+  readonly contentType: string
+  /** Every registered metric in the Prometheus text format. */
+  metrics(): Promise<string>
+  /** The metric registered under `name`, or `undefined`. */
+  getSingleMetric(name: string): unknown
+  /** Adds a metric (prom-client calls this for each entry of a metric's `registers`). */
+  registerMetric(metric: unknown): void
+}
+
 /** {@link Metrics} backed by a prom-client registry, with Prometheus text output. */
-export interface PrometheusMetrics extends Metrics {
-  readonly registry: Registry
+export interface PrometheusMetrics<R extends PrometheusRegistry = Registry> extends Metrics {
+  /** The registry the metrics are registered in: the one passed to {@link createPrometheusMetrics}, or its own. */
+  readonly registry: R
   /** The `Content-Type` header for {@link PrometheusMetrics.metricsText}. */
   readonly contentType: string
   /** Every metric of the registry in the Prometheus text exposition format (0.0.4). */
@@ -98,16 +115,33 @@ interface Made {
   readonly metric: Counter | Gauge | Histogram
 }
 
+function isPrometheusRegistry(value: unknown): value is PrometheusRegistry {
+  if (typeof value !== 'object' || value === null) return false
+  const r = value as Record<string, unknown>
+  return (
+    typeof r.contentType === 'string' &&
+    typeof r.metrics === 'function' &&
+    typeof r.getSingleMetric === 'function' &&
+    typeof r.registerMetric === 'function'
+  )
+}
+
 /**
  * Creates {@link PrometheusMetrics} over `registry` (a new one by default: never the prom-client global
- * registry, so two nodes in one process do not collide).
+ * registry, so two nodes in one process do not collide). `registry` may come from any prom-client 15.x copy,
+ * such as the app's own.
+ *
+ * @throws TypeError when `registry` does not have the shape of a prom-client registry.
  */
-export function createPrometheusMetrics(
-  registry: Registry = new Registry(),
+export function createPrometheusMetrics<R extends PrometheusRegistry = Registry>(
+  registry: R = new Registry() as unknown as R,
   init: PrometheusMetricsInit = {},
-): PrometheusMetrics {
-  if (!(registry instanceof Registry)) throw new TypeError(`'registry' must be a prom-client Registry`)
-  if (init.defaultMetrics === true) collectDefaultMetrics({ register: registry })
+): PrometheusMetrics<R> {
+  if (!isPrometheusRegistry(registry)) throw new TypeError(`'registry' must be a prom-client Registry`)
+  // prom-client's classes only call these methods of the registries they are given, so a registry of another
+  // copy works; the cast is for the types, which name this copy's class.
+  const registers = [registry as unknown as Registry]
+  if (init.defaultMetrics === true) collectDefaultMetrics({ register: registers[0] })
   const made = new Map<string, Made>()
 
   function lookup(kind: Kind, name: string, help: string, labelNames: readonly string[]): Made | undefined {
@@ -152,7 +186,7 @@ export function createPrometheusMetrics(
     counter(name, help, labelNames = []) {
       const existing = lookup('counter', name, help, labelNames)
       if (existing !== undefined) return existing.metric as Counter
-      const c = new PromCounter({ name, help, labelNames: [...labelNames], registers: [registry] })
+      const c = new PromCounter({ name, help, labelNames: [...labelNames], registers })
       return remember('counter', name, labelNames, {
         inc: (labels, value = 1) => (labels === undefined ? c.inc(value) : c.inc(labels, value)),
       })
@@ -160,7 +194,7 @@ export function createPrometheusMetrics(
     gauge(name, help, labelNames = []) {
       const existing = lookup('gauge', name, help, labelNames)
       if (existing !== undefined) return existing.metric as Gauge
-      const g = new PromGauge({ name, help, labelNames: [...labelNames], registers: [registry] })
+      const g = new PromGauge({ name, help, labelNames: [...labelNames], registers })
       return remember('gauge', name, labelNames, {
         set: (value, labels) => (labels === undefined ? g.set(value) : g.set(labels, value)),
         inc: (labels, value = 1) => (labels === undefined ? g.inc(value) : g.inc(labels, value)),
@@ -174,7 +208,7 @@ export function createPrometheusMetrics(
         name,
         help,
         labelNames: [...labelNames],
-        registers: [registry],
+        registers,
         ...(buckets === undefined ? {} : { buckets: [...buckets] }),
       })
       return remember('histogram', name, labelNames, {
