@@ -249,8 +249,12 @@ async function runExample(
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   let output = ''
+  let stderr = ''
   child.stdout.on('data', (d: Buffer) => (output += d.toString()))
-  child.stderr.on('data', (d: Buffer) => (output += d.toString()))
+  child.stderr.on('data', (d: Buffer) => {
+    output += d.toString()
+    stderr += d.toString()
+  })
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)))
   const timer = setTimeout(() => child.kill('SIGKILL'), EXAMPLE_TIMEOUT_MS)
   try {
@@ -260,6 +264,8 @@ async function runExample(
     }
     const code = await exited
     if (code !== 0) fail(`${file} exited with ${code} (signal ${child.signalCode}):\n${output}`)
+    // A clean run prints no warning: "Yjs was already imported" (two copies of a dependency), deprecations.
+    if (stderr.trim() !== '') fail(`${file} wrote to stderr:\n${stderr}`)
   } finally {
     clearTimeout(timer)
     await stopProcess(child)
@@ -360,10 +366,11 @@ async function main(): Promise<void> {
       const cjs = await transform(wrapForCommonJs(e.code), { loader: 'ts', format: 'cjs', target: 'node20' })
       await writeFile(join(app, `${e.dir}.cjs`), cjs.code)
     }
+    // DOM: yjs and y-websocket declare DOM types in their .d.ts; our own .d.ts files are checked too.
     const base = {
       strict: true,
       target: 'ES2022',
-      lib: ['ES2023'],
+      lib: ['ES2023', 'DOM'],
       types: ['node'],
       noEmit: true,
       skipLibCheck: false,
