@@ -45,7 +45,7 @@ export const RECORD_SIGNATURE_BYTES = SUBKEY_SIGNATURE_BYTES
 export const FINGERPRINT_BYTES = 8
 export const RECORD_HEADER_BYTES = 1 + FINGERPRINT_BYTES + RECORD_SIGNATURE_BYTES
 export const MAX_RECORD_BYTES = 4096
-/** Room left for the JSON body of a record (1667 bytes). */
+/** Room left for the JSON body of a record (1667 bytes); documents the layout above. @public */
 export const MAX_BODY_BYTES = MAX_RECORD_BYTES - RECORD_HEADER_BYTES
 export const MAX_TOPIC_MEMBERS = 24
 export const RECORD_TTL_MS = 5 * 60_000
