@@ -96,7 +96,7 @@ async function startRegistry(dir: string): Promise<{ child: ChildProcess; port: 
   const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('registry did not start within 60 s')), 60_000)
     child.once('exit', (code) => reject(new Error(`registry exited with ${code} before listening`)))
-    createInterface({ input: child.stdout! }).on('line', (line) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
       const m = /^\{"port":(\d+)\}$/.exec(line.trim())
       if (m === null) return log(`registry: ${line}`)
       clearTimeout(timer)

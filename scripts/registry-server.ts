@@ -19,7 +19,7 @@ const app = await runServer({
   packages: { '**': { access: '$all', publish: '$authenticated', unpublish: '$authenticated' } },
   log: { type: 'stdout', format: 'pretty', level: 'warn' },
   web: { enable: false },
-} as unknown as Parameters<typeof runServer>[0])
+})
 
 const server = app.listen(0, '127.0.0.1', () => {
   const address = server.address()
