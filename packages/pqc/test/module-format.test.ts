@@ -27,7 +27,10 @@ async function newest(dir: string): Promise<number> {
 beforeAll(async () => {
   // `pnpm test` builds first; a lone `vitest --project @x/pqc` builds here when dist/ is missing or older
   // than the sources or the build config.
-  const built = await stat(join(PKG, 'dist/index.js')).then((s) => s.mtimeMs, () => 0)
+  const built = await stat(join(PKG, 'dist/index.js')).then(
+    (s) => s.mtimeMs,
+    () => 0,
+  )
   const inputs = Math.max(
     await newest(join(PKG, 'src')),
     (await stat(join(PKG, 'tsup.config.ts'))).mtimeMs,
