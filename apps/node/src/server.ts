@@ -10,6 +10,7 @@
 import pino, { type Logger } from 'pino'
 import pretty from 'pino-pretty'
 import { ConfigError, parseConfig, type NodeConfig } from './config'
+import { watchLaunchers } from './launcher-watch'
 import { createNode, LOG_REDACT_PATHS } from './node'
 
 const EXIT_CONFIG = 2
@@ -90,6 +91,14 @@ async function main(): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // Under `pnpm start` / `npm start` a supervisor's SIGTERM stops the wrapper, which does not forward it: stop when
+  // a launcher is gone. Not when started directly (`x-node`, `node dist/server.js`, nohup, systemd).
+  if (process.env.npm_lifecycle_event !== undefined && process.env.X_NODE_WATCH_LAUNCHER !== 'off') {
+    watchLaunchers((pid) => {
+      log.info({ launcher: pid }, 'the package manager that started the node exited')
+      onSignal('SIGTERM')
+    })
+  }
 
   try {
     await node.start()
