@@ -18,6 +18,7 @@ export interface Counter {
 
 /** A value that goes up and down. */
 export interface Gauge {
+  /** Sets the series selected by `labels` to `value`. */
   set(value: number, labels?: MetricLabels): void
   /** Adds `value` (default 1). */
   inc(labels?: MetricLabels, value?: number): void
@@ -27,6 +28,7 @@ export interface Gauge {
 
 /** A distribution of observed values (durations in seconds, sizes in bytes). */
 export interface Histogram {
+  /** Records one observation in the series selected by `labels`. */
   observe(value: number, labels?: MetricLabels): void
 }
 
@@ -47,7 +49,9 @@ export interface Histogram {
  * Values are in base units (seconds, bytes) as Prometheus recommends.
  */
 export interface Metrics {
+  /** The counter `name`, created on first use with `help` and the label names every `inc` must use. */
   counter(name: string, help: string, labelNames?: readonly string[]): Counter
+  /** The gauge `name`, created on first use with `help` and the label names every call must use. */
   gauge(name: string, help: string, labelNames?: readonly string[]): Gauge
   /** `buckets` are upper bounds, ascending. @default prom-client's defaults (5 ms … 10 s) */
   histogram(
@@ -84,6 +88,7 @@ export interface PrometheusMetrics<R extends PrometheusRegistry = Registry> exte
   metricsText(): Promise<string>
 }
 
+/** Options of {@link createPrometheusMetrics}. */
 export interface PrometheusMetricsInit {
   /**
    * Also collect prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`). Off by
