@@ -28,7 +28,9 @@ export const DEFAULT_CERTIFICATE_CACHE_SIZE = 1024
 export interface StaticKeys {
   /** 32-byte seed the key pair was derived from (secret; this is what key files store). */
   readonly seed: Uint8Array
+  /** The hybrid KEM public key peers encapsulate to ({@link HYBRID_PUBLIC_KEY_BYTES} bytes). */
   readonly publicKey: Uint8Array
+  /** The hybrid KEM secret key (secret). */
   readonly secretKey: Uint8Array
   /** `STATIC_CERT_BYTES` bytes, see the module comment. */
   readonly certificate: Uint8Array
@@ -36,7 +38,9 @@ export interface StaticKeys {
 
 /** A parsed and verified certificate. */
 export interface VerifiedCertificate {
+  /** The ML-DSA-87 public key that signed the certificate. */
   readonly identityPublicKey: Uint8Array
+  /** The static hybrid KEM public key it certifies. */
   readonly staticPublicKey: Uint8Array
   /** 20-byte identity ID of the signer. */
   readonly id: Uint8Array
@@ -83,6 +87,7 @@ export class CertificateCache {
     this.#max = maxEntries
   }
 
+  /** Certificates cached now. */
   get size(): number {
     return this.#entries.size
   }
@@ -106,6 +111,7 @@ export class CertificateCache {
     }
   }
 
+  /** Forgets every cached certificate. */
   clear(): void {
     this.#entries.clear()
   }

@@ -135,6 +135,7 @@ export interface ResponderInit extends HandshakeInit {
 export interface PeerIdentity {
   /** 20-byte ID: SHA-256(publicKey)[0..20]. */
   readonly id: Uint8Array
+  /** The ID as 40 lowercase hex digits. */
   readonly idString: string
   /** ML-DSA-87 public key (2592 bytes). */
   readonly publicKey: Uint8Array
@@ -142,16 +143,22 @@ export interface PeerIdentity {
 
 /** What a finished handshake yields. */
 export interface HandshakeResult {
+  /** The encrypted session, keyed by this handshake. */
   readonly session: SecureSession
+  /** Who is on the other end, authenticated by the handshake. */
   readonly peer: PeerIdentity
+  /** The authentication mode the two sides used. */
   readonly auth: AuthMode
 }
 
+/** Where a {@link Handshake} is: waiting for messages, finished, or failed for good. */
 export type HandshakeStatus = 'pending' | 'done' | 'failed'
 
 /** A handshake state machine. Feed it the peer's messages; send what it returns. */
 export interface Handshake {
+  /** Which side this machine plays: the initiator sends message 1. */
   readonly role: 'initiator' | 'responder'
+  /** Where the handshake is now. */
   readonly status: HandshakeStatus
   /** Mode in use (known to the responder once message 1 arrived). */
   readonly auth: AuthMode | undefined
@@ -568,6 +575,7 @@ export function createResponder(init: ResponderInit): Handshake {
 
 /** A duplex message pipe: whole messages in, whole messages out (a WebSocket, a framed stream, a MessagePort…). */
 export interface HandshakePipe {
+  /** Sends one whole message to the peer. */
   send(bytes: Uint8Array): void
   /** Register the handler for incoming messages; may return a function that unregisters it. */
   onMessage(handler: (bytes: Uint8Array) => void): (() => void) | void
