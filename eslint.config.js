@@ -19,7 +19,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ['*.js', '.pnpmfile.cjs', 'packages/*/test/fixtures/*.mjs'],
+          allowDefaultProject: ['*.js', '.pnpmfile.cjs', 'packages/pqc/test/fixtures/*.mjs'],
         },
         tsconfigRootDir: import.meta.dirname,
       },
