@@ -5,7 +5,7 @@
  *    creates an htpasswd user through the registry's own adduser endpoint;
  * 2. copies this working tree (tracked and untracked files, no build output, no node_modules) into a temporary
  *    git repository, installs it from the pnpm store, runs `changeset version` there as a maintainer would and
- *    checks that every publishable package becomes 0.1.0 with a one-entry changelog;
+ *    checks that every package that was unreleased (0.0.0) becomes 0.1.0 with a one-entry changelog;
  * 3. runs the real `pnpm release` in the copy against the registry, and checks what the registry now holds;
  * 4. in a fresh temporary project, installs every published package from the registry with plain npm (only `@x`
  *    is routed there; third-party packages come from the usual registry), and runs each package README's Usage
@@ -14,7 +14,7 @@
  * 5. checks that one copy of `@x/pqc` serves `import` and `require` in that project.
  *
  * The registry process and every temporary directory are removed at the end, pass or fail
- * (`X_KEEP_ROUND_TRIP=1` keeps the directories for a look).
+ * (`X_KEEP_ROUND_TRIP=1` keeps the directories for a look, `X_KEEP_ROUND_TRIP=on-failure` only after a failure).
  */
 import { type ChildProcess, execFile, spawn } from 'node:child_process'
 import { cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
@@ -166,10 +166,13 @@ async function publishablePackages(repo: string): Promise<WorkspacePackage[]> {
   return out
 }
 
-/** After `changeset version`: 0.1.0 and a changelog with exactly one release holding one "Initial release" entry. */
-async function checkVersioned(pkgs: readonly WorkspacePackage[]): Promise<void> {
+/**
+ * After `changeset version`, a package that was unreleased (0.0.0) is at 0.1.0 with a changelog of exactly one
+ * release holding one "Initial release" entry.
+ */
+async function checkFirstRelease(pkgs: readonly WorkspacePackage[]): Promise<void> {
   for (const p of pkgs) {
-    const json = await readJson<PackageJson>(join(p.dir, 'package.json'))
+    const json = p.json
     if (json.version !== FIRST_VERSION)
       fail(`${json.name}: changeset version made ${json.version}, not ${FIRST_VERSION}`)
     const changelog = await readFile(join(p.dir, 'CHANGELOG.md'), 'utf8')
@@ -186,7 +189,10 @@ async function checkVersioned(pkgs: readonly WorkspacePackage[]): Promise<void> 
   }
 }
 
-/** What the registry holds: each package once, at 0.1.0 on `latest`, with no exact versions in its dependencies. */
+/**
+ * What the registry (empty before the release) holds: each package once, at the version `changeset version`
+ * gave it, on `latest`, with no exact versions in its dependencies.
+ */
 async function checkPublished(registry: string, pkgs: readonly WorkspacePackage[]): Promise<void> {
   for (const p of pkgs) {
     const res = await fetch(`${registry}${p.json.name.replace('/', '%2f')}`)
@@ -196,14 +202,17 @@ async function checkPublished(registry: string, pkgs: readonly WorkspacePackage[
       versions: Record<string, PackageJson & { dist: { tarball: string } }>
     }
     const versions = Object.keys(doc.versions)
-    if (versions.join() !== FIRST_VERSION || doc['dist-tags'].latest !== FIRST_VERSION) {
-      fail(`${p.json.name}: registry has versions ${versions.join()} and latest ${doc['dist-tags'].latest}`)
+    if (versions.join() !== p.json.version || doc['dist-tags'].latest !== p.json.version) {
+      fail(
+        `${p.json.name}: registry has versions ${versions.join()} and latest ${doc['dist-tags'].latest}, ` +
+          `expected ${p.json.version}`,
+      )
     }
-    const manifest = doc.versions[FIRST_VERSION]!
+    const manifest = doc.versions[p.json.version]!
     for (const field of ['dependencies', 'optionalDependencies', 'peerDependencies'] as const) {
       for (const [dep, range] of Object.entries(manifest[field] ?? {})) {
         if (/^\d+\.\d+\.\d+(-[\w.]+)?$/.test(range) || range.startsWith('workspace:')) {
-          fail(`${p.json.name}@${FIRST_VERSION} ${field} pins ${dep} to '${range}': use a caret range`)
+          fail(`${p.json.name}@${p.json.version} ${field} pins ${dep} to '${range}': use a caret range`)
         }
       }
     }
@@ -298,23 +307,22 @@ async function main(): Promise<void> {
     const repo = join(tmp, 'repo')
     await copyWorkingTree(repo)
     await sh('pnpm', ['install', '--frozen-lockfile', '--prefer-offline'], { cwd: repo, env: releaseEnv })
+    const unreleased = new Set(
+      (await publishablePackages(repo)).filter((p) => p.json.version === '0.0.0').map((p) => p.json.name),
+    )
+
+    // The maintainer's two steps: version (then commit), release.
+    await sh('pnpm', ['exec', 'changeset', 'version'], { cwd: repo, env: releaseEnv })
     const pkgs = await publishablePackages(repo)
     if (pkgs.length === 0) fail('no publishable packages found')
-    for (const p of pkgs) if (p.json.version !== '0.0.0') log(`note: ${p.json.name} is at ${p.json.version}`)
-
-    await sh('pnpm', ['exec', 'changeset', 'version'], { cwd: repo, env: releaseEnv })
-    if (pkgs.every((p) => p.json.version === '0.0.0')) await checkVersioned(pkgs)
-    await sh(
-      'git',
-      ['-c', 'user.name=t', '-c', 'user.email=t@localhost', 'commit', '-qam', 'Version packages'],
-      {
-        cwd: repo,
-      },
-    )
+    await checkFirstRelease(pkgs.filter((p) => unreleased.has(p.json.name)))
+    const git = ['-c', 'user.name=release test', '-c', 'user.email=release-test@localhost']
+    await sh('git', [...git, 'add', '-A'], { cwd: repo })
+    await sh('git', [...git, 'commit', '-qm', 'Version packages'], { cwd: repo })
 
     await sh('pnpm', ['run', 'release'], { cwd: repo, env: releaseEnv })
     await checkPublished(registry, pkgs)
-    log(`published: ${pkgs.map((p) => `${p.json.name}@${FIRST_VERSION}`).join(', ')}`)
+    log(`published: ${pkgs.map((p) => `${p.json.name}@${p.json.version}`).join(', ')}`)
 
     // The fresh project. Only the @x scope is routed to the local registry.
     const app = join(tmp, 'app')
@@ -335,7 +343,7 @@ async function main(): Promise<void> {
     // Third-party packages an example imports, at the versions this workspace uses (and their @types/*).
     const known: Record<string, string> = { ...rootJson.devDependencies }
     for (const p of pkgs) Object.assign(known, p.json.devDependencies, p.json.dependencies)
-    const install = new Set(pkgs.map((p) => `${p.json.name}@${FIRST_VERSION}`))
+    const install = new Set(pkgs.map((p) => `${p.json.name}@${p.json.version}`))
     install.add(`typescript@${known.typescript ?? fail('no typescript version')}`)
     install.add(`@types/node@${known['@types/node'] ?? fail('no @types/node version')}`)
     for (const e of examples) {
