@@ -40,6 +40,11 @@ export interface NodeConfig {
   ai: boolean
   /** IP addresses and peer IDs the AI engine never throttles or blocks. */
   aiAllowList: string[]
+  /**
+   * Testnet setting: dial loopback, private and link-local addresses other nodes announce, and count every node
+   * on one address as separate (off on a public network, so no node can point this one at its own services).
+   */
+  allowPrivateAddresses: boolean
 }
 
 type Kind = 'port' | 'string' | 'host' | 'list' | 'level' | 'ms' | 'switch' | 'idlist'
@@ -142,6 +147,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'idlist',
     description: 'IP addresses and peer IDs the AI engine never throttles or blocks, comma-separated',
   },
+  {
+    key: 'allowPrivateAddresses',
+    flag: '--allow-private-addresses',
+    env: 'X_NODE_ALLOW_PRIVATE_ADDRESSES',
+    kind: 'switch',
+    description:
+      'testnet setting: link to nodes on loopback, private and link-local addresses (never on a public network)',
+  },
 ]
 
 /** Defaults. `publicHost: ''` means derived from `host` at parse time. */
@@ -161,6 +174,7 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   ai: true,
   // Loopback is a local reverse proxy or a local tool: blocking it would cut off everyone behind it.
   aiAllowList: ['127.0.0.1', '::1'],
+  allowPrivateAddresses: false,
 })
 
 const ALLOWED: Record<Kind, string> = {

@@ -146,6 +146,10 @@ describe.concurrent('independent nodes', () => {
       expect(health.status).toBe(200)
       expect(health.body.status).toBe('degraded')
       expect(health.body.components.dht.status).toBe('degraded')
+      expect(health.body.components.p2p).toMatchObject({
+        status: 'degraded',
+        reason: 'no link although seed nodes are configured',
+      })
     }, 60_000)
 
     it('a bad setting stops start-up with exit code 2 and a message naming the setting and the allowed values', async () => {

@@ -1,23 +1,19 @@
-import { createHash } from 'node:crypto'
-import { lookup as lookupHost } from 'node:dns/promises'
-import { isIP } from 'node:net'
-import type { KademliaNode } from '@x/kademlia'
-import type { PeerDirectory } from '@x/signaling'
+import type { PeerDirectory, Registration } from '@x/signaling'
 import type { Logger } from 'pino'
 import {
   RECORD_TTL_MS,
   MAX_RECORD_BYTES,
   MAX_TOPIC_MEMBERS,
   TOPIC_SLOTS,
-  checkRecord,
   parseRecord,
   recordKey,
   recordSize,
+  type PeerStatement,
   type RecordBody,
-  type RecordSigner,
   type SignedRecord,
-} from './dht-records'
-import { BoundedMap, type LinkManager } from './p2p-links'
+} from './format'
+import { statementNonce } from './proofs'
+import { BoundedMap, type Clock } from './util'
 
 /**
  * Records carry their own expiry (`RECORD_TTL_MS`, 5 min), so the DHT's byte-for-byte republishing cannot keep
@@ -36,9 +32,8 @@ export const RESIGN_BEFORE_EXPIRY_MS = RECORD_TTL_MS / 2
 /** Signed records kept for re-use (least recently used evicted; an evicted statement is simply signed again). */
 export const MAX_SIGNED_CACHE = 4_096
 
-/** Records whose signature this node already verified (SHA-256 of key and value → expiry), so the copies of one
- * record that several DHT nodes return, and re-stores of the same bytes, are verified once. */
-export const MAX_VERIFIED_CACHE = 4_096
+/** A withdrawal record lives this long (and the peer's proof is served as long). */
+export const WITHDRAWAL_TTL_MS = 60_000
 
 /**
  * A peer record is stored a moment after the peer registers (the DHT put is not awaited by the
@@ -50,160 +45,31 @@ export const LOOKUP_RETRY_DELAYS_MS = [250, 500, 1_000, 2_000] as const
 /** Each DHT read of a lookup gives up after this long (the whole lookup stays within the hold window). */
 export const LOOKUP_GET_TIMEOUT_MS = 2_000
 
-/** Peer → hosting node entries remembered from (validated) topic records, used when the peer record misses. */
-export const MAX_MEMBER_CACHE = 10_000
-
-/** How long a validator waits to learn an unknown node's record key over a fresh P2P link. */
-export const BINDING_TIMEOUT_MS = 5_000
-
-/** A node whose record key could not be learnt is not dialed again for this long. */
-export const BINDING_RETRY_MS = 30_000
-
-/** At most this many validator dials run at once; records needing more are rejected (and re-sent later). */
-export const MAX_BINDING_DIALS = 4
-
-/** The host part of `ws://host:port`, without IPv6 brackets; `undefined` when it does not parse. */
-function wsHost(address: string): string | undefined {
-  try {
-    return new URL(address).hostname.replace(/^\[|\]$/g, '').toLowerCase()
-  } catch {
-    return undefined
-  }
+/** The DHT as the directory uses it (`@x/kademlia`'s node fits). */
+export interface RecordStore {
+  get(key: Uint8Array, options: { signal: AbortSignal }): Promise<Uint8Array | undefined>
+  put(key: Uint8Array, value: Uint8Array, options: { ttlMs: number; signal: AbortSignal }): Promise<unknown>
+  unpublish(key: Uint8Array): unknown
+  getStats(): { totalNodes: number; bucketsUsed: number }
 }
 
-/** The host part of a routing-table address (`1.2.3.4:5`, `[v6]:5`). */
-function udpHost(address: string): string {
-  const host = address.startsWith('[')
-    ? address.slice(1, address.indexOf(']'))
-    : address.slice(0, address.lastIndexOf(':'))
-  return host.replace(/^::ffff:/i, '').toLowerCase()
+/** Signs record bodies (the node's `RecordSigner`, with the worker pool). */
+export interface BodySigner {
+  sign(body: RecordBody): Promise<Uint8Array>
 }
 
-/**
- * Whether WebSocket URL `address` points at the host of routing-table address `contactAddress` (the host the
- * node answered from over UDP); a host name is resolved (2 s bound) and any of its addresses may match.
- */
-export async function onContactHost(address: string, contactAddress: string): Promise<boolean> {
-  const host = wsHost(address)
-  if (host === undefined) return false
-  const expected = udpHost(contactAddress)
-  if (host === expected) return true
-  if (isIP(host) !== 0) return false
-  try {
-    const resolved = await Promise.race([
-      lookupHost(host, { all: true }),
-      new Promise<never>((_, reject) => setTimeout(() => reject(new Error('dns timeout')), 2_000).unref()),
-    ])
-    return resolved.some((r) => r.address.replace(/^::ffff:/i, '').toLowerCase() === expected)
-  } catch {
-    return false
-  }
+/** Where hosted registrations are kept to answer proof requests (`PeerProofs`). */
+export interface HostedProofs {
+  host(registration: Registration): void
+  release(peerId: string, until: number): void
 }
 
-/**
- * The validate/select pair injected into `@x/kademlia`: a value is accepted only when it is a well-formed,
- * unexpired record whose ML-DSA-44 signature checks against the record key that its publishing node certified
- * with its ML-DSA-87 identity (the record carries only the key's fingerprint; the key comes from the
- * certificate). `select` keeps the newest. Values already verified are remembered until they expire.
- *
- * The certificate is learnt over an authenticated P2P link. A validator never dials an address just because a
- * record names it: it dials only a node that is already in this node's routing table (it answered this node
- * over UDP), at the WebSocket address the node itself announced in a `hello`, or at the record's address when
- * its host is the host the routing table has for that node (a hostname is resolved and compared). Dials are
- * deduplicated, at most `MAX_BINDING_DIALS` run at once, and a node that fails is not dialed again for
- * `BINDING_RETRY_MS`, so records cannot make the node open connections to hosts of an attacker's choosing.
- */
-export function createRecordValidator(
-  links: () => LinkManager | undefined,
-  dht: () => KademliaNode | undefined,
-  logger: Logger,
-) {
-  const inFlight = new Map<string, Promise<Uint8Array | undefined>>()
-  const failedUntil = new BoundedMap<string, number>(1_024)
-  const verified = new BoundedMap<string, number>(MAX_VERIFIED_CACHE)
-  const stats = { dials: 0, refused: 0, failed: 0, verified: 0, verifiedCached: 0 }
-
-  async function dialAddress(lm: LinkManager, record: SignedRecord): Promise<string | undefined> {
-    const contact = dht()?.table.get(new Uint8Array(Buffer.from(record.n, 'hex')))
-    if (!contact) return undefined
-    const candidate = lm.addresses.get(record.n) ?? record.a
-    return (await onContactHost(candidate, contact.address)) ? candidate : undefined
-  }
-
-  async function learn(lm: LinkManager, record: SignedRecord): Promise<Uint8Array | undefined> {
-    const address = await dialAddress(lm, record)
-    if (address === undefined) {
-      stats.refused++
-      logger.debug({ node: record.n }, 'record of a node outside the routing table: not dialed')
-      return undefined
-    }
-    stats.dials++
-    try {
-      await Promise.race([
-        lm.connect(record.n, address),
-        new Promise((_, reject) => setTimeout(reject, BINDING_TIMEOUT_MS).unref()),
-      ])
-      // The hello (with the certificate) is the first record on the link; give it a moment to arrive.
-      for (let i = 0; i < 50 && !lm.bindings.has(record.n); i++) await new Promise((r) => setTimeout(r, 20))
-    } catch {
-      // counted below
-    }
-    const key = lm.bindings.get(record.n)
-    if (!key) {
-      stats.failed++
-      failedUntil.set(record.n, Date.now() + BINDING_RETRY_MS)
-    }
-    return key
-  }
-
-  function bindingFor(record: SignedRecord): Promise<Uint8Array | undefined> | Uint8Array | undefined {
-    const lm = links()
-    if (!lm) return undefined
-    if (record.n === lm.nodeId) return lm.recordPublicKey
-    const known = lm.bindings.get(record.n)
-    if (known) return known
-    const pending = inFlight.get(record.n)
-    if (pending) return pending
-    if ((failedUntil.get(record.n) ?? 0) > Date.now() || inFlight.size >= MAX_BINDING_DIALS) {
-      stats.refused++
-      return undefined
-    }
-    const promise = learn(lm, record).finally(() => inFlight.delete(record.n))
-    inFlight.set(record.n, promise)
-    return promise
-  }
-  return {
-    stats,
-    async validate(key: Uint8Array, value: Uint8Array): Promise<boolean> {
-      const record = parseRecord(value)
-      if (!record) return false
-      const digest = createHash('sha256').update(key).update(value).digest('base64')
-      const until = verified.get(digest)
-      if (until !== undefined && until >= Date.now()) {
-        stats.verifiedCached++
-        return true
-      }
-      const pub = await bindingFor(record)
-      const ok = pub !== undefined && checkRecord(key, record, pub, Date.now())
-      if (ok) {
-        stats.verified++
-        verified.set(digest, record.e)
-      } else logger.debug({ node: record.n, kind: record.t }, 'dht record rejected')
-      return ok
-    },
-    select(_key: Uint8Array, values: Uint8Array[]): number {
-      let best = 0
-      let bestQ = -Infinity
-      values.forEach((v, i) => {
-        const r = parseRecord(v)
-        if (r && r.q > bestQ) {
-          bestQ = r.q
-          best = i
-        }
-      })
-      return best
-    },
-  }
+export interface DhtDirectoryComponents {
+  store: RecordStore
+  signer: BodySigner
+  proofs: HostedProofs
+  clock: Clock
+  logger: Logger
 }
 
 export interface DhtDirectoryInit {
@@ -215,21 +81,22 @@ export interface DhtDirectoryInit {
 }
 
 /**
- * `@x/signaling`'s `PeerDirectory` over `@x/kademlia` with signed records. Peer records map a peer to its
- * node; topic records list the members a node hosts (one slot per node, see `TOPIC_SLOTS`). Addresses learnt
- * from records feed the link manager's address book, so the `NodeRelay` can dial the node.
+ * `@x/signaling`'s `PeerDirectory` over the DHT with signed records. Peer records map a peer to its node and carry
+ * the peer's own statement that it registered there (so `lookup`, which the signaling server also uses to check
+ * who may relay a peer's frames, answers only what the peer itself said); topic records list the members a node
+ * hosts (one slot per node, see `TOPIC_SLOTS`); node records say where a node accepts links.
  */
 export class DhtPeerDirectory implements PeerDirectory {
-  readonly #dht: KademliaNode
-  readonly #signer: RecordSigner
-  readonly #links: LinkManager
+  readonly #store: RecordStore
+  readonly #signer: BodySigner
+  readonly #proofs: HostedProofs
+  readonly #clock: Clock
   readonly #log: Logger
   readonly #nodeId: string
   readonly #address: string
   readonly #topics = new Map<string, { members: Set<string>; slot: number | undefined }>()
-  readonly #published = new Set<string>()
-  /** Peer ID → hosting node and expiry, from topic records read by `findTopic`. */
-  readonly #members = new BoundedMap<string, { nodeId: string; expires: number }>(MAX_MEMBER_CACHE)
+  /** Peers announced here, with the statement their records carry. */
+  readonly #published = new Map<string, PeerStatement>()
   readonly #retryDelaysMs: readonly number[]
   /** Last record signed per DHT key, re-used while its statement is unchanged (see `RESIGN_BEFORE_EXPIRY_MS`). */
   readonly #signed = new BoundedMap<string, { statement: string; bytes: Uint8Array; expires: number }>(
@@ -240,8 +107,6 @@ export class DhtPeerDirectory implements PeerDirectory {
     withdrawn: 0,
     lookups: 0,
     lookupHits: 0,
-    /** Lookups answered from a topic record after the peer record missed. */
-    lookupTopicHits: 0,
     /** Lookups that found the peer record only on a retry. */
     lookupRetryHits: 0,
     failures: 0,
@@ -251,16 +116,14 @@ export class DhtPeerDirectory implements PeerDirectory {
     /** Topic members left out of a topic record because the record would exceed `MAX_RECORD_BYTES`. */
     topicMembersUnlisted: 0,
   }
-  #timer: NodeJS.Timeout | undefined
+  #timer: unknown
   #closed = false
 
-  constructor(
-    components: { dht: KademliaNode; signer: RecordSigner; links: LinkManager; logger: Logger },
-    init: DhtDirectoryInit,
-  ) {
-    this.#dht = components.dht
+  constructor(components: DhtDirectoryComponents, init: DhtDirectoryInit) {
+    this.#store = components.store
     this.#signer = components.signer
-    this.#links = components.links
+    this.#proofs = components.proofs
+    this.#clock = components.clock
     this.#log = components.logger
     this.#nodeId = init.nodeId
     this.#address = init.address
@@ -268,20 +131,20 @@ export class DhtPeerDirectory implements PeerDirectory {
   }
 
   #body(t: RecordBody['t'], k: string, extra: Partial<RecordBody> = {}): RecordBody {
-    const now = Date.now()
+    const now = this.#clock.now()
     return { v: 1, t, k, n: this.#nodeId, a: this.#address, e: now + RECORD_TTL_MS, q: now, ...extra }
   }
 
   /** The signed record for `body`: the one signed earlier for this key when its statement is unchanged. */
-  #sign(key: Uint8Array, body: RecordBody): { bytes: Uint8Array; expires: number } {
+  async #sign(key: Uint8Array, body: RecordBody): Promise<{ bytes: Uint8Array; expires: number }> {
     const id = Buffer.from(key).toString('hex')
-    const statement = JSON.stringify([body.t, body.k, body.n, body.a, body.m, body.i, body.w])
+    const statement = JSON.stringify([body.t, body.k, body.n, body.a, body.m, body.i, body.w, body.p])
     const cached = this.#signed.get(id)
-    if (cached?.statement === statement && cached.expires - Date.now() >= RESIGN_BEFORE_EXPIRY_MS) {
+    if (cached?.statement === statement && cached.expires - this.#clock.now() >= RESIGN_BEFORE_EXPIRY_MS) {
       this.stats.signReused++
       return cached
     }
-    const signed = { statement, bytes: this.#signer.sign(body), expires: body.e }
+    const signed = { statement, bytes: await this.#signer.sign(body), expires: body.e }
     this.stats.signed++
     this.#signed.set(id, signed)
     return signed
@@ -289,9 +152,9 @@ export class DhtPeerDirectory implements PeerDirectory {
 
   async #put(key: Uint8Array, body: RecordBody): Promise<void> {
     try {
-      const { bytes, expires } = this.#sign(key, body)
-      await this.#dht.put(key, bytes, {
-        ttlMs: Math.max(1, Math.min(RECORD_TTL_MS, expires - Date.now())),
+      const { bytes, expires } = await this.#sign(key, body)
+      await this.#store.put(key, bytes, {
+        ttlMs: Math.max(1, Math.min(RECORD_TTL_MS, expires - this.#clock.now())),
         signal: AbortSignal.timeout(10_000),
       })
     } catch (err) {
@@ -302,10 +165,9 @@ export class DhtPeerDirectory implements PeerDirectory {
 
   async #get(key: Uint8Array, timeoutMs = 10_000): Promise<SignedRecord | undefined> {
     try {
-      const value = await this.#dht.get(key, { signal: AbortSignal.timeout(timeoutMs) })
+      const value = await this.#store.get(key, { signal: AbortSignal.timeout(timeoutMs) })
       const record = value && parseRecord(value)
-      if (!record || record.e < Date.now()) return undefined
-      if (record.n !== this.#nodeId) this.#links.addresses.set(record.n, record.a)
+      if (!record || record.e < this.#clock.now()) return undefined
       return record
     } catch {
       return undefined
@@ -315,13 +177,18 @@ export class DhtPeerDirectory implements PeerDirectory {
   /** Publishes the node record now and re-signs it and the topic records every `intervalMs`. */
   start(intervalMs = REFRESH_INTERVAL_MS): void {
     void this.announceNode()
-    this.#timer = setInterval(() => void this.#refresh(), intervalMs)
-    this.#timer.unref()
+    const tick = (): void => {
+      this.#timer = this.#clock.setTimeout(() => {
+        void this.#refresh()
+        if (!this.#closed) tick()
+      }, intervalMs)
+    }
+    tick()
   }
 
   /** Stops the refresh timer. */
   stop(): void {
-    clearInterval(this.#timer)
+    if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer)
     this.#timer = undefined
   }
 
@@ -342,25 +209,36 @@ export class DhtPeerDirectory implements PeerDirectory {
     return (await this.#get(recordKey('node', nodeId)))?.a
   }
 
-  async announce(peerId: string, nodeId: string): Promise<void> {
-    if (nodeId !== this.#nodeId) return
+  async announce(peerId: string, nodeId: string, registration: Registration): Promise<void> {
+    if (nodeId !== this.#nodeId || registration.peerId !== peerId || registration.node !== nodeId) return
+    const nonce = statementNonce(registration.statement)
+    if (nonce === undefined) return
+    const p: PeerStatement = { h: registration.host, t: registration.time, c: nonce }
     this.stats.announced++
-    this.#published.add(peerId)
-    await this.#put(recordKey('peer', peerId), this.#body('peer', peerId))
+    this.#published.set(peerId, p)
+    this.#proofs.host(registration)
+    await this.#put(recordKey('peer', peerId), this.#body('peer', peerId, { p }))
   }
 
   async withdraw(peerId: string, nodeId: string): Promise<void> {
     if (nodeId !== this.#nodeId) return
+    const p = this.#published.get(peerId)
+    const key = recordKey('peer', peerId)
+    this.#store.unpublish(key)
+    if (p === undefined) return
     this.stats.withdrawn++
     this.#published.delete(peerId)
-    const key = recordKey('peer', peerId)
-    this.#dht.unpublish(key)
-    await this.#put(key, this.#body('peer', peerId, { w: 1, e: Date.now() + 60_000 }))
+    // The withdrawal carries the same statement: it replaces this node's record (higher sequence number), but
+    // never a newer registration of the peer elsewhere. The proof is served while the withdrawal lives.
+    const e = this.#clock.now() + WITHDRAWAL_TTL_MS
+    this.#proofs.release(peerId, e)
+    await this.#put(key, this.#body('peer', peerId, { w: 1, e, p }))
   }
 
   /**
-   * The node hosting `peerId`: its peer record; when that misses (a peer that registered a moment ago), the
-   * topic records already read that name it; else the peer record again after each of `lookupRetryDelaysMs`.
+   * The node hosting `peerId`, from its peer record only (a topic record naming a peer proves nothing about where
+   * it is); when that misses (a peer that registered a moment ago), the record again after each of
+   * `lookupRetryDelaysMs`.
    */
   async lookup(peerId: string): Promise<string | undefined> {
     this.stats.lookups++
@@ -373,15 +251,9 @@ export class DhtPeerDirectory implements PeerDirectory {
         return record.n
       }
       if (record?.w === 1) return undefined // withdrawn: the peer left
-      const member = this.#members.get(peerId)
-      if (member && member.expires > Date.now()) {
-        this.stats.lookupHits++
-        this.stats.lookupTopicHits++
-        return member.nodeId
-      }
       const delay = this.#retryDelaysMs[attempt]
       if (delay === undefined || this.#closed) return undefined
-      await new Promise((r) => setTimeout(r, delay).unref())
+      await new Promise<void>((r) => this.#clock.setTimeout(r, delay))
     }
   }
 
@@ -438,7 +310,6 @@ export class DhtPeerDirectory implements PeerDirectory {
     const out = new Set<string>()
     for (const r of slots) {
       if (!r || r.w === 1) continue
-      for (const m of r.m ?? []) this.#members.set(m, { nodeId: r.n, expires: r.e })
       for (const m of r.m ?? []) {
         if (out.size >= limit) break
         out.add(m)
@@ -451,17 +322,17 @@ export class DhtPeerDirectory implements PeerDirectory {
   async withdrawAll(): Promise<void> {
     this.stop()
     this.#closed = true
-    const tasks: Promise<void>[] = [...this.#published].map((p) => this.withdraw(p, this.#nodeId))
+    const tasks: Promise<void>[] = [...this.#published.keys()].map((p) => this.withdraw(p, this.#nodeId))
     for (const [topic, t] of this.#topics) {
       t.members.clear()
       tasks.push(this.#publishTopic(topic))
     }
-    this.#dht.unpublish(recordKey('node', this.#nodeId))
+    this.#store.unpublish(recordKey('node', this.#nodeId))
     await Promise.allSettled(tasks)
   }
 
   getStats(): { dhtNodes: number; dhtBuckets: number } {
-    const s = this.#dht.getStats()
+    const s = this.#store.getStats()
     return { dhtNodes: s.totalNodes, dhtBuckets: s.bucketsUsed }
   }
 }
