@@ -107,10 +107,13 @@ describe('graceful shutdown', () => {
     expect(exit.ms).toBeLessThan(10_000)
     const codes = await Promise.all(clients.map((c) => c.closed))
     expect(codes).toEqual(codes.map(() => 1001))
+    // Every component stopped, in the reverse of the start order (the P2P component withdraws the DHT records,
+    // the DHT persists the routing table, the CRDT store flushes, then the database closes).
     const log = n.lines.join('\n')
-    for (const step of ['withdraw dht records', 'persist routing table', 'flush crdt', 'database']) {
-      expect(log).toContain(`stopped ${step}`)
-    }
+    const order = ['signaling', 'rest', 'monitor', 'ai', 'p2p', 'dht', 'crdt', 'storage', 'crypto']
+    const at = order.map((step) => log.indexOf(`"stopped ${step}"`))
+    expect(at.every((i) => i >= 0)).toBe(true)
+    expect([...at].sort((x, y) => x - y)).toEqual(at)
   }, 60_000)
 
   it('a second signal exits at once with a non-zero code', async ({ onTestFinished }) => {

@@ -20,9 +20,10 @@ type Deps = NodeCore & {
 
 /** What `/api/*` shows of the node, over the components started before the REST API (and the registries). */
 export function appView(deps: Deps): AppNode {
-  const { crypto, dht, p2p, ai, health, stats, metrics, peerSources, version } = deps
+  const { crypto, dht, p2p, ai, health, stats, metrics, peerSources, version, addresses } = deps
   return {
     version,
+    wsPort: addresses.ws.port,
     health,
     metricsContentType: metrics.contentType,
     metricsText: () => metrics.metricsText(),
