@@ -27,6 +27,8 @@ const CRDT_PATH_PREFIX = '/crdt/'
 export const LINK_TABLE_INTERVAL_MS = 5_000
 /** Routing-table nodes dialed per round. */
 export const LINK_TABLE_BUDGET = 8
+/** Least time between two re-publications of the node record when links open. */
+export const NODE_REANNOUNCE_MS = 5_000
 /** Deadline of a link handshake. */
 export const LINK_HANDSHAKE_TIMEOUT_MS = 10_000
 
@@ -169,6 +171,15 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
       { nodeId: crypto.identity.idString, address },
     )
     directory.start(Math.min(config.bootstrapIntervalMs, 60_000))
+    // The node record published at start-up is refused by nodes that cannot check it yet (no link, so no record
+    // key): publish it again as links come up, at most every NODE_REANNOUNCE_MS.
+    let reannouncedAt = 0
+    links.on('open', () => {
+      const now = Date.now()
+      if (now - reannouncedAt < NODE_REANNOUNCE_MS) return
+      reannouncedAt = now
+      void directory.announceNode()
+    })
     const replication = startReplication(crdt.store, links, log.child({ component: 'replication' }))
 
     // Keep links to the nodes of the routing table (a full mesh in small networks, bounded by the link slots).
