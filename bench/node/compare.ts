@@ -58,17 +58,18 @@ function startNode(dataDir: string, extra: string[] = []): Promise<Running> {
       'warn',
       ...extra,
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'inherit', 'pipe'] },
   )
   started.push(proc)
   return new Promise((resolve, reject) => {
     let buf = ''
-    proc.stdout.on('data', (d: Buffer) => {
+    // The READY line is on stderr (stdout carries the logs).
+    proc.stderr.on('data', (d: Buffer) => {
       buf += d.toString()
       const m = /^READY (.*)$/m.exec(buf)
       if (m) {
-        proc.stdout.removeAllListeners('data')
-        proc.stdout.resume()
+        proc.stderr.removeAllListeners('data')
+        proc.stderr.resume()
         resolve({ proc, ready: JSON.parse(m[1]!) as Ready, readyMs: performance.now() - t0 })
       }
     })

@@ -73,12 +73,13 @@ async function main(): Promise<void> {
       '--ai',
       'off',
     ]),
-    { stdio: ['ignore', 'pipe', 'inherit'] },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   )
   try {
     const ready = await new Promise<{ rest: number; ws: number }>((resolve, reject) => {
       let buf = ''
-      proc.stdout!.on('data', (d: Buffer) => {
+      // The READY line is on stderr (stdout carries the logs).
+      proc.stderr!.on('data', (d: Buffer) => {
         buf += d.toString()
         const m = /^READY (.*)$/m.exec(buf)
         if (m) resolve(JSON.parse(m[1]!) as { rest: number; ws: number })

@@ -121,12 +121,13 @@ function spawnNode(index: number, dataDir: string, ports: Ready | undefined, see
   const proc = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] })
   procs.add(proc)
   proc.once('exit', () => procs.delete(proc))
+  // Logs on stdout; the banner and the READY line on stderr. Both go to the node's log file.
   const logFile = createWriteStream(join(dataDir, 'node.log'), { flags: 'a' })
-  proc.stderr.pipe(logFile)
+  proc.stdout.pipe(logFile)
   return new Promise((resolve, reject) => {
     let buf = ''
     const timer = setTimeout(() => reject(new Error(`node ${index} not ready in 60 s`)), 60_000)
-    proc.stdout.on('data', (d: Buffer) => {
+    proc.stderr.on('data', (d: Buffer) => {
       buf += d.toString()
       logFile.write(d)
       const m = /^READY (.*)$/m.exec(buf)

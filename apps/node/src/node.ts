@@ -67,14 +67,23 @@ export interface CreateNodeOptions {
   logger?: Logger
 }
 
+/** Log fields that may hold secrets; pino replaces them with `<redacted>`. */
+export const LOG_REDACT_PATHS = [
+  'passphrase',
+  '*.passphrase',
+  'adminToken',
+  '*.adminToken',
+  'seed',
+  '*.seed',
+  'secretKey',
+  '*.secretKey',
+] as const
+
 function createLogger(config: NodeConfig): Logger {
   return pino({
     level: config.logLevel,
     base: { pid: process.pid },
-    redact: {
-      paths: ['passphrase', '*.passphrase', 'seed', '*.seed', 'secretKey', '*.secretKey'],
-      censor: '<redacted>',
-    },
+    redact: { paths: [...LOG_REDACT_PATHS], censor: '<redacted>' },
   })
 }
 

@@ -1,9 +1,12 @@
+import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { createSocket } from 'node:dgram'
 import { connect, type Socket } from 'node:net'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it, type OnTestFinishedHandler } from 'vitest'
 import WebSocket from 'ws'
 import * as Y from 'yjs'
@@ -116,20 +119,78 @@ describe('graceful shutdown', () => {
     expect([...at].sort((x, y) => x - y)).toEqual(at)
   }, 60_000)
 
-  it('a second signal exits at once with a non-zero code', async ({ onTestFinished }) => {
+  it('a SIGTERM during the shutdown lets it finish; a second Ctrl-C (SIGINT) exits at once', async ({
+    onTestFinished,
+  }) => {
     const c = scope(onTestFinished)
     const n = await node(c, 'twice')
     // A client that completes the WebSocket handshake and then never answers the close frame keeps the graceful
-    // shutdown busy (waiting for the close handshake), so the second signal lands while it runs.
+    // shutdown busy (waiting for the close handshake), so the later signals land while it runs.
     const stuck = await stuckClient(n.ready.ws)
     c.push(() => stuck.destroy())
-    n.proc.kill('SIGTERM')
+    // What a terminal's Ctrl-C and then a supervisor (or the testnet script) send: one graceful shutdown.
+    n.proc.kill('SIGINT')
     await waitFor(() => n.lines.some((l) => l.includes('shutting down')), 'the first shutdown to begin')
     n.proc.kill('SIGTERM')
+    await waitFor(() => n.lines.some((l) => l.includes('already shutting down')), 'the SIGTERM to be noted')
+    expect(n.proc.exitCode).toBe(null)
+    n.proc.kill('SIGINT')
     const exit = await n.exited
     expect(exit.code).toBe(130)
-    expect(n.lines.join('\n')).toContain('second signal')
+    expect(n.lines.join('\n')).toContain('second interrupt')
   }, 30_000)
+})
+
+/** `running` while process `pid` exists and has not exited (Linux `/proc`; a zombie has exited). */
+function procState(pid: number): 'running' | 'exited' {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('Z') ? 'exited' : 'running'
+  } catch {
+    return 'exited'
+  }
+}
+
+describe('started by a package manager', () => {
+  it('stops gracefully when the wrapper a supervisor signalled is gone (pnpm/npx do not forward SIGTERM)', async ({
+    onTestFinished,
+  }) => {
+    const c = scope(onTestFinished)
+    const dir = await tempDir(c)
+    const appDir = fileURLToPath(new URL('..', import.meta.url))
+    // What `pnpm start` amounts to: a shell (the wrapper) whose child is the node, with npm_lifecycle_event set.
+    const args = ['--conditions=@x/source', '--import', 'tsx', 'src/server.ts', ...localArgs(dir)]
+    const wrapper = spawn(
+      'sh',
+      ['-c', `"${process.execPath}" ${args.map((a) => `'${a}'`).join(' ')} & wait`],
+      {
+        cwd: appDir,
+        env: { ...process.env, npm_lifecycle_event: 'start' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    )
+    let out = ''
+    let err = ''
+    wrapper.stdout.on('data', (d: Buffer) => (out += d.toString()))
+    wrapper.stderr.on('data', (d: Buffer) => (err += d.toString()))
+    // The node keeps the pipes open after the wrapper is gone: they close when the node exits.
+    const pipesClosed = new Promise<void>((resolve) => wrapper.stdout.once('close', () => resolve()))
+    await waitFor(() => err.includes('READY '), 'the node to be ready', 30_000)
+    const nodePid = (JSON.parse(out.split('\n').find((l) => l.startsWith('{'))!) as { pid: number }).pid
+    c.push(() => {
+      try {
+        process.kill(nodePid, 'SIGKILL')
+      } catch {
+        // already gone
+      }
+    })
+    wrapper.kill('SIGTERM') // what a supervisor sends to the process it started
+    await pipesClosed
+    expect(out).toContain('the package manager that started the node exited')
+    expect(out).toContain('node stopped')
+    // No orphaned node left running (gone, or a zombie waiting for whoever adopted it to reap it).
+    await waitFor(() => procState(nodePid) !== 'running' || undefined, 'the node process to end', 5_000)
+  }, 45_000)
 })
 
 // Each test below has its own nodes and data directories: they run concurrently (the file's wall time was the

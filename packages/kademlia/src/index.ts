@@ -22,6 +22,7 @@
  */
 export {
   createKademlia,
+  LOOKUP_DURATION_BUCKETS_S,
   type KademliaComponents,
   type KademliaInit,
   type KademliaNode,
@@ -40,6 +41,7 @@ export { createUdpTransport, type UdpTransport, type UdpTransportInit } from './
 export { KademliaError, type KademliaErrorCode } from './errors'
 export { type LookupResult, type Responder } from './lookup'
 export { type AdmitFn, type InboundKind, type RpcStats } from './rpc'
+export type { MetricLabels, MetricsRegistry } from './types'
 export { type KademliaState, STATE_VERSION } from './state'
 export {
   decodeMessage,

@@ -46,3 +46,24 @@ export const silentLogger: Logger = {
   error: noop,
   child: () => silentLogger,
 }
+
+/** Label values of one metric series. */
+export type MetricLabels = Readonly<Record<string, string | number>>
+
+/**
+ * Where the node reports its own metrics (the shape of `@x/node-monitor`'s `Metrics`, or a libp2p-style
+ * registry adapter). Names follow Prometheus conventions; see the README's Metrics section.
+ */
+export interface MetricsRegistry {
+  counter(
+    name: string,
+    help: string,
+    labelNames?: readonly string[],
+  ): { inc(labels?: MetricLabels, value?: number): void }
+  histogram(
+    name: string,
+    help: string,
+    labelNames?: readonly string[],
+    buckets?: readonly number[],
+  ): { observe(value: number, labels?: MetricLabels): void }
+}

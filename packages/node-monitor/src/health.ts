@@ -322,7 +322,8 @@ class DefaultHealthRegistry implements HealthRegistry {
     const previous = this.#lastStatus.get(name)
     if (previous === result.status) return
     this.#lastStatus.set(name, result.status)
-    const fields = { component: name, from: previous ?? null, to: result.status, reason: result.reason }
+    // `check`, not `component`: an app's logger child often binds `component` already (one key, one meaning).
+    const fields = { check: name, from: previous ?? null, to: result.status, reason: result.reason }
     if (result.status === 'down') this.#log.warn(fields, 'component health changed')
     else this.#log.info(fields, 'component health changed')
   }

@@ -1,4 +1,5 @@
 import { loadavg } from 'node:os'
+import { getHeapStatistics } from 'node:v8'
 import {
   type EventLoopUtilization,
   type IntervalHistogram,
@@ -71,6 +72,13 @@ export interface SystemMonitorInit {
 export interface SystemMonitorComponents {
   /** @default `Date.now` */
   clock?: Clock
+  /**
+   * Reads the process's memory. `process.memoryUsage()` opens `/proc/self/stat` on Linux, so it throws `EMFILE`
+   * when the process is out of file descriptors; a failed read falls back to V8's heap figures (no file
+   * descriptor needed) and the last known RSS, and never throws out of the sampling timer.
+   * @default process.memoryUsage
+   */
+  memoryUsage?: () => NodeJS.MemoryUsage
   /** When given, every sample also sets the `system_*` gauges listed in the README. */
   metrics?: Metrics
   /** @default silent */
@@ -117,6 +125,10 @@ export function createSystemMonitor(
 class DefaultSystemMonitor implements SystemMonitor {
   readonly #clock: Clock
   readonly #log: Logger
+  readonly #memoryUsage: () => NodeJS.MemoryUsage
+  /** Samples that could not read every figure (see `memoryUsage`), and when that was last logged. */
+  #sampleErrors = 0
+  #errorLoggedAt = -Infinity
   readonly #metrics: Metrics | undefined
   readonly #intervalMs: number
   readonly #resolutionMs: number
@@ -133,6 +145,7 @@ class DefaultSystemMonitor implements SystemMonitor {
   constructor(components: SystemMonitorComponents, init: SystemMonitorInit) {
     this.#clock = components.clock ?? SYSTEM_CLOCK
     this.#log = components.logger ?? SILENT_LOGGER
+    this.#memoryUsage = components.memoryUsage ?? (() => process.memoryUsage())
     this.#metrics = components.metrics
     this.#intervalMs = assertNumberInRange(
       'intervalMs',
@@ -165,7 +178,7 @@ class DefaultSystemMonitor implements SystemMonitor {
     this.#histogram.enable()
     this.#last = undefined
     this.#resetBaselines()
-    this.#timer = setInterval(() => this.#sample(), this.#intervalMs)
+    this.#timer = setInterval(() => this.#tick(), this.#intervalMs)
     this.#timer.unref()
     this.#log.debug({ intervalMs: this.#intervalMs }, 'system monitor started')
   }
@@ -188,6 +201,43 @@ class DefaultSystemMonitor implements SystemMonitor {
     return this.snapshot()
   }
 
+  /** The timer's callback: a sample that fails is logged (at most once a minute), never thrown. */
+  #tick(): void {
+    try {
+      this.#sample()
+    } catch (err) {
+      this.#failed(err)
+    }
+  }
+
+  #failed(err: unknown): void {
+    this.#sampleErrors++
+    const now = this.#clock.now()
+    if (now - this.#errorLoggedAt < 60_000) return
+    this.#errorLoggedAt = now
+    this.#log.warn(
+      { err: (err as Error)?.message, sampleErrors: this.#sampleErrors },
+      'system sample incomplete (out of file descriptors?)',
+    )
+  }
+
+  /** `process.memoryUsage()`, or V8's own figures and the last known RSS when it cannot be read. */
+  #memory(): NodeJS.MemoryUsage {
+    try {
+      return this.#memoryUsage()
+    } catch (err) {
+      this.#failed(err)
+      const heap = getHeapStatistics()
+      return {
+        rss: this.#last?.memory.rss ?? 0,
+        heapUsed: heap.used_heap_size,
+        heapTotal: heap.total_heap_size,
+        external: heap.external_memory,
+        arrayBuffers: this.#last?.memory.arrayBuffers ?? 0,
+      }
+    }
+  }
+
   #resetBaselines(): void {
     this.#cpu = process.cpuUsage()
     this.#hrtime = process.hrtime.bigint()
@@ -200,7 +250,7 @@ class DefaultSystemMonitor implements SystemMonitor {
     const elu = performance.eventLoopUtilization(this.#elu)
     const elapsedUs = Number(hrtime - this.#hrtime) / 1000
     const share = (us: number): number => (elapsedUs > 0 ? round2((us / elapsedUs) * 100) : 0)
-    const mem = process.memoryUsage()
+    const mem = this.#memory()
     const h = this.#histogram
     const hasDelay = h !== undefined && h.count > 0
     const delay = (ns: number): number =>

@@ -237,15 +237,15 @@ class Core implements ServerCore {
   readonly #shares = new AddressShares()
   /** Topic members; keys are `<namespace>:<topic>`. */
   readonly #topics = new Map<string, Set<Conn>>()
-  /** Sockets corked during this tick, uncorked together at its end. */
+  /**
+   * Send batching. Every frame produced while one inbound chunk is handled (a burst of signals arrives in one
+   * TCP read) is gathered per receiving socket: the first is written at once, the rest are corked and leave
+   * together, in one `writev`, when the chunk is done. `#chunk` is the sequence number of the chunk being
+   * handled (0: none, e.g. an asynchronous registration), `#corked` the sockets to uncork after it.
+   */
+  #chunk = 0
+  #chunks = 0
   readonly #corked: Conn[] = []
-  readonly #uncork = (): void => {
-    for (const conn of this.#corked) {
-      conn.corked = false
-      conn.socket.uncork()
-    }
-    this.#corked.length = 0
-  }
   /** Resolves close() once the last connection is gone. */
   #allClosed: (() => void) | undefined
   #server: Server | undefined
@@ -261,6 +261,8 @@ class Core implements ServerCore {
   readonly #onPing: (this: OwnedWebSocket, data: Buffer) => void
   readonly #onPong: (this: OwnedWebSocket) => void
   readonly #onClose: (this: OwnedWebSocket) => void
+  readonly #onChunkStart: () => void
+  readonly #onChunkEnd: () => void
 
   constructor(components: SignalingComponents, options: SignalingOptions) {
     this.options = options
@@ -293,6 +295,8 @@ class Core implements ServerCore {
     this.#onPing = listeners.ping
     this.#onPong = listeners.pong
     this.#onClose = listeners.close
+    this.#onChunkStart = listeners.chunkStart
+    this.#onChunkEnd = listeners.chunkEnd
     /* eslint-enable @typescript-eslint/unbound-method */
   }
 
@@ -314,6 +318,21 @@ class Core implements ServerCore {
       close: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
         if (conn !== undefined) core.#closed(conn)
+      },
+      /** Before `ws` reads an inbound chunk (a `data` listener put first). */
+      chunkStart: function (): void {
+        core.#chunk = ++core.#chunks
+      },
+      /** After `ws` handled it (a `data` listener put after `ws`'s): what was corked meanwhile leaves. */
+      chunkEnd: function (): void {
+        core.#chunk = 0
+        const corked = core.#corked
+        if (corked.length === 0) return
+        for (const conn of corked) {
+          conn.corked = false
+          conn.socket.uncork()
+        }
+        corked.length = 0
       },
     }
   }
@@ -563,6 +582,7 @@ class Core implements ServerCore {
       topics: undefined,
       closed: false,
       corked: false,
+      sentInChunk: 0,
       guard,
       state: endpoint.initialState(),
     }
@@ -574,6 +594,9 @@ class Core implements ServerCore {
     ws.on('pong', this.#onPong)
     ws.on('close', this.#onClose)
     ws.on('error', NOOP)
+    // `ws` listens for `data` already: one listener before it and one after bracket each inbound chunk.
+    socket.prependListener('data', this.#onChunkStart)
+    socket.on('data', this.#onChunkEnd)
     this.#run(conn, () => endpoint.open(conn, req))
     return conn
   }
@@ -599,8 +622,18 @@ class Core implements ServerCore {
     if (conn.closed || conn.closingAt !== undefined) return
     const admitted = this.admission.parse(conn, data, isBinary, this.clock.now())
     if (admitted === undefined) return
-    const { msg, text } = admitted
-    this.#run(conn, () => conn.endpoint.message(conn, msg, text))
+    // The hot path: what #run does, without a closure per frame.
+    try {
+      const result = conn.endpoint.message(conn, admitted.msg, admitted.text)
+      if (result instanceof Promise) result.catch((err: unknown) => this.#handlerFailed(conn, err))
+    } catch (err) {
+      this.#handlerFailed(conn, err)
+    }
+  }
+
+  #handlerFailed(conn: Conn, err: unknown): void {
+    this.counters.rejected++
+    this.log.error({ err: (err as Error)?.message, endpoint: conn.endpoint.name }, 'endpoint handler failed')
   }
 
   #ping(conn: Conn, data: Buffer): void {
@@ -609,7 +642,7 @@ class Core implements ServerCore {
     conn.lastSeen = now
     if (!this.admission.take(conn, now)) return
     if (conn.ws.bufferedAmount > this.options.maxBufferedBytes) return this.#slowConsumer(conn)
-    this.#cork(conn)
+    this.#batch(conn)
     conn.ws.pong(data)
   }
 
@@ -625,11 +658,18 @@ class Core implements ServerCore {
     if (this.#conns.size === 0) this.#allClosed?.()
   }
 
-  #cork(conn: Conn): void {
+  /** Gathers a second and later frame for `conn` during one inbound chunk (see `#chunk`). */
+  #batch(conn: Conn): void {
+    const chunk = this.#chunk
+    if (chunk === 0) return
+    if (conn.sentInChunk !== chunk) {
+      conn.sentInChunk = chunk
+      return
+    }
     if (conn.corked) return
     conn.corked = true
     conn.socket.cork()
-    if (this.#corked.push(conn) === 1) process.nextTick(this.#uncork)
+    this.#corked.push(conn)
   }
 
   send(conn: Conn, frame: string): boolean {
@@ -640,7 +680,7 @@ class Core implements ServerCore {
       this.#slowConsumer(conn)
       return false
     }
-    this.#cork(conn)
+    this.#batch(conn)
     ws.send(frame)
     if (conn.guard !== undefined) this.admission.call(conn.guard, 'sent', frame.length)
     return true
@@ -732,7 +772,6 @@ class Core implements ServerCore {
         continue
       }
       try {
-        this.#cork(conn)
         conn.ws.ping()
       } catch {
         this.#terminate(conn)
