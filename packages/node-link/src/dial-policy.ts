@@ -1,6 +1,6 @@
 import { lookup } from 'node:dns/promises'
 import ipaddr from 'ipaddr.js'
-import type { DialDecision, DialPolicy } from './types'
+import { SYSTEM_CLOCK, type Clock, type DialDecision, type DialPolicy } from './types'
 
 /** How long a dial policy waits for DNS before refusing. */
 export const RESOLVE_TIMEOUT_MS = 2_000
@@ -96,6 +96,8 @@ export interface DialPolicyInit {
   resolve?: (hostname: string) => Promise<string[]>
   /** @default RESOLVE_TIMEOUT_MS */
   resolveTimeoutMs?: number
+  /** Timers of the resolve deadline. @default SYSTEM_CLOCK */
+  clock?: Clock
 }
 
 async function defaultResolve(hostname: string): Promise<string[]> {
@@ -113,6 +115,7 @@ export function createDialPolicy(init: DialPolicyInit = {}): DialPolicy {
   const allowPrivate = init.allowPrivate ?? false
   const resolve = init.resolve ?? defaultResolve
   const timeoutMs = init.resolveTimeoutMs ?? RESOLVE_TIMEOUT_MS
+  const clock = init.clock ?? SYSTEM_CLOCK
   const refuse = (reason: string): DialDecision => ({ allow: false, reason })
   return async (nodeId, address) => {
     const canonical = parseLinkAddress(address)
@@ -123,18 +126,18 @@ export function createDialPolicy(init: DialPolicyInit = {}): DialPolicy {
     const literal = normalizeIp(host)
     if (literal !== undefined) ips = [literal]
     else {
-      let timer: ReturnType<typeof setTimeout> | undefined
+      let timer: unknown
       try {
         ips = await Promise.race([
           resolve(host),
           new Promise<never>((_, reject) => {
-            timer = setTimeout(() => reject(new Error('DNS timeout')), timeoutMs)
+            timer = clock.setTimeout(() => reject(new Error('DNS timeout')), timeoutMs)
           }),
         ])
       } catch {
         return refuse(`cannot resolve ${host}`)
       } finally {
-        clearTimeout(timer)
+        if (timer !== undefined) clock.clearTimeout(timer)
       }
       ips = ips.map((ip) => normalizeIp(ip)).filter((ip): ip is string => ip !== undefined)
       if (ips.length === 0) return refuse(`${host} has no address`)
