@@ -330,6 +330,18 @@ describe('record key book', () => {
     expect(book.get(node.idString)).toBeUndefined()
     await expect(book.acceptHello(node.idString, node.publicKey, signer.helloData())).resolves.toBe(true)
     expect(book.get(node.idString)).toEqual(signer.publicKey)
+    // The same key again (a second link, a reconnect) costs no certificate verification; another key does.
+    let verifications = 0
+    const counting = new RecordKeyBook({
+      verifyCertificate: (...a) => (verifications++, verifyCertificate(...a)),
+      clock: manualClock(),
+      logger: silent,
+    })
+    for (let i = 0; i < 3; i++) await counting.acceptHello(node.idString, node.publicKey, signer.helloData())
+    expect(verifications).toBe(1)
+    const otherKey = new RecordSigner(Identity.generate(new Uint8Array(32).fill(63))).helloData()
+    await expect(counting.acceptHello(node.idString, node.publicKey, otherKey)).resolves.toBe(false)
+    expect(verifications).toBe(2)
     expect(CERT_CONTEXT).toEqual(enc.encode(`${RECORD_KEY_LABEL}/v2`))
   })
 

@@ -67,6 +67,10 @@ export class RecordKeyBook {
     data: Uint8Array | undefined,
   ): Promise<boolean> {
     const parsed = parseHelloData(data)
+    // The same record key again from the same (link-authenticated) node: it was certified for this node ID already.
+    const known = this.#keys.get(nodeId)
+    if (parsed !== undefined && known !== undefined && Buffer.compare(known, parsed.recordPub) === 0)
+      return true
     if (
       parsed === undefined ||
       !(await this.#verify(identityPublicKey, parsed.recordPub, parsed.certificate))
