@@ -105,12 +105,17 @@ export async function runSeed(
   let failure: unknown
 
   const act = (s: Stream): void => {
-    const payload = Uint8Array.of(s.next >> 8, s.next & 255)
     const node = nodes[s.from]!
-    if (node.send(ids[s.to]!, CHANNEL, payload)) {
-      if (++s.next >= FRAMES) unready(s)
-      return
+    // A burst of 1–4 frames, as a sender writes several frames in one tick.
+    for (let burst = 1 + Math.floor(random() * 4); burst > 0 && s.next < FRAMES; burst--) {
+      if (!node.send(ids[s.to]!, CHANNEL, Uint8Array.of(s.next >> 8, s.next & 255))) break
+      if (++s.next >= FRAMES) {
+        unready(s)
+        return
+      }
+      if (burst === 1) return
     }
+    const payload = Uint8Array.of(s.next >> 8, s.next & 255)
     // No active link yet (or it is being replaced): dial, which both sides of a pair do at once.
     s.waiting = true
     unready(s)
