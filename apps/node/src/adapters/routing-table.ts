@@ -1,8 +1,16 @@
+import { isIP } from 'node:net'
 import type { KademliaNode } from '@x/kademlia'
-import { normalizeIp } from './ip'
 
 /** How long the set of routing-table hosts is reused between admissions. */
 const HOSTS_TTL_MS = 1_000
+
+/** An IP address in plain form (IPv4-mapped IPv6 as IPv4, lower case); `undefined` for anything else. */
+function normalizeIp(host: string): string | undefined {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase()
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(h)
+  if (mapped) return mapped[1]
+  return isIP(h) === 0 ? undefined : h
+}
 
 /** The host of a routing-table address (`1.2.3.4:5`, `[v6]:5`), IPv4-mapped IPv6 as IPv4. */
 export function tableHost(address: string): string {
