@@ -15,8 +15,6 @@ import { storageComponent } from './components/storage'
 import { System, type Component } from './system'
 
 export const VERSION = '0.1.0'
-export { KEY_FILE } from './components/crypto'
-export { ROUTING_TABLE_KEY, ROUTING_PERSIST_INTERVAL_MS } from './components/dht'
 export type { NodeAddresses } from './components/core'
 
 /** The configuration step: logs what the node runs with (secrets redacted). */

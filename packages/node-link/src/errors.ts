@@ -19,7 +19,9 @@ export type LinkErrorCode =
 
 /** The one error class of `@x/node-link`. Match on `code`, not on `instanceof`. */
 export class LinkError extends Error {
+  /** Always `LinkError`. */
   override readonly name = 'LinkError'
+  /** What went wrong: one of the stable codes above. */
   readonly code: LinkErrorCode
 
   constructor(code: LinkErrorCode, message: string, options?: { cause?: unknown }) {

@@ -107,6 +107,7 @@ export interface LinkManagerInit {
 
 /** Options of `connect`. */
 export interface ConnectOptions {
+  /** Aborts the dial and the handshake. */
   signal?: AbortSignal
 }
 
@@ -114,6 +115,7 @@ export interface ConnectOptions {
 export interface SendOrDialOptions {
   /** Where to dial when there is no link. @default the address the node announced in its last `hello` */
   address?: string
+  /** Aborts the dial and the send. */
   signal?: AbortSignal
 }
 
@@ -122,6 +124,7 @@ export type ChannelHandler = (fromNodeId: string, payload: Uint8Array) => void
 
 /** The link manager. */
 export interface LinkManager {
+  /** This node's ID (`init.nodeId`). */
   readonly nodeId: string
   /** Starts accepting links (calls `transport.listen`) and the idle sweep. */
   start(): Promise<void>
@@ -157,6 +160,7 @@ export interface LinkManager {
   addressOf(nodeId: string): string | undefined
   /** Every link held (snapshots). */
   list(): LinkInfo[]
+  /** Counters and gauges (a snapshot). */
   getStats(): LinkStats
   /** Stops dialing and accepting, and closes every link (1001). */
   close(): Promise<void>

@@ -18,16 +18,19 @@ export const IDLE_TIMEOUT_MS = 5 * 60_000
 export const HANDSHAKE_TIMEOUT_MS = 10_000
 /** Handshakes running at once; more connections are refused before any work is done. */
 export const MAX_PENDING_HANDSHAKES = 32
-/** Handshakes admitted per second from one address (token bucket rate), and its burst. */
+/** Handshakes admitted per second from one address (token bucket rate). */
 export const HANDSHAKES_PER_ADDRESS_PER_SECOND = 1
+/** Burst of that bucket. */
 export const HANDSHAKE_BURST_PER_ADDRESS = 8
-/** Handshakes admitted per second in all (token bucket rate), and its burst. */
+/** Handshakes admitted per second in all (token bucket rate). */
 export const HANDSHAKES_PER_SECOND = 20
+/** Burst of that bucket. */
 export const HANDSHAKE_BURST = 64
 /** Part of the global handshake budget only preferred addresses may use, so a flood cannot lock real nodes out. */
 export const PREFERRED_HANDSHAKE_BURST = 32
-/** Reconnect back-off of wanted links: from the first to the longest delay (each ±25 % jitter). */
+/** First reconnect delay of a wanted link (±25 % jitter; doubles per failure). */
 export const RECONNECT_MIN_MS = 1_000
+/** Longest reconnect delay. */
 export const RECONNECT_MAX_MS = 30_000
 /** How long a retired link stays open for the peer's last frames when the peer does not retire it too. */
 export const RETIRE_GRACE_MS = 5_000

@@ -1,9 +1,14 @@
 /** Pino-shaped logger. The default is silent. */
 export interface Logger {
+  /** Logs `obj` and `msg` at debug level. */
   debug(obj: object, msg?: string): void
+  /** Logs at info level. */
   info(obj: object, msg?: string): void
+  /** Logs at warn level. */
   warn(obj: object, msg?: string): void
+  /** Logs at error level. */
   error(obj: object, msg?: string): void
+  /** A logger that adds `bindings` to every line. */
   child(bindings: object): Logger
 }
 
@@ -26,7 +31,9 @@ export const SILENT_LOGGER: Logger = {
 export interface Clock {
   /** Wall clock, milliseconds since the epoch (also orders `use` activations across restarts). */
   now(): number
+  /** Calls `fn` once after `ms` milliseconds; returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): unknown
+  /** Cancels a timer; ignores handles that already ran or were cleared. */
   clearTimeout(handle: unknown): void
 }
 
@@ -91,6 +98,7 @@ export interface LinkTransport {
 
 /** The message pipe `secure` runs its handshake over (the shape of `@x/pqc`'s `HandshakePipe`). */
 export interface HandshakePipe {
+  /** Sends one handshake message. */
   send(bytes: Uint8Array): void
   /** Registers the handler for handshake messages; the returned function unregisters it (call it when done). */
   onMessage(handler: (bytes: Uint8Array) => void): () => void
@@ -112,6 +120,7 @@ export interface SecureChannel {
 
 /** Options `secure` is called with. */
 export interface SecureOptions {
+  /** `initiator`: this side dialed; `responder`: it accepted. */
   role: 'initiator' | 'responder'
   /** Initiator: the node ID the dialer expects; the handshake must fail unless the peer proves it. */
   expectedPeerId?: string
@@ -129,7 +138,19 @@ export interface SecureOptions {
 export type SecureFn = (pipe: HandshakePipe, options: SecureOptions) => Promise<SecureChannel>
 
 /** The verdict of a dial policy. */
-export type DialDecision = { allow: true; address: string } | { allow: false; reason: string }
+export type DialDecision =
+  | {
+      /** Dial. */
+      allow: true
+      /** The exact address to dial. */
+      address: string
+    }
+  | {
+      /** Do not dial. */
+      allow: false
+      /** Why not (logged and counted). */
+      reason: string
+    }
 
 /**
  * Decides whether `address` may be dialed to reach `nodeId`, and the exact address to dial (e.g. with its host
@@ -146,7 +167,9 @@ export type PreferenceFn = (nodeId: string | undefined, remoteAddress: string) =
 
 /** A link as listed by `list()` (a snapshot). */
 export interface LinkInfo {
+  /** The peer's proven node ID. */
   readonly nodeId: string
+  /** `outbound`: this node dialed; `inbound`: the peer did. */
   readonly direction: 'inbound' | 'outbound'
   /** Inbound: the remote IP; outbound: the address dialed. */
   readonly address: string
@@ -160,7 +183,9 @@ export interface LinkInfo {
 
 /** What `hello` listeners get: the peer's own (authenticated) statement on a new link. */
 export interface HelloEvent {
+  /** The peer's proven node ID. */
   readonly nodeId: string
+  /** The peer's public identity key (as proven by the handshake). */
   readonly publicKey: Uint8Array
   /** The address the node says it listens on, canonical; `undefined` when absent or malformed. */
   readonly address: string | undefined
@@ -171,36 +196,49 @@ export interface HelloEvent {
 /** Events of a link manager. */
 export interface LinkEvents {
   /** A node got an active link after having none. */
-  open: { readonly nodeId: string }
+  open: {
+    /** The node. */
+    readonly nodeId: string
+  }
   /** A node's last active link closed. */
-  close: { readonly nodeId: string }
+  close: {
+    /** The node. */
+    readonly nodeId: string
+  }
   /** A node's hello arrived on a link (once per link). */
   hello: HelloEvent
 }
 
 /** Counters (a snapshot). */
 export interface LinkStats {
-  /** Links held (any state), distinct nodes with an active link. */
+  /** Links held (any state). */
   links: number
+  /** Distinct nodes with an active link. */
   connectedNodes: number
-  /** Handshakes running now, and completed / failed so far. */
+  /** Handshakes running now. */
   pendingHandshakes: number
+  /** Handshakes completed so far. */
   handshakes: number
+  /** Handshakes failed so far (bad proof, timeout, closed pipe). */
   handshakeFailures: number
   /** Connections refused before the handshake: rate limits and the cap on concurrent handshakes. */
   handshakesRefused: number
-  /** Authenticated links refused for want of a slot, and links evicted (idle, or for a preferred node). */
+  /** Authenticated links refused for want of a slot. */
   slotsRefused: number
+  /** Links evicted (idle, or to make room for a preferred node). */
   evicted: number
   /** Dials the dial policy refused. */
   dialsRefused: number
   /** Records that failed to open (the link was closed). */
   badRecords: number
+  /** Application frames received. */
   framesIn: number
+  /** Application frames sent. */
   framesOut: number
   /** Links replaced by a newer one to the same node. */
   linksRetired: number
   /** Frames held on a newer link until the older one drained. */
   framesHeld: number
+  /** Frames whose write failed (the link was closing or gone). */
   sendErrors: number
 }

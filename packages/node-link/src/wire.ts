@@ -8,8 +8,9 @@ import { parseLinkAddress } from './dial-policy'
 
 /** The control channel (reserved). */
 export const CONTROL_CHANNEL = 0x01
-/** Lowest and highest channel numbers an application may use. */
+/** Lowest channel number an application may use (0x01 is the control channel). */
 export const MIN_APP_CHANNEL = 0x02
+/** Highest channel number an application may use. */
 export const MAX_APP_CHANNEL = 0xff
 
 /** A control message, as parsed. */

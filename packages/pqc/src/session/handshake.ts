@@ -163,7 +163,9 @@ export type HandshakeStatus = 'pending' | 'done' | 'failed'
  * `identity.sign` / `verify` (verification answers false, never rejects, for a bad signature).
  */
 export interface HandshakeCrypto {
+  /** ML-DSA-87 signature of `message` by `identity` under FIPS 204 context `context`. */
   sign(identity: Identity, message: Uint8Array, context: Uint8Array): Promise<Uint8Array>
+  /** Whether `signature` is `publicKey`'s ML-DSA-87 signature of `message` under `context`. */
   verify(
     publicKey: Uint8Array,
     message: Uint8Array,
