@@ -56,9 +56,16 @@ interface Inbound extends Signal {
   fromNode: string
 }
 
-/** The frame a peer receives for `signal`. */
-function signalFrame({ from, type, to, data }: Signal): string {
-  return JSON.stringify({ from, type, to, data })
+/**
+ * The frame a peer receives for `signal`, or `undefined` when it cannot be serialised: `JSON.stringify` recurses,
+ * so `data` nested a few thousand levels deep (which `JSON.parse` accepts) overflows the stack.
+ */
+function signalFrame({ from, type, to, data }: Signal): string | undefined {
+  try {
+    return JSON.stringify({ from, type, to, data })
+  } catch {
+    return undefined
+  }
 }
 
 export class Federation {
@@ -122,13 +129,15 @@ export class Federation {
       if (this.#core.closing) return
       for (const signal of waiting) {
         const local = this.#local.peer(to)
-        if (local !== undefined) {
-          if (this.#core.send(local, signalFrame(signal))) this.#core.counters.relayed++
-        } else if (nodeId !== undefined && nodeId !== this.#core.nodeId) {
+        if (local === undefined && nodeId !== undefined && nodeId !== this.#core.nodeId) {
           this.#forward(nodeId, signal)
-        } else {
-          this.#local.hold(to, signalFrame(signal), signal.from)
+          continue
         }
+        const frame = signalFrame(signal)
+        if (frame === undefined) this.#local.notFound(signal.from, to)
+        else if (local !== undefined) {
+          if (this.#core.send(local, frame)) this.#core.counters.relayed++
+        } else this.#local.hold(to, frame, signal.from)
       }
     })
   }
@@ -248,6 +257,7 @@ export class Federation {
       return
     }
     const frame = signalFrame(signal)
+    if (frame === undefined) return this.#drop(signal.fromNode, 'signal nested too deeply')
     if (frame.length > this.#core.options.maxFrameBytes)
       return this.#drop(signal.fromNode, 'signal too large')
     if (this.#core.send(target, frame)) this.#core.counters.relayed++

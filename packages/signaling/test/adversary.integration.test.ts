@@ -1,0 +1,88 @@
+// Regression tests for the second attack review (a hostile client or a hostile linked node against the `ws`-based
+// server): each reproduces one way past a bound and checks the bound that now holds.
+import { afterEach, describe, expect, it } from 'vitest'
+import type WebSocket from 'ws'
+import { createSignalingServer, type SignalingInit, type SignalingServer } from '../src/index'
+import {
+  createMemoryConnector,
+  createMemoryDirectory,
+  createMemoryRelayNetwork,
+  type MemoryConnector,
+  type MemoryDirectory,
+} from '../src/testing'
+import { components, ed25519Identity, RawClient } from './helpers'
+
+const servers: SignalingServer[] = []
+const connectors: MemoryConnector[] = []
+const wss: WebSocket[] = []
+
+afterEach(async () => {
+  for (const w of wss.splice(0)) w.terminate()
+  for (const c of connectors.splice(0)) c.close()
+  await Promise.all(servers.splice(0).map((s) => s.close()))
+})
+
+function serve(init: SignalingInit = {}, extra: Partial<Parameters<typeof createSignalingServer>[0]> = {}) {
+  const server = createSignalingServer({ ...components, ...extra }, init)
+  servers.push(server)
+  const connector = createMemoryConnector(server)
+  connectors.push(connector)
+  const connect = (path: string, options?: Parameters<MemoryConnector['connect']>[1]): RawClient => {
+    const ws = connector.connect(path, options)
+    wss.push(ws)
+    return new RawClient(ws)
+  }
+  return { server, connector, connect }
+}
+
+async function settle(done: () => boolean): Promise<void> {
+  for (let i = 0; i < 2_000 && !done(); i++) await new Promise((resolve) => setImmediate(resolve))
+  expect(done()).toBe(true)
+}
+
+async function register(c: RawClient, identity = ed25519Identity()): Promise<RawClient & { id: string }> {
+  await c.open()
+  expect(await c.register(identity)).toMatchObject({ type: 'registered', id: identity.id })
+  return Object.assign(c, { id: identity.id })
+}
+
+/** `data` nested deeper than `JSON.stringify` can recurse (a 10 kB frame; `JSON.parse` takes it). */
+function deepData(depth = 10_000): string {
+  return '['.repeat(depth) + ']'.repeat(depth)
+}
+
+function federation(directory: MemoryDirectory) {
+  const network = createMemoryRelayNetwork()
+  const n0 = serve({ nodeId: 'node-0' }, { directory, relay: network.relay('node-0') })
+  const n1 = serve({ nodeId: 'node-1' }, { directory, relay: network.relay('node-1') })
+  return { network, n0, n1 }
+}
+
+describe('signals nested too deeply to re-serialise', () => {
+  it('a peer whose signal waits for a directory lookup gets an answer; nothing throws', async () => {
+    const directory = createMemoryDirectory()
+    const { n0 } = federation(directory)
+    const a = await register(n0.connect('/p2p-signaling'))
+    await settle(() => directory.records.size === 1)
+    a.send(`{"type":"offer","to":"nobody-here","data":${deepData()}}`)
+    expect(await a.next()).toMatchObject({ type: 'error', code: 'PEER_NOT_FOUND', to: 'nobody-here' })
+    a.send({ type: 'ping' })
+    expect(await a.next()).toEqual({ type: 'pong' })
+  })
+
+  it('an envelope from the node that hosts the sender is dropped and counted, not thrown', async () => {
+    const directory = createMemoryDirectory()
+    const { network, n0, n1 } = federation(directory)
+    const a = await register(n0.connect('/p2p-signaling'))
+    const b = await register(n1.connect('/p2p-signaling'))
+    await settle(() => directory.records.size === 2)
+    const envelope = `{"t":"deliver","from":${JSON.stringify(a.id)},"to":${JSON.stringify(b.id)},"type":"offer","data":${deepData()}}`
+    // First with the sender's route unknown (checked after a lookup), then with it cached.
+    await network.inject('node-0', 'node-1', envelope)
+    await settle(() => n1.server.getStats().relayRejected === 1)
+    await network.inject('node-0', 'node-1', envelope)
+    await settle(() => n1.server.getStats().relayRejected === 2)
+    a.send({ type: 'offer', to: b.id, data: { sdp: 'real' } })
+    expect(await b.next()).toEqual({ from: a.id, type: 'offer', to: b.id, data: { sdp: 'real' } })
+  })
+})
