@@ -43,12 +43,15 @@ interface Route {
   at: number
 }
 
-/** A validated signal. */
+/**
+ * A validated signal. `data` is kept as JSON text: signals wait here for lookups, and a parsed 64 KiB `data` can
+ * take well over 1 MB of heap where its text takes 64 KiB.
+ */
 interface Signal {
   from: string
   to: string
   type: RelayType
-  data: object
+  data: string
 }
 
 interface Inbound extends Signal {
@@ -57,15 +60,20 @@ interface Inbound extends Signal {
 }
 
 /**
- * The frame a peer receives for `signal`, or `undefined` when it cannot be serialised: `JSON.stringify` recurses,
- * so `data` nested a few thousand levels deep (which `JSON.parse` accepts) overflows the stack.
+ * The JSON text of a signal's `data`, or `undefined` when it cannot be serialised: `JSON.stringify` recurses, so
+ * `data` nested a few thousand levels deep (which `JSON.parse` accepts) overflows the stack.
  */
-function signalFrame({ from, type, to, data }: Signal): string | undefined {
+export function dataText(data: object): string | undefined {
   try {
-    return JSON.stringify({ from, type, to, data })
+    return JSON.stringify(data)
   } catch {
     return undefined
   }
+}
+
+/** The frame a peer receives for `signal`. */
+function signalFrame({ from, type, to, data }: Signal): string {
+  return `{"from":${JSON.stringify(from)},"type":"${type}","to":${JSON.stringify(to)},"data":${data}}`
 }
 
 export class Federation {
@@ -81,6 +89,9 @@ export class Federation {
   readonly #outbound = new Map<string, Signal[]>()
   /** Inbound signals waiting for a lookup of their sender, in order. */
   readonly #inbound = new Map<string, Inbound[]>()
+  /** Signals in `#outbound` and in `#inbound`: each at most `maxHeldTotal`. */
+  #outboundSignals = 0
+  #inboundSignals = 0
   #unsubscribe: (() => void) | undefined
 
   constructor(core: ServerCore, relay: NodeRelay, directory: PeerDirectory, local: LocalPeers) {
@@ -107,37 +118,39 @@ export class Federation {
 
   /**
    * Sends a signal from local peer `from` to `to`, which is not local. Signals for one target stay in order
-   * behind one lookup.
+   * behind one lookup. `data` is the signal's data as JSON text ({@link dataText}).
    */
-  route(to: string, from: string, type: RelayType, data: object): void {
+  route(to: string, from: string, type: RelayType, data: string): void {
     const known = this.#fresh(to)
     const queue = this.#outbound.get(to)
     if (queue === undefined && known?.nodeId !== undefined && known.nodeId !== this.#core.nodeId) {
       this.#forward(known.nodeId, { from, to, type, data })
       return
     }
+    const { maxHeldPerPeer, maxHeldTotal } = this.#core.options
+    if (this.#outboundSignals >= maxHeldTotal || (queue !== undefined && queue.length >= maxHeldPerPeer)) {
+      return this.#local.notFound(from, to)
+    }
+    this.#outboundSignals++
     if (queue !== undefined) {
-      if (queue.length < this.#core.options.maxHeldPerPeer) queue.push({ from, to, type, data })
-      else this.#local.notFound(from, to)
+      queue.push({ from, to, type, data })
       return
     }
-    if (this.#outbound.size >= this.#core.options.maxHeldTotal) return this.#local.notFound(from, to)
     const waiting: Signal[] = [{ from, to, type, data }]
     this.#outbound.set(to, waiting)
     void this.#lookup(to).then((nodeId) => {
       this.#outbound.delete(to)
+      this.#outboundSignals -= waiting.length
       if (this.#core.closing) return
       for (const signal of waiting) {
         const local = this.#local.peer(to)
-        if (local === undefined && nodeId !== undefined && nodeId !== this.#core.nodeId) {
+        if (local !== undefined) {
+          if (this.#core.send(local, signalFrame(signal))) this.#core.counters.relayed++
+        } else if (nodeId !== undefined && nodeId !== this.#core.nodeId) {
           this.#forward(nodeId, signal)
-          continue
+        } else {
+          this.#local.hold(to, signalFrame(signal), signal.from)
         }
-        const frame = signalFrame(signal)
-        if (frame === undefined) this.#local.notFound(signal.from, to)
-        else if (local !== undefined) {
-          if (this.#core.send(local, frame)) this.#core.counters.relayed++
-        } else this.#local.hold(to, frame, signal.from)
       }
     })
   }
@@ -151,7 +164,8 @@ export class Federation {
     this.#remember(nodeId, signal)
     try {
       const { from, to, type, data } = signal
-      const result = this.#relay.send(nodeId, JSON.stringify({ t: 'deliver', from, to, type, data }))
+      const envelope = `{"t":"deliver","from":${JSON.stringify(from)},"to":${JSON.stringify(to)},"type":"${type}","data":${data}}`
+      const result = this.#relay.send(nodeId, envelope)
       if (result instanceof Promise) result.catch(fail)
       this.#core.counters.forwarded++
       this.#core.counters.relayed++
@@ -201,7 +215,9 @@ export class Federation {
       ) {
         return this.#drop(fromNode, 'malformed deliver')
       }
-      this.#checkOrigin({ fromNode, from, type: type as RelayType, to, data })
+      const text = dataText(data)
+      if (text === undefined) return this.#drop(fromNode, 'signal nested too deeply')
+      this.#checkOrigin({ fromNode, from, type: type as RelayType, to, data: text })
     } else if (e.t === 'gone') {
       const { to, peer } = e
       if (!isPeerId(to) || !isPeerId(peer)) return this.#drop(fromNode, 'malformed gone')
@@ -230,18 +246,24 @@ export class Federation {
           return this.#drop(signal.fromNode, 'sender is not hosted by the relaying node')
         }
       }
-    } else {
-      if (waiting.length < this.#core.options.maxHeldPerPeer) waiting.push(signal)
-      else this.#drop(signal.fromNode, 'origin check queue full')
-      return
     }
-    if (this.#inbound.size >= this.#core.options.maxHeldTotal) {
+    if (this.#inboundSignals >= this.#core.options.maxHeldTotal) {
       return this.#drop(signal.fromNode, 'too many origin checks')
     }
+    if (waiting !== undefined) {
+      if (waiting.length >= this.#core.options.maxHeldPerPeer) {
+        return this.#drop(signal.fromNode, 'origin check queue full')
+      }
+      this.#inboundSignals++
+      waiting.push(signal)
+      return
+    }
+    this.#inboundSignals++
     const queue = [signal]
     this.#inbound.set(from, queue)
     void this.#lookup(from).then((nodeId) => {
       this.#inbound.delete(from)
+      this.#inboundSignals -= queue.length
       if (this.#core.closing) return
       for (const item of queue) {
         if (nodeId !== undefined && nodeId === item.fromNode) this.#deliver(item)
@@ -257,7 +279,6 @@ export class Federation {
       return
     }
     const frame = signalFrame(signal)
-    if (frame === undefined) return this.#drop(signal.fromNode, 'signal nested too deeply')
     if (frame.length > this.#core.options.maxFrameBytes)
       return this.#drop(signal.fromNode, 'signal too large')
     if (this.#core.send(target, frame)) this.#core.counters.relayed++

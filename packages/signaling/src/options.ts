@@ -66,9 +66,12 @@ export interface SignalingInit {
   maxDiscoverResults?: number
   /** Time signals for an offline peer are held. @default 5_000 */
   holdMs?: number
-  /** Signals held per offline peer. @default 32 */
+  /** Signals held per offline peer (and waiting per directory lookup). @default 32 */
   maxHeldPerPeer?: number
-  /** Signals held in total. @default 10_000 */
+  /**
+   * Signals held in total; with federation, also the bound on signals waiting for a directory lookup in each
+   * direction (to a remote peer, and from another node for its origin check). @default 10_000
+   */
   maxHeldTotal?: number
   /** Re-announce period for connected peers. @default 60_000 */
   announceIntervalMs?: number

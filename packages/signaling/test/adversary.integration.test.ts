@@ -59,13 +59,13 @@ function federation(directory: MemoryDirectory) {
 }
 
 describe('signals nested too deeply to re-serialise', () => {
-  it('a peer whose signal waits for a directory lookup gets an answer; nothing throws', async () => {
+  it('a peer whose signal goes to the federation gets an answer; nothing throws', async () => {
     const directory = createMemoryDirectory()
     const { n0 } = federation(directory)
     const a = await register(n0.connect('/p2p-signaling'))
     await settle(() => directory.records.size === 1)
     a.send(`{"type":"offer","to":"nobody-here","data":${deepData()}}`)
-    expect(await a.next()).toMatchObject({ type: 'error', code: 'PEER_NOT_FOUND', to: 'nobody-here' })
+    expect(await a.next()).toMatchObject({ type: 'error', code: 'BAD_MESSAGE', to: 'nobody-here' })
     a.send({ type: 'ping' })
     expect(await a.next()).toEqual({ type: 'pong' })
   })
@@ -84,5 +84,57 @@ describe('signals nested too deeply to re-serialise', () => {
     await settle(() => n1.server.getStats().relayRejected === 2)
     a.send({ type: 'offer', to: b.id, data: { sdp: 'real' } })
     expect(await b.next()).toEqual({ from: a.id, type: 'offer', to: b.id, data: { sdp: 'real' } })
+  })
+})
+
+/** A directory whose lookups wait until `answer()` (a slow DHT). */
+function slowDirectory(): MemoryDirectory & { answer(): void } {
+  const directory = createMemoryDirectory()
+  const waiters: (() => void)[] = []
+  return Object.assign(directory, {
+    answer() {
+      for (const w of waiters.splice(0)) w()
+    },
+    lookup(peerId: string) {
+      return new Promise<string | undefined>((resolve) =>
+        waiters.push(() => resolve(directory.records.get(peerId))),
+      )
+    },
+  })
+}
+
+describe('signals waiting for a directory lookup', () => {
+  const limits = { maxHeldTotal: 10, maxHeldPerPeer: 4 }
+
+  it('are bounded in total by maxHeldTotal signals, not maxHeldTotal targets × maxHeldPerPeer', async () => {
+    const directory = slowDirectory()
+    const network = createMemoryRelayNetwork()
+    const n0 = serve({ nodeId: 'node-0', ...limits }, { directory, relay: network.relay('node-0') })
+    const a = await register(n0.connect('/p2p-signaling'))
+    await settle(() => directory.records.size === 1)
+    for (let t = 0; t < 10; t++) {
+      for (let i = 0; i < 4; i++) a.send({ type: 'candidate', to: `target-${t}`, data: { i } })
+    }
+    a.send({ type: 'ping' })
+    let refused = 0
+    for (let frame = await a.next(); frame.type !== 'pong'; frame = await a.next()) {
+      expect(frame).toMatchObject({ type: 'error', code: 'PEER_NOT_FOUND' })
+      refused++
+    }
+    expect(refused).toBe(30)
+  })
+
+  it('from other nodes are bounded in total by maxHeldTotal signals too', async () => {
+    const directory = slowDirectory()
+    const network = createMemoryRelayNetwork()
+    const n1 = serve({ nodeId: 'node-1', ...limits }, { directory, relay: network.relay('node-1') })
+    const b = await register(n1.connect('/p2p-signaling'))
+    for (let f = 0; f < 10; f++) {
+      for (let i = 0; i < 4; i++) {
+        const envelope = { t: 'deliver', from: `sender-${f}`, to: b.id, type: 'candidate', data: { i } }
+        await network.inject('node-2', 'node-1', JSON.stringify(envelope))
+      }
+    }
+    expect(n1.server.getStats().relayRejected).toBe(30)
   })
 })

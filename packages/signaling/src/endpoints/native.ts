@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Conn } from '../connection'
 import type { WireErrorCode } from '../errors'
-import { Federation } from '../federation'
+import { dataText, Federation } from '../federation'
 import {
   CLOSE_CODES,
   isHost,
@@ -34,8 +34,11 @@ interface NativeState {
   authFailures: number
   /** The peer's signed statement, once registered. */
   registration: Registration | undefined
-  /** Signals to peers on other nodes, held until this peer's announce completed (so the target's node finds it). */
-  pending: { to: string; type: RelayType; data: object }[] | undefined
+  /**
+   * Signals to peers on other nodes (`data` as JSON text), held until this peer's announce completed (so the
+   * target's node finds it).
+   */
+  pending: { to: string; type: RelayType; data: string }[] | undefined
 }
 
 type NativeConn = Conn<NativeState>
@@ -307,9 +310,13 @@ class NativeEndpoint implements Endpoint<NativeState> {
     if (federation === undefined) {
       return this.#hold(to, `{"from":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`, from)
     }
+    const json = dataText(data)
+    if (json === undefined) {
+      return this.#reject(conn, 'BAD_MESSAGE', '"data" is nested too deeply', ridOf(msg), to)
+    }
     const pending = conn.state.pending
-    if (pending === undefined) return federation.route(to, from, type, data)
-    if (pending.length < this.#core.options.maxHeldPerPeer) pending.push({ to, type, data })
+    if (pending === undefined) return federation.route(to, from, type, json)
+    if (pending.length < this.#core.options.maxHeldPerPeer) pending.push({ to, type, data: json })
     else this.#notFound(from, to)
   }
 
