@@ -160,6 +160,9 @@ function pathOf(url: string | undefined): string {
 }
 
 function refuseUpgrade(socket: Duplex, status: string): void {
+  // Released once the answer is written (as `ws` does): `end()` alone leaves it open until the client closes its
+  // side, and a refused socket counts against no cap.
+  socket.once('finish', () => socket.destroy())
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
 }
 

@@ -1,5 +1,7 @@
 // Regression tests for the second attack review (a hostile client or a hostile linked node against the `ws`-based
 // server): each reproduces one way past a bound and checks the bound that now holds.
+import { createServer as createHttpServer } from 'node:http'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
 import type WebSocket from 'ws'
 import { createSignalingServer, type SignalingInit, type SignalingServer } from '../src/index'
@@ -10,7 +12,7 @@ import {
   type MemoryConnector,
   type MemoryDirectory,
 } from '../src/testing'
-import { components, ed25519Identity, RawClient } from './helpers'
+import { components, connected, ed25519Identity, RawClient } from './helpers'
 
 const servers: SignalingServer[] = []
 const connectors: MemoryConnector[] = []
@@ -136,5 +138,52 @@ describe('signals waiting for a directory lookup', () => {
       }
     }
     expect(n1.server.getStats().relayRejected).toBe(30)
+  })
+})
+
+describe('refused upgrades', () => {
+  /** Sends an upgrade request from a client that never closes its side; resolves with the answer's status line. */
+  async function refusedUpgrade(port: number, path: string, sockets: Socket[]): Promise<string> {
+    const socket = connect({ port, host: '127.0.0.1', allowHalfOpen: true })
+    sockets.push(socket)
+    socket.on('error', () => {})
+    await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+    socket.write(
+      `GET ${path} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+        'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n',
+    )
+    let response = ''
+    socket.on('data', (chunk: Buffer) => (response += chunk.toString('latin1')))
+    await new Promise((resolve) => socket.once('end', resolve)) // the server's FIN; ours is never sent
+    return response.split('\r\n')[0]!
+  }
+
+  it('release the socket once answered, even when the client keeps its side open', async () => {
+    const signaling = createSignalingServer(components, { maxConnectionsPerAddress: 1 })
+    servers.push(signaling)
+    const upgrades: Socket[] = []
+    const http = createHttpServer()
+    http.on('upgrade', (req, socket: Socket, head: Buffer) => {
+      upgrades.push(socket)
+      if (!signaling.handleUpgrade(req, socket, head)) socket.destroy()
+    })
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const { port } = http.address() as AddressInfo
+    const clients: Socket[] = []
+    try {
+      const first = await connected(`ws://127.0.0.1:${port}/y-webrtc`)
+      wss.push(first.ws)
+      expect(await refusedUpgrade(port, '/y-webrtc', clients)).toBe('HTTP/1.1 429 Too Many Requests')
+      await settle(() => upgrades[1]!.destroyed)
+      first.ws.terminate()
+      await settle(() => signaling.getStats().connections === 0)
+      const closing = signaling.close()
+      expect(await refusedUpgrade(port, '/y-webrtc', clients)).toBe('HTTP/1.1 503 Service Unavailable')
+      await settle(() => upgrades[2]!.destroyed)
+      await closing
+    } finally {
+      for (const socket of [...clients, ...upgrades]) socket.destroy()
+      await new Promise((resolve) => http.close(resolve))
+    }
   })
 })
