@@ -137,7 +137,7 @@ export class Admission {
   }
 
   /**
-   * Takes one token from `conn`'s bucket (every inbound frame and WebSocket ping costs one). Returns false when
+   * Takes one token from `conn`'s bucket (every inbound frame, WebSocket pings and pongs included, costs one). Returns false when
    * the frame must be dropped; a client that keeps sending for ten bursts' worth of drops is closed (4029).
    */
   take(conn: Conn, now: number): boolean {

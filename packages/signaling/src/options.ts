@@ -46,7 +46,7 @@ export interface SignalingInit {
   maxAuthFailures?: number
   /** Largest accepted text frame in bytes; larger ones get `TOO_LARGE` (4× closes the connection). @default 65_536 */
   maxFrameBytes?: number
-  /** Token-bucket refill, frames per second per connection (WebSocket pings included). @default 100 */
+  /** Token-bucket refill, frames per second per connection (WebSocket pings and pongs included). @default 100 */
   rateLimitPerSec?: number
   /** Token-bucket size per connection. @default 200 */
   rateLimitBurst?: number

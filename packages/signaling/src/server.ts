@@ -316,7 +316,11 @@ class Core implements ServerCore {
       },
       pong: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
-        if (conn !== undefined && conn.closingAt === undefined) conn.lastSeen = core.clock.now()
+        if (conn === undefined || conn.closed || conn.closingAt !== undefined) return
+        const now = core.clock.now()
+        conn.lastSeen = now
+        // Unsolicited pongs are frames like any other: without a token each, a flood is never cut off.
+        core.admission.take(conn, now)
       },
       close: function (this: OwnedWebSocket): void {
         const conn = this[CONN]

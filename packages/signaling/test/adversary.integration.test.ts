@@ -187,3 +187,14 @@ describe('refused upgrades', () => {
     }
   })
 })
+
+describe('unsolicited WebSocket pongs', () => {
+  it('take tokens like every other frame: a flood is rate limited and closed (4029)', async () => {
+    const { server, connect } = serve({ rateLimitPerSec: 1, rateLimitBurst: 10 })
+    const c = connect('/p2p-signaling')
+    await c.open()
+    for (let i = 0; i < 500 && c.ws.readyState === c.ws.OPEN; i++) c.ws.pong()
+    await settle(() => server.getStats().rateLimited > 0)
+    expect(await c.closed).toBe(4029)
+  })
+})
