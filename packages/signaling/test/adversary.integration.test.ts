@@ -198,3 +198,25 @@ describe('unsolicited WebSocket pongs', () => {
     expect(await c.closed).toBe(4029)
   })
 })
+
+describe('a registration that replaces an older connection', () => {
+  it("leaves the old connection's topics in the directory too", async () => {
+    const directory = createMemoryDirectory()
+    const { connect } = serve({}, { directory })
+    const identity = ed25519Identity()
+    const old = await register(connect('/p2p-signaling'), identity)
+    for (const topic of ['room-1', 'room-2']) {
+      old.send({ type: 'join', topic })
+      expect(await old.next()).toMatchObject({ type: 'joined', topic })
+    }
+    await settle(() => directory.topics.size === 2)
+    const fresh = connect('/p2p-signaling')
+    await fresh.open()
+    expect(await fresh.register(identity)).toMatchObject({ type: 'registered', replaced: true })
+    expect(await old.closed).toBe(4001)
+    await settle(() => directory.topics.size === 0)
+    const other = await register(connect('/p2p-signaling'))
+    other.send({ type: 'discover', topic: 'room-1' })
+    expect(await other.next()).toEqual({ type: 'peers', topic: 'room-1', peers: [] })
+  })
+})

@@ -218,9 +218,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
     this.#peers.delete(id)
     if (this.#core.closing) return
     void this.#core.directoryCall('withdraw', (d) => d.withdraw(id, this.#core.nodeId))
-    for (const key of conn.topics ?? []) {
-      if (key.startsWith('n:')) void this.#core.directoryCall('leave', (d) => d.leave(key.slice(2), id))
-    }
+    this.#leaveTopics(conn, id)
   }
 
   sweep(conn: NativeConn, now: number): void {
@@ -234,6 +232,13 @@ class NativeEndpoint implements Endpoint<NativeState> {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Takes `id` out of the directory's members of `conn`'s topics (their local memberships go with `conn`). */
+  #leaveTopics(conn: NativeConn, id: string): void {
+    for (const key of conn.topics ?? []) {
+      if (key.startsWith('n:')) void this.#core.directoryCall('leave', (d) => d.leave(key.slice(2), id))
+    }
+  }
 
   /** The open connection registered as `id`. */
   #open(id: string): NativeConn | undefined {
@@ -384,8 +389,10 @@ class NativeEndpoint implements Endpoint<NativeState> {
     const previous = this.#peers.get(id)
     if (previous !== undefined && previous !== conn) {
       // The new connection proved the key: it wins. Detach the old one before closing so its close
-      // handler does not withdraw the peer we are about to re-announce.
+      // handler does not withdraw the peer we are about to re-announce; its topics are left here instead (the
+      // new connection joins what it wants), or the directory would list the peer in them for ever.
       previous.id = undefined
+      this.#leaveTopics(previous, id)
       this.#core.dropTopics(previous)
       this.#core.close(previous, CLOSE_CODES.REPLACED, 'replaced by a newer connection')
     }
