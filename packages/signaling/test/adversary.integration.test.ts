@@ -220,3 +220,20 @@ describe('a registration that replaces an older connection', () => {
     expect(await other.next()).toEqual({ type: 'peers', topic: 'room-1', peers: [] })
   })
 })
+
+describe('directory work a native peer can cause', () => {
+  it('a join for a topic already joined is answered without another directory call', async () => {
+    const directory = createMemoryDirectory()
+    let joins = 0
+    const join = directory.join.bind(directory)
+    directory.join = (topic, peerId) => {
+      joins++
+      return join(topic, peerId)
+    }
+    const { connect } = serve({}, { directory })
+    const a = await register(connect('/p2p-signaling'))
+    for (let i = 0; i < 50; i++) a.send({ type: 'join', topic: 'room' })
+    for (let i = 0; i < 50; i++) expect(await a.next()).toMatchObject({ type: 'joined', topic: 'room' })
+    expect(joins).toBe(1)
+  })
+})

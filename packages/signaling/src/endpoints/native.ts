@@ -455,10 +455,12 @@ class NativeEndpoint implements Endpoint<NativeState> {
     const topic = msg.topic
     if (!validTopic(topic))
       return this.#reject(conn, 'BAD_MESSAGE', '"topic" must be a non-empty string', rid)
-    if (!this.#core.joinTopic(conn, `n:${topic}`))
-      return this.#reject(conn, 'TOPIC_LIMIT', 'too many topics', rid)
+    const key = `n:${topic}`
+    // A repeated join is answered but costs the directory nothing (in the node every call is a DHT write).
+    const joined = conn.topics?.has(key) === true
+    if (!this.#core.joinTopic(conn, key)) return this.#reject(conn, 'TOPIC_LIMIT', 'too many topics', rid)
     this.#core.send(conn, `{"type":"joined","topic":${JSON.stringify(topic)}${ridSuffix(rid)}}`)
-    void this.#core.directoryCall('join', (d) => d.join(topic, id))
+    if (!joined) void this.#core.directoryCall('join', (d) => d.join(topic, id))
   }
 
   #leave(conn: NativeConn, msg: Record<string, unknown>): void {
