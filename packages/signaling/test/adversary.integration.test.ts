@@ -12,6 +12,7 @@ import {
   type MemoryConnector,
   type MemoryDirectory,
 } from '../src/testing'
+import { MAX_DISCOVERS_IN_FLIGHT } from '../src/endpoints/native'
 import { components, connected, ed25519Identity, RawClient } from './helpers'
 
 const servers: SignalingServer[] = []
@@ -235,5 +236,33 @@ describe('directory work a native peer can cause', () => {
     for (let i = 0; i < 50; i++) a.send({ type: 'join', topic: 'room' })
     for (let i = 0; i < 50; i++) expect(await a.next()).toMatchObject({ type: 'joined', topic: 'room' })
     expect(joins).toBe(1)
+  })
+
+  it('discover requests waiting for the directory are bounded per connection', async () => {
+    const directory = createMemoryDirectory()
+    const waiting: (() => void)[] = []
+    directory.findTopic = () => new Promise((resolve) => waiting.push(() => resolve([])))
+    const { connect } = serve({}, { directory })
+    const a = await register(connect('/p2p-signaling'))
+    for (let rid = 0; rid < 50; rid++) a.send({ type: 'discover', topic: `t-${rid}`, rid })
+    a.send({ type: 'ping' })
+    let refused = 0
+    for (let frame = await a.next(); frame.type !== 'pong'; frame = await a.next()) {
+      expect(frame).toMatchObject({
+        type: 'error',
+        code: 'RATE_LIMITED',
+        rid: MAX_DISCOVERS_IN_FLIGHT + refused,
+      })
+      refused++
+    }
+    expect(refused).toBe(50 - MAX_DISCOVERS_IN_FLIGHT)
+    expect(waiting).toHaveLength(MAX_DISCOVERS_IN_FLIGHT)
+    for (const answer of waiting.splice(0)) answer()
+    for (let rid = 0; rid < MAX_DISCOVERS_IN_FLIGHT; rid++) {
+      expect(await a.next()).toEqual({ type: 'peers', topic: `t-${rid}`, peers: [], rid })
+    }
+    a.send({ type: 'discover', topic: 'again', rid: 'r' })
+    expect(waiting).toHaveLength(0)
+    await settle(() => waiting.length === 1)
   })
 })

@@ -24,6 +24,8 @@ import type { Endpoint, RegisteredPeer, ServerCore } from './endpoint'
 /** Base64 of one ML-DSA-87 signature is 6,172 characters; nothing a peer sends here needs more than this. */
 const MAX_BASE64_CHARS = 16 * 1024
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/
+/** `discover` requests of one connection waiting for the directory (in the node: DHT reads); more are refused. */
+export const MAX_DISCOVERS_IN_FLIGHT = 4
 
 interface NativeState {
   /** The challenge nonce, until the peer registers. */
@@ -32,6 +34,8 @@ interface NativeState {
   requestHost: string
   authBusy: boolean
   authFailures: number
+  /** `discover` requests waiting for the directory. */
+  discovering: number
   /** The peer's signed statement, once registered. */
   registration: Registration | undefined
   /**
@@ -128,6 +132,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
       requestHost: '',
       authBusy: false,
       authFailures: 0,
+      discovering: 0,
       registration: undefined,
       pending: undefined,
     }
@@ -491,6 +496,10 @@ class NativeEndpoint implements Endpoint<NativeState> {
     }
     const directory = this.#core.directory
     if (directory !== undefined && found.size < max) {
+      if (conn.state.discovering >= MAX_DISCOVERS_IN_FLIGHT) {
+        return this.#reject(conn, 'RATE_LIMITED', 'too many discover requests in progress', rid)
+      }
+      conn.state.discovering++
       try {
         const remote = await directory.findTopic(topic, max)
         if (Array.isArray(remote)) {
@@ -501,6 +510,8 @@ class NativeEndpoint implements Endpoint<NativeState> {
         }
       } catch (err) {
         this.#core.log.warn({ err: (err as Error).message, topic }, 'directory findTopic failed')
+      } finally {
+        conn.state.discovering--
       }
     }
     this.#core.send(conn, JSON.stringify({ type: 'peers', topic, peers: [...found], rid }))
