@@ -11,6 +11,7 @@
  * frame from a socket, only relay types pass, the signal is re-serialised here (never forwarded as text), and a
  * `deliver` is dropped and counted unless the directory says its `from` is hosted by the node that sent it.
  */
+import type { AddressShare } from './admission'
 import type { Conn } from './connection'
 import type { ServerCore } from './endpoints/endpoint'
 import { isPeerId, RELAY_TYPES, type RelayType } from './protocol'
@@ -54,6 +55,11 @@ interface Signal {
   data: string
 }
 
+interface Outbound extends Signal {
+  /** The sender's address share, which counts this signal while it waits. */
+  share: AddressShare
+}
+
 interface Inbound extends Signal {
   /** The node that relayed it. */
   fromNode: string
@@ -86,7 +92,7 @@ export class Federation {
   /** Targets recently forwarded to: the node and the local senders, the only ones a `gone` may concern. */
   readonly #forwarded = new Map<string, { nodeId: string; senders: Set<string>; at: number }>()
   /** Outbound signals waiting for a lookup of their target, in order. */
-  readonly #outbound = new Map<string, Signal[]>()
+  readonly #outbound = new Map<string, Outbound[]>()
   /** Inbound signals waiting for a lookup of their sender, in order. */
   readonly #inbound = new Map<string, Inbound[]>()
   /** Signals in `#outbound` and in `#inbound`: each at most `maxHeldTotal`. */
@@ -118,9 +124,10 @@ export class Federation {
 
   /**
    * Sends a signal from local peer `from` to `to`, which is not local. Signals for one target stay in order
-   * behind one lookup. `data` is the signal's data as JSON text ({@link dataText}).
+   * behind one lookup. `data` is the signal's data as JSON text ({@link dataText}); a waiting signal counts
+   * against `share`, the sender's address share.
    */
-  route(to: string, from: string, type: RelayType, data: string): void {
+  route(to: string, from: string, type: RelayType, data: string, share: AddressShare): void {
     const known = this.#fresh(to)
     const queue = this.#outbound.get(to)
     if (queue === undefined && known?.nodeId !== undefined && known.nodeId !== this.#core.nodeId) {
@@ -128,19 +135,28 @@ export class Federation {
       return
     }
     const { maxHeldPerPeer, maxHeldTotal } = this.#core.options
-    if (this.#outboundSignals >= maxHeldTotal || (queue !== undefined && queue.length >= maxHeldPerPeer)) {
+    if (
+      this.#outboundSignals >= maxHeldTotal ||
+      share.held >= this.#core.options.maxHeldPerAddress ||
+      (queue !== undefined && queue.length >= maxHeldPerPeer)
+    ) {
       return this.#local.notFound(from, to)
     }
     this.#outboundSignals++
+    share.held++
     if (queue !== undefined) {
-      queue.push({ from, to, type, data })
+      queue.push({ from, to, type, data, share })
       return
     }
-    const waiting: Signal[] = [{ from, to, type, data }]
+    const waiting: Outbound[] = [{ from, to, type, data, share }]
     this.#outbound.set(to, waiting)
     void this.#lookup(to).then((nodeId) => {
       this.#outbound.delete(to)
       this.#outboundSignals -= waiting.length
+      for (const signal of waiting) {
+        signal.share.held--
+        this.#core.releaseShare(signal.share)
+      }
       if (this.#core.closing) return
       for (const signal of waiting) {
         const local = this.#local.peer(to)

@@ -69,6 +69,11 @@ export interface SignalingInit {
   /** Signals held per offline peer (and waiting per directory lookup). @default 32 */
   maxHeldPerPeer?: number
   /**
+   * Signals held or waiting for a directory lookup from the connections of one address (an IPv4 address, an
+   * IPv6 /64), so that one address cannot fill the tables below. @default 1_024
+   */
+  maxHeldPerAddress?: number
+  /**
    * Signals held in total; with federation, also the bound on signals waiting for a directory lookup in each
    * direction (to a remote peer, and from another node for its origin check). @default 10_000
    */
@@ -105,6 +110,7 @@ export interface SignalingOptions {
   readonly maxDiscoverResults: number
   readonly holdMs: number
   readonly maxHeldPerPeer: number
+  readonly maxHeldPerAddress: number
   readonly maxHeldTotal: number
   readonly announceIntervalMs: number
   readonly peerjsKey: string
@@ -189,6 +195,7 @@ export function resolveOptions(init: SignalingInit = {}): SignalingOptions {
     maxDiscoverResults: positive('maxDiscoverResults', init.maxDiscoverResults, 100),
     holdMs: nonNegative('holdMs', init.holdMs, HOLD_MS),
     maxHeldPerPeer: nonNegative('maxHeldPerPeer', init.maxHeldPerPeer, 32),
+    maxHeldPerAddress: positive('maxHeldPerAddress', init.maxHeldPerAddress, 1024),
     maxHeldTotal: nonNegative('maxHeldTotal', init.maxHeldTotal, 10_000),
     announceIntervalMs: positive('announceIntervalMs', init.announceIntervalMs, ANNOUNCE_INTERVAL_MS),
     peerjsKey: init.peerjsKey ?? 'peerjs',

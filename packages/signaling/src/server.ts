@@ -80,7 +80,7 @@ export interface SignalingStats {
   connectedPeers: number
   /** Topics with at least one local member (native and y-webrtc). */
   topics: number
-  /** Address groups (IPv4 addresses, IPv6 /64s) with an open connection or a topic membership. */
+  /** Address groups (IPv4 addresses, IPv6 /64s) with an open connection, a topic membership or held signals. */
   addresses: number
   /** Frames delivered to a peer or forwarded to another node. */
   relayed: number
@@ -280,7 +280,7 @@ class Core implements ServerCore {
     this.admission = new Admission(options, this.counters, this.log, components.guard, (conn, code, reason) =>
       this.close(conn, code, reason),
     )
-    this.hold = new HoldQueue(options, this.counters)
+    this.hold = new HoldQueue(options, this.counters, (share) => this.#shares.release(share))
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -741,6 +741,10 @@ class Core implements ServerCore {
     members?.delete(conn)
     if (members?.size === 0) this.#topics.delete(key)
     return true
+  }
+
+  releaseShare(share: Conn['share']): void {
+    this.#shares.release(share)
   }
 
   dropTopics(conn: Conn): void {

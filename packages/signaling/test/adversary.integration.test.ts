@@ -266,3 +266,46 @@ describe('directory work a native peer can cause', () => {
     await settle(() => waiting.length === 1)
   })
 })
+
+describe('one address filling the held-signal tables', () => {
+  const limits = { maxHeldTotal: 64, maxHeldPerAddress: 40 }
+
+  /** Sends `frames`, then a ping; resolves with the errors answered before the pong. */
+  async function errorsFor(c: RawClient, frames: unknown[]): Promise<Record<string, unknown>[]> {
+    for (const f of frames) c.send(f)
+    c.send({ type: 'ping' })
+    const errors = []
+    for (let frame = await c.next(); frame.type !== 'pong'; frame = await c.next()) errors.push(frame)
+    return errors
+  }
+
+  const offers = (targets: string[], each: number) =>
+    targets.flatMap((to) => Array.from({ length: each }, (_, i) => ({ type: 'candidate', to, data: { i } })))
+
+  it('holds for offline peers: a share per address, kept across reconnects', async () => {
+    const { server, connect } = serve(limits)
+    const attacker = await register(connect('/p2p-signaling', { address: '10.0.0.1' }))
+    const errors = await errorsFor(attacker, offers(['offline-1', 'offline-2'], 32))
+    expect(errors).toHaveLength(24)
+    expect(errors.every((e) => e.code === 'PEER_NOT_FOUND')).toBe(true)
+    attacker.ws.close()
+    await attacker.closed
+    const again = await register(connect('/p2p-signaling', { address: '10.0.0.1' }))
+    expect(await errorsFor(again, offers(['offline-3'], 1))).toMatchObject([{ code: 'PEER_NOT_FOUND' }])
+    const user = await register(connect('/p2p-signaling', { address: '10.0.0.2' }))
+    expect(await errorsFor(user, offers(['offline-4'], 1))).toEqual([])
+    expect(server.getStats().held).toBe(41)
+  })
+
+  it('waits for directory lookups: a share per address', async () => {
+    const directory = slowDirectory()
+    const network = createMemoryRelayNetwork()
+    const { connect } = serve({ nodeId: 'node-0', ...limits }, { directory, relay: network.relay('node-0') })
+    const attacker = await register(connect('/p2p-signaling', { address: '10.0.0.1' }))
+    const user = await register(connect('/p2p-signaling', { address: '10.0.0.2' }))
+    await settle(() => directory.records.size === 2)
+    const errors = await errorsFor(attacker, offers(['remote-1', 'remote-2'], 32))
+    expect(errors).toHaveLength(24)
+    expect(await errorsFor(user, offers(['remote-3'], 1))).toEqual([])
+  })
+})

@@ -269,7 +269,10 @@ class NativeEndpoint implements Endpoint<NativeState> {
   }
 
   #hold(to: string, frame: string, from: string): void {
-    const held = this.#core.hold.hold(`n:${to}`, to, frame, from, this.#core.clock.now(), (sender, peer) => {
+    const sender = this.#peers.get(from)
+    if (sender === undefined) return // gone while its signal waited for a lookup: nobody to hold it for
+    const now = this.#core.clock.now()
+    const held = this.#core.hold.hold(`n:${to}`, to, frame, from, sender.share, now, (sender, peer) => {
       const conn = this.#peers.get(sender)
       if (conn !== undefined) this.#core.send(conn, `{"type":"expire","peer":${JSON.stringify(peer)}}`)
     })
@@ -325,7 +328,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
       return this.#reject(conn, 'BAD_MESSAGE', '"data" is nested too deeply', ridOf(msg), to)
     }
     const pending = conn.state.pending
-    if (pending === undefined) return federation.route(to, from, type, json)
+    if (pending === undefined) return federation.route(to, from, type, json, conn.share)
     if (pending.length < this.#core.options.maxHeldPerPeer) pending.push({ to, type, data: json })
     else this.#notFound(from, to)
   }
@@ -428,7 +431,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
         const pending = state.pending
         state.pending = undefined
         if (pending === undefined || conn.id !== id || conn.closed) return
-        for (const s of pending) this.#federation?.route(s.to, id, s.type, s.data)
+        for (const s of pending) this.#federation?.route(s.to, id, s.type, s.data, conn.share)
       })
     } else {
       void this.#announce(conn)
