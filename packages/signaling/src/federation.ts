@@ -98,6 +98,8 @@ export class Federation {
   /** Signals in `#outbound` and in `#inbound`: each at most `maxHeldTotal`. */
   #outboundSignals = 0
   #inboundSignals = 0
+  /** Signals in `#inbound` per relaying node: each at most `maxHeldPerAddress`, so one node cannot fill it. */
+  readonly #inboundByNode = new Map<string, number>()
   #unsubscribe: (() => void) | undefined
 
   constructor(core: ServerCore, relay: NodeRelay, directory: PeerDirectory, local: LocalPeers) {
@@ -263,23 +265,32 @@ export class Federation {
         }
       }
     }
-    if (this.#inboundSignals >= this.#core.options.maxHeldTotal) {
+    const byNode = this.#inboundByNode.get(signal.fromNode) ?? 0
+    if (
+      this.#inboundSignals >= this.#core.options.maxHeldTotal ||
+      byNode >= this.#core.options.maxHeldPerAddress
+    ) {
       return this.#drop(signal.fromNode, 'too many origin checks')
     }
+    if (waiting !== undefined && waiting.length >= this.#core.options.maxHeldPerPeer) {
+      return this.#drop(signal.fromNode, 'origin check queue full')
+    }
+    this.#inboundSignals++
+    this.#inboundByNode.set(signal.fromNode, byNode + 1)
     if (waiting !== undefined) {
-      if (waiting.length >= this.#core.options.maxHeldPerPeer) {
-        return this.#drop(signal.fromNode, 'origin check queue full')
-      }
-      this.#inboundSignals++
       waiting.push(signal)
       return
     }
-    this.#inboundSignals++
     const queue = [signal]
     this.#inbound.set(from, queue)
     void this.#lookup(from).then((nodeId) => {
       this.#inbound.delete(from)
       this.#inboundSignals -= queue.length
+      for (const item of queue) {
+        const left = (this.#inboundByNode.get(item.fromNode) ?? 1) - 1
+        if (left > 0) this.#inboundByNode.set(item.fromNode, left)
+        else this.#inboundByNode.delete(item.fromNode)
+      }
       if (this.#core.closing) return
       for (const item of queue) {
         if (nodeId !== undefined && nodeId === item.fromNode) this.#deliver(item)

@@ -70,7 +70,8 @@ export interface SignalingInit {
   maxHeldPerPeer?: number
   /**
    * Signals held or waiting for a directory lookup from the connections of one address (an IPv4 address, an
-   * IPv6 /64), so that one address cannot fill the tables below. @default 1_024
+   * IPv6 /64), so that one address cannot fill the tables below; with federation, also the signals from one
+   * other node waiting for their origin check. @default 1_024
    */
   maxHeldPerAddress?: number
   /**

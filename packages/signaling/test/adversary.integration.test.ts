@@ -13,6 +13,7 @@ import {
   type MemoryDirectory,
 } from '../src/testing'
 import { MAX_DISCOVERS_IN_FLIGHT } from '../src/endpoints/native'
+import type { Registration } from '../src/types'
 import { components, connected, ed25519Identity, RawClient } from './helpers'
 
 const servers: SignalingServer[] = []
@@ -267,7 +268,7 @@ describe('directory work a native peer can cause', () => {
   })
 })
 
-describe('one address filling the held-signal tables', () => {
+describe('one address or one node filling the tables of waiting signals', () => {
   const limits = { maxHeldTotal: 64, maxHeldPerAddress: 40 }
 
   /** Sends `frames`, then a ping; resolves with the errors answered before the pong. */
@@ -307,5 +308,23 @@ describe('one address filling the held-signal tables', () => {
     const errors = await errorsFor(attacker, offers(['remote-1', 'remote-2'], 32))
     expect(errors).toHaveLength(24)
     expect(await errorsFor(user, offers(['remote-3'], 1))).toEqual([])
+  })
+
+  it('waits for origin checks: a share per linked node', async () => {
+    const directory = slowDirectory()
+    const network = createMemoryRelayNetwork()
+    const n1 = serve({ nodeId: 'node-1', ...limits }, { directory, relay: network.relay('node-1') })
+    const b = await register(n1.connect('/p2p-signaling'))
+    const deliver = (from: string, i: number) =>
+      JSON.stringify({ t: 'deliver', from, to: b.id, type: 'candidate', data: { i } })
+    // A hostile node sends signals "from" 64 senders the directory takes its time to look up.
+    for (let i = 0; i < 64; i++) await network.inject('node-2', 'node-1', deliver(`forged-${i}`, i))
+    expect(n1.server.getStats().relayRejected).toBe(24)
+    // An honest node's signal still gets its origin check.
+    await directory.announce('honest-peer', 'node-0', {} as Registration)
+    await network.inject('node-0', 'node-1', deliver('honest-peer', 99))
+    expect(n1.server.getStats().relayRejected).toBe(24)
+    directory.answer()
+    expect(await b.next()).toEqual({ from: 'honest-peer', type: 'candidate', to: b.id, data: { i: 99 } })
   })
 })
