@@ -316,7 +316,8 @@ class Core implements ServerCore {
       },
       pong: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
-        if (conn === undefined || conn.closed || conn.closingAt !== undefined) return
+        if (conn === undefined || conn.closed) return
+        if (conn.closingAt !== undefined) return core.#whileClosing(conn)
         const now = core.clock.now()
         conn.lastSeen = now
         // Unsolicited pongs are frames like any other: without a token each, a flood is never cut off.
@@ -626,7 +627,8 @@ class Core implements ServerCore {
   }
 
   #message(conn: Conn, data: Buffer, isBinary: boolean): void {
-    if (conn.closed || conn.closingAt !== undefined) return
+    if (conn.closed) return
+    if (conn.closingAt !== undefined) return this.#whileClosing(conn)
     const admitted = this.admission.parse(conn, data, isBinary, this.clock.now())
     if (admitted === undefined) return
     // The hot path: what #run does, without a closure per frame.
@@ -643,8 +645,19 @@ class Core implements ServerCore {
     this.log.error({ err: (err as Error)?.message, endpoint: conn.endpoint.name }, 'endpoint handler failed')
   }
 
+  /**
+   * A frame from a client the server is closing: not handled, but paid for. `ws` reads until the client's close
+   * frame or `closeTimeoutMs`; without this, a client cut off for flooding (4029) floods on for free meanwhile.
+   * Once its bucket is empty nothing more is read (the close timeout still ends it; terminating here would
+   * discard the close frame queued for it).
+   */
+  #whileClosing(conn: Conn): void {
+    if (!this.admission.take(conn, this.clock.now())) conn.ws.pause()
+  }
+
   #ping(conn: Conn, data: Buffer): void {
-    if (conn.closed || conn.closingAt !== undefined) return
+    if (conn.closed) return
+    if (conn.closingAt !== undefined) return this.#whileClosing(conn)
     const now = this.clock.now()
     conn.lastSeen = now
     if (!this.admission.take(conn, now)) return

@@ -9,12 +9,14 @@ import {
   createMemoryConnector,
   createMemoryDirectory,
   createMemoryRelayNetwork,
+  createVirtualClock,
   type MemoryConnector,
   type MemoryDirectory,
 } from '../src/testing'
 import { MAX_DISCOVERS_IN_FLIGHT } from '../src/endpoints/native'
 import type { Registration } from '../src/types'
 import { components, connected, ed25519Identity, RawClient } from './helpers'
+import { opened, text } from './wire'
 
 const servers: SignalingServer[] = []
 const connectors: MemoryConnector[] = []
@@ -192,7 +194,7 @@ describe('refused upgrades', () => {
 
 describe('unsolicited WebSocket pongs', () => {
   it('take tokens like every other frame: a flood is rate limited and closed (4029)', async () => {
-    const { server, connect } = serve({ rateLimitPerSec: 1, rateLimitBurst: 10 })
+    const { server, connect } = serve({ rateLimitPerSec: 1, rateLimitBurst: 10, closeTimeoutMs: 100 })
     const c = connect('/p2p-signaling')
     await c.open()
     for (let i = 0; i < 500 && c.ws.readyState === c.ws.OPEN; i++) c.ws.pong()
@@ -326,5 +328,54 @@ describe('one address or one node filling the tables of waiting signals', () => 
     expect(n1.server.getStats().relayRejected).toBe(24)
     directory.answer()
     expect(await b.next()).toEqual({ from: 'honest-peer', type: 'candidate', to: b.id, data: { i: 99 } })
+  })
+})
+
+describe('a client that keeps flooding a connection the server is closing', () => {
+  it('is no longer read once its bucket is empty', async () => {
+    const clock = createVirtualClock()
+    const signaling = createSignalingServer(
+      { ...components, clock },
+      { rateLimitPerSec: 1, rateLimitBurst: 10 },
+    )
+    servers.push(signaling)
+    const upgrades: Socket[] = []
+    const http = createHttpServer()
+    http.on('upgrade', (req, socket: Socket, head: Buffer) => {
+      upgrades.push(socket)
+      if (!signaling.handleUpgrade(req, socket, head)) socket.destroy()
+    })
+    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
+    const { port } = http.address() as AddressInfo
+    const sockets: Socket[] = []
+    const flood = async (rounds: number): Promise<void> => {
+      const pings = Buffer.concat(Array.from({ length: 100 }, () => text('{"type":"ping"}')))
+      for (let i = 0; i < rounds; i++) {
+        wire.send(pings)
+        await new Promise((resolve) => setImmediate(resolve))
+      }
+    }
+    const wire = await opened(sockets, port)
+    wire.socket.setNoDelay(true) // else Nagle holds small writes back for a delayed ACK
+    try {
+      wire.send(Buffer.concat(Array.from({ length: 150 }, () => text('{"type":"ping"}'))))
+      let close = await wire.frame()
+      while (close.opcode !== 0x8) close = await wire.frame()
+      expect(close.payload.readUInt16BE(0)).toBe(4029)
+      // The client ignores the close frame and goes on. The server stops reading it (once a paused stream has
+      // buffered its high-water mark): bytes read stay the same over rounds of flooding.
+      const server = upgrades[0]!
+      let unchanged = 0
+      for (let round = 0, last = -1; round < 500 && unchanged < 10; round++) {
+        await flood(1)
+        for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve))
+        unchanged = server.bytesRead === last ? unchanged + 1 : 0
+        last = server.bytesRead
+      }
+      expect(unchanged).toBe(10)
+    } finally {
+      for (const socket of [...sockets, ...upgrades]) socket.destroy()
+      await new Promise((resolve) => http.close(resolve))
+    }
   })
 })
