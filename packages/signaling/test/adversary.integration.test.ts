@@ -379,3 +379,28 @@ describe('a client that keeps flooding a connection the server is closing', () =
     }
   })
 })
+
+describe('frames that cannot be re-serialised on the compatible endpoints', () => {
+  it('are refused like other bad frames: no handler throws, nothing is logged as a server error', async () => {
+    const errors: unknown[] = []
+    const logger = {
+      debug() {},
+      info() {},
+      warn() {},
+      error: (obj: object) => void errors.push(obj),
+      child: () => logger,
+    }
+    const { server, connect } = serve({}, { logger })
+    const y = connect('/y-webrtc')
+    await y.open()
+    y.send({ type: 'subscribe', topics: ['room'] })
+    y.send(`{"type":"publish","topic":"room","data":${deepData()}}`)
+    const pj = connect('/peerjs?key=peerjs&id=alice&token=t&version=1.5.5')
+    expect(await pj.next()).toEqual({ type: 'OPEN' })
+    pj.send(`{"type":"OFFER","src":"alice","dst":"bob","payload":${deepData()}}`)
+    await settle(() => server.getStats().rejected === 2)
+    expect(errors).toEqual([])
+    y.send({ type: 'publish', topic: 'room', data: 'ok' })
+    expect(await y.next()).toEqual({ type: 'publish', topic: 'room', data: 'ok', clients: 1 })
+  })
+})

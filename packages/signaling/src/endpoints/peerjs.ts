@@ -163,10 +163,17 @@ class PeerJSEndpoint implements Endpoint<PeerJSState> {
           this.#core.counters.rejected++
           return this.refuse(conn, 'BAD_MESSAGE', 'dst must be a peer id')
         }
-        const frame =
-          msg.src === undefined
-            ? `{"src":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`
-            : JSON.stringify({ type, src: from, dst, payload: msg.payload })
+        let frame: string
+        try {
+          frame =
+            msg.src === undefined
+              ? `{"src":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`
+              : JSON.stringify({ type, src: from, dst, payload: msg.payload })
+        } catch {
+          // A payload nested too deeply for JSON.stringify, which recurses.
+          this.#core.counters.rejected++
+          return this.refuse(conn, 'BAD_MESSAGE', 'payload cannot be serialised')
+        }
         const target = this.#peers.get(dst)
         if (target !== undefined && !target.closed) {
           if (this.#core.send(target, frame)) this.#core.counters.relayed++
