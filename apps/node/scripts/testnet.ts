@@ -40,6 +40,8 @@ async function main(): Promise<void> {
       join(dataRoot, `node-${name}`),
       '--bootstrap-interval-ms',
       '5000',
+      '--allow-private-addresses',
+      'on',
       ...(seeds.length > 0 ? ['--seed-nodes', seeds.join(',')] : []),
     ]
     // Own process groups: Ctrl-C reaches this script only, which sends each node one SIGTERM (a node that got

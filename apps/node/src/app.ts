@@ -28,6 +28,8 @@ export interface AppNode {
   aiFlagged(): AiFlaggedReport
   metricsText(): Promise<string>
   readonly metricsContentType: string
+  /** The WebSocket port the demo page is told to use. @default 3001 */
+  readonly wsPort?: number
 }
 
 export interface BuildAppOptions {
@@ -208,7 +210,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
   )
   await app.register(webRoutes, {
-    wsPort: (node as { addresses?: { ws: { port: number } } }).addresses?.ws.port,
+    wsPort: node.wsPort,
   })
   return app
 }

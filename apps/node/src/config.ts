@@ -42,6 +42,11 @@ export interface NodeConfig {
   /** IP addresses and peer IDs the AI engine never throttles or blocks. */
   aiAllowList: string[]
   /**
+   * Testnet setting: dial loopback, private and link-local addresses other nodes announce, and count every node
+   * on one address as separate (off on a public network, so no node can point this one at its own services).
+   */
+  allowPrivateAddresses: boolean
+  /**
    * Reverse proxies whose `Forwarded`/`X-Forwarded-For` are believed (addresses, CIDR ranges, or `loopback`,
    * `linklocal`, `uniquelocal`); empty: none, the client is the socket's peer.
    */
@@ -173,6 +178,14 @@ export const SETTINGS: readonly Setting[] = [
     description: 'IP addresses and peer IDs the AI engine never throttles or blocks, comma-separated',
   },
   {
+    key: 'allowPrivateAddresses',
+    flag: '--allow-private-addresses',
+    env: 'X_NODE_ALLOW_PRIVATE_ADDRESSES',
+    kind: 'switch',
+    description:
+      'testnet setting: link to nodes on loopback, private and link-local addresses (never on a public network)',
+  },
+  {
     key: 'trustProxy',
     flag: '--trust-proxy',
     env: 'X_NODE_TRUST_PROXY',
@@ -245,6 +258,7 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   ai: true,
   // Loopback is a local reverse proxy or a local tool: blocking it would cut off everyone behind it.
   aiAllowList: ['127.0.0.1', '::1'],
+  allowPrivateAddresses: false,
   trustProxy: [],
   allowedOrigins: [],
   adminToken: '',

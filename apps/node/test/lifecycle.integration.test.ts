@@ -110,10 +110,13 @@ describe('graceful shutdown', () => {
     expect(exit.ms).toBeLessThan(10_000)
     const codes = await Promise.all(clients.map((c) => c.closed))
     expect(codes).toEqual(codes.map(() => 1001))
+    // Every component stopped, in the reverse of the start order (the P2P component withdraws the DHT records,
+    // the DHT persists the routing table, the CRDT store flushes, then the database closes).
     const log = n.lines.join('\n')
-    for (const step of ['withdraw dht records', 'persist routing table', 'flush crdt', 'database']) {
-      expect(log).toContain(`stopped ${step}`)
-    }
+    const order = ['signaling', 'rest', 'monitor', 'ai', 'p2p', 'dht', 'crdt', 'storage', 'crypto']
+    const at = order.map((step) => log.indexOf(`"stopped ${step}"`))
+    expect(at.every((i) => i >= 0)).toBe(true)
+    expect([...at].sort((x, y) => x - y)).toEqual(at)
   }, 60_000)
 
   it('a SIGTERM during the shutdown lets it finish; a second Ctrl-C (SIGINT) exits at once', async ({
@@ -207,6 +210,10 @@ describe.concurrent('independent nodes', () => {
       expect(health.status).toBe(200)
       expect(health.body.status).toBe('degraded')
       expect(health.body.components.dht.status).toBe('degraded')
+      expect(health.body.components.p2p).toMatchObject({
+        status: 'degraded',
+        reason: 'no link although seed nodes are configured',
+      })
     }, 60_000)
 
     it('a bad setting stops start-up with exit code 2 and a message naming the setting and the allowed values', async () => {

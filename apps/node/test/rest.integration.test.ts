@@ -30,7 +30,7 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(schemaErrors('HealthReport', health.body)).toEqual([])
     expect(health.body.status).toBe('ok')
     expect(Object.keys(health.body.components).sort()).toEqual(
-      ['ai', 'crypto', 'dht', 'p2p', 'signaling', 'storage'].sort(),
+      ['ai', 'crdt', 'crypto', 'dht', 'p2p', 'signaling', 'storage'].sort(),
     )
     expect(health.body.components.ai).toMatchObject({
       status: 'ok',
@@ -146,7 +146,7 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     const node = await startNode()
     const base = `http://127.0.0.1:${node.addresses.rest.port}`
     expect((await getJson(`${base}/api/health`)).status).toBe(200)
-    await node.internals.db!.close()
+    await node.internals.storage?.db.close()
     // The health result is cached for healthCacheMs (1 s by default): wait for the next round.
     await new Promise((r) => setTimeout(r, 1_100))
     const health = await getJson(`${base}/api/health`)

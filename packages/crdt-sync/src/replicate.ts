@@ -11,6 +11,7 @@ import type { DocStore } from './doc-store'
  * When it closes and opens again, replication starts a new session and catches up by state vectors.
  */
 export interface SyncLink {
+  /** Whether frames sent now can arrive; replication sends only while it is true. */
   readonly isOpen: boolean
   /** Sends one frame. May drop it silently when the link is not open. */
   send(bytes: Uint8Array): void
@@ -38,13 +39,17 @@ export interface ReplicationInit {
 
 /** Counters of one replication. */
 export interface ReplicationStats {
+  /** Sessions started: one when the link opens, again after each reopen. */
   sessions: number
   /** Periodic resync rounds started (see `resyncIntervalMs`). */
   resyncs: number
   /** State vectors sent back because the peer's showed changes this side lacks (or a gap after an update). */
   asks: number
+  /** Frames received from the peer. */
   framesIn: number
+  /** Frames sent to the peer. */
   framesOut: number
+  /** Frames from the peer that were malformed, too large or not applicable, and were dropped. */
   badFrames: number
   /** Asynchronous steps (document loads, answers) under way. */
   pending: number
@@ -52,9 +57,11 @@ export interface ReplicationStats {
 
 /** A running replication; `close()` unsubscribes from the link and the store. */
 export interface Replication {
+  /** The replication's counters now. */
   getStats(): ReplicationStats
   /** Offers every document's state vector now (what the periodic resync does). */
   resync(): void
+  /** Stops replicating; the link and the store stay open. Idempotent. */
   close(): void
 }
 

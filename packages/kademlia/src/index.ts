@@ -52,6 +52,7 @@ export {
   MAX_DATAGRAM_BYTES,
   MAX_VALUE_BYTES,
   type Message,
+  type MessageHeader,
 } from './codec'
 export {
   commonPrefixLength,
@@ -62,7 +63,7 @@ export {
   xorDistance,
   ID_LENGTH_BYTES,
 } from './id'
-export { ipGroup, parseAddress, formatAddress } from './address'
+export { ipGroup, parseAddress, formatAddress, type ParsedAddress } from './address'
 export { parsePeerAddress, type PeerAddress, type ResolveFn } from './resolve'
 export {
   silentLogger,

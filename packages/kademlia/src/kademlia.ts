@@ -37,6 +37,7 @@ export const TOKEN_ROTATION_MS = 5 * 60_000 // BEP 5: "tokens up to ten minutes 
 
 /** Injected services. Only `transport` is required. */
 export interface KademliaComponents {
+  /** How datagrams reach other nodes: `createUdpTransport()`, or a memory transport in tests. */
   transport: Transport
   /** @default the wall clock */
   clock?: Clock
@@ -153,28 +154,67 @@ export const LOOKUP_DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 
 /** Options of every async operation. */
 export interface OperationOptions {
+  /** Aborts the operation: it rejects with `X_KAD_ABORTED`. */
   signal?: AbortSignal
 }
 
 /** Counters and gauges of a node. */
 export interface KademliaStats {
+  /** Contacts in the routing table. */
   totalNodes: number
+  /** Buckets holding at least one contact. */
   bucketsUsed: number
   /** Seed addresses configured. */
   bootstrapNodes: number
+  /** Whether the node has joined (see {@link KademliaNode.ready}); false again after `stop()`. */
   healthy: boolean
+  /** Records this node stores for the network (its own and others'). */
   records: number
+  /** Bytes of those records' values. */
   recordBytes: number
+  /** Keys this node publishes and republishes with `put()`. */
   published: number
+  /** The RPC layer's counters. */
   rpc: RpcStats
-  lookups: { started: number; completed: number; failed: number; rpcs: number; hops: number }
-  store: { accepted: number; badToken: number; invalid: number; full: number; tooLarge: number }
+  /** Iterative lookups since the start. */
+  lookups: {
+    /** Lookups begun. */
+    started: number
+    /** Lookups that returned a result. */
+    completed: number
+    /** Lookups that threw (aborted, stopped, or no contact answered). */
+    failed: number
+    /** RPCs sent by completed lookups, in total. */
+    rpcs: number
+    /** Hops of completed lookups, in total (divide by `completed` for the mean). */
+    hops: number
+  }
+  /** `STORE` requests from other nodes, by outcome. */
+  store: {
+    /** Stored (or an identical or preferred copy was already held). */
+    accepted: number
+    /** Refused: missing, wrong or expired write token. */
+    badToken: number
+    /** Refused by `validate`. */
+    invalid: number
+    /** Refused: the record store is full. */
+    full: number
+    /** Refused: the value exceeds `maxValueBytes`. */
+    tooLarge: number
+  }
+  /** The background maintenance timer's work. */
   maintenance: {
+    /** Bootstraps from the configured seeds. */
     bootstrapAttempts: number
+    /** Of those, the ones that failed (retried with back-off). */
     bootstrapFailures: number
+    /** Refreshes of the node's own neighbourhood and of stale buckets. */
     refreshes: number
+    /** Refreshes and republishes that failed. */
     failures: number
+    /** Contacts removed from the table because they stopped answering. */
     evictions: number
+    /** Keys republished to the network. */
     republished: number
   }
 }
@@ -183,7 +223,9 @@ export interface KademliaStats {
 export interface KademliaNode {
   /** Our 160-bit node ID (a fresh copy on every read). */
   readonly id: Uint8Array
+  /** The routing table (live; read it, do not change it while the node runs). */
   readonly table: RoutingTable
+  /** Whether the node runs: true between `start()` and `stop()`. */
   readonly started: boolean
   /** Starts answering and the maintenance timer. A node cannot start again after `stop()` (`X_KAD_STOPPED`). */
   start(): Promise<void>
@@ -215,10 +257,20 @@ export interface KademliaNode {
   get(key: Uint8Array, options?: OperationOptions): Promise<Uint8Array | undefined>
   /** Stops republishing a key. */
   unpublish(key: Uint8Array): void
+  /** The node's counters now. */
   getStats(): KademliaStats
+  /** A snapshot of the routing table and stored records, to save and load with `importState()` after a restart. */
   exportState(): KademliaState
   /** Loads a snapshot; contacts are pinged and added only if they answer. */
-  importState(state: unknown, options?: OperationOptions): Promise<{ contacts: number; records: number }>
+  importState(
+    state: unknown,
+    options?: OperationOptions,
+  ): Promise<{
+    /** Contacts that answered and were added. */
+    contacts: number
+    /** Records loaded (not yet expired, and accepted by `validate`). */
+    records: number
+  }>
 }
 
 function positive(name: string, value: number | undefined, fallback: number, min = 1): number {

@@ -42,20 +42,33 @@ export interface RpcInit {
   maxPendingRequests: number
 }
 
+/** Counters of the RPC layer, in {@link KademliaStats.rpc}. */
 export interface RpcStats {
+  /** Datagrams sent: requests (retransmissions included) and replies. */
   sent: number
+  /** Datagrams received, before any check. */
   received: number
+  /** Requests from other nodes that were answered (or handed to the handler). */
   requestsHandled: number
+  /** Responses that matched a request of ours. */
   responses: number
+  /** Requests of ours that got no answer after every retry. */
   timeouts: number
+  /** Retransmissions of requests of ours after a timeout. */
   retries: number
+  /** Datagrams dropped as oversized, undecodable, or claiming our own ID. */
   malformed: number
+  /** Requests dropped by the per-source rate limit. */
   rateLimited: number
   /** Requests the injected `admit` hook turned away. */
   refused: number
+  /** Responses to no request of ours (late, duplicated, from another address, or of the wrong type). */
   unexpected: number
+  /** Responses from a node with another ID than the one asked (the request fails with `X_KAD_BAD_RESPONSE`). */
   idMismatch: number
+  /** Requests whose handler threw or rejected, or whose answer could not be encoded (no answer sent). */
   handlerErrors: number
+  /** Requests of ours refused at once because too many were in flight (`maxPendingRequests`). */
   overloaded: number
 }
 

@@ -78,6 +78,7 @@ export {
   type Metrics,
   type PrometheusMetrics,
   type PrometheusMetricsInit,
+  type PrometheusRegistry,
   createNoopMetrics,
   createPrometheusMetrics,
 } from './metrics'

@@ -18,6 +18,7 @@ export interface Counter {
 
 /** A value that goes up and down. */
 export interface Gauge {
+  /** Sets the series selected by `labels` to `value`. */
   set(value: number, labels?: MetricLabels): void
   /** Adds `value` (default 1). */
   inc(labels?: MetricLabels, value?: number): void
@@ -27,6 +28,7 @@ export interface Gauge {
 
 /** A distribution of observed values (durations in seconds, sizes in bytes). */
 export interface Histogram {
+  /** Records one observation in the series selected by `labels`. */
   observe(value: number, labels?: MetricLabels): void
 }
 
@@ -47,7 +49,9 @@ export interface Histogram {
  * Values are in base units (seconds, bytes) as Prometheus recommends.
  */
 export interface Metrics {
+  /** The counter `name`, created on first use with `help` and the label names every `inc` must use. */
   counter(name: string, help: string, labelNames?: readonly string[]): Counter
+  /** The gauge `name`, created on first use with `help` and the label names every call must use. */
   gauge(name: string, help: string, labelNames?: readonly string[]): Gauge
   /** `buckets` are upper bounds, ascending. @default prom-client's defaults (5 ms … 10 s) */
   histogram(
@@ -58,15 +62,33 @@ export interface Metrics {
   ): Histogram
 }
 
+/**
+ * What this package needs of a prom-client `Registry`. prom-client is a peer dependency: the registry usually
+ * comes from the app's own copy, which may be another 15.x than the one this package resolves, so it is
+ * checked by this shape and never by `instanceof` (which fails across copies).
+ */
+export interface PrometheusRegistry {
+  /** The `Content-Type` of {@link PrometheusRegistry.metrics}' output. */
+  readonly contentType: string
+  /** Every registered metric in the Prometheus text format. */
+  metrics(): Promise<string>
+  /** The metric registered under `name`, or `undefined`. */
+  getSingleMetric(name: string): unknown
+  /** Adds a metric (prom-client calls this for each entry of a metric's `registers`). */
+  registerMetric(metric: unknown): void
+}
+
 /** {@link Metrics} backed by a prom-client registry, with Prometheus text output. */
-export interface PrometheusMetrics extends Metrics {
-  readonly registry: Registry
+export interface PrometheusMetrics<R extends PrometheusRegistry = Registry> extends Metrics {
+  /** The registry the metrics are registered in: the one passed to {@link createPrometheusMetrics}, or its own. */
+  readonly registry: R
   /** The `Content-Type` header for {@link PrometheusMetrics.metricsText}. */
   readonly contentType: string
   /** Every metric of the registry in the Prometheus text exposition format (0.0.4). */
   metricsText(): Promise<string>
 }
 
+/** Options of {@link createPrometheusMetrics}. */
 export interface PrometheusMetricsInit {
   /**
    * Also collect prom-client's default process and Node.js metrics (`process_*`, `nodejs_*`). Off by
@@ -98,16 +120,33 @@ interface Made {
   readonly metric: Counter | Gauge | Histogram
 }
 
+function isPrometheusRegistry(value: unknown): value is PrometheusRegistry {
+  if (typeof value !== 'object' || value === null) return false
+  const r = value as Record<string, unknown>
+  return (
+    typeof r.contentType === 'string' &&
+    typeof r.metrics === 'function' &&
+    typeof r.getSingleMetric === 'function' &&
+    typeof r.registerMetric === 'function'
+  )
+}
+
 /**
  * Creates {@link PrometheusMetrics} over `registry` (a new one by default: never the prom-client global
- * registry, so two nodes in one process do not collide).
+ * registry, so two nodes in one process do not collide). `registry` may come from any prom-client 15.x copy,
+ * such as the app's own.
+ *
+ * @throws TypeError when `registry` does not have the shape of a prom-client registry.
  */
-export function createPrometheusMetrics(
-  registry: Registry = new Registry(),
+export function createPrometheusMetrics<R extends PrometheusRegistry = Registry>(
+  registry: R = new Registry() as unknown as R,
   init: PrometheusMetricsInit = {},
-): PrometheusMetrics {
-  if (!(registry instanceof Registry)) throw new TypeError(`'registry' must be a prom-client Registry`)
-  if (init.defaultMetrics === true) collectDefaultMetrics({ register: registry })
+): PrometheusMetrics<R> {
+  if (!isPrometheusRegistry(registry)) throw new TypeError(`'registry' must be a prom-client Registry`)
+  // prom-client's classes only call these methods of the registries they are given, so a registry of another
+  // copy works; the cast is for the types, which name this copy's class.
+  const registers = [registry as unknown as Registry]
+  if (init.defaultMetrics === true) collectDefaultMetrics({ register: registers[0] })
   const made = new Map<string, Made>()
 
   function lookup(kind: Kind, name: string, help: string, labelNames: readonly string[]): Made | undefined {
@@ -152,7 +191,7 @@ export function createPrometheusMetrics(
     counter(name, help, labelNames = []) {
       const existing = lookup('counter', name, help, labelNames)
       if (existing !== undefined) return existing.metric as Counter
-      const c = new PromCounter({ name, help, labelNames: [...labelNames], registers: [registry] })
+      const c = new PromCounter({ name, help, labelNames: [...labelNames], registers })
       return remember('counter', name, labelNames, {
         inc: (labels, value = 1) => (labels === undefined ? c.inc(value) : c.inc(labels, value)),
       })
@@ -160,7 +199,7 @@ export function createPrometheusMetrics(
     gauge(name, help, labelNames = []) {
       const existing = lookup('gauge', name, help, labelNames)
       if (existing !== undefined) return existing.metric as Gauge
-      const g = new PromGauge({ name, help, labelNames: [...labelNames], registers: [registry] })
+      const g = new PromGauge({ name, help, labelNames: [...labelNames], registers })
       return remember('gauge', name, labelNames, {
         set: (value, labels) => (labels === undefined ? g.set(value) : g.set(labels, value)),
         inc: (labels, value = 1) => (labels === undefined ? g.inc(value) : g.inc(labels, value)),
@@ -174,7 +213,7 @@ export function createPrometheusMetrics(
         name,
         help,
         labelNames: [...labelNames],
-        registers: [registry],
+        registers,
         ...(buckets === undefined ? {} : { buckets: [...buckets] }),
       })
       return remember('histogram', name, labelNames, {

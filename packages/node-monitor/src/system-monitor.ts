@@ -15,20 +15,29 @@ export interface SystemSnapshot {
   readonly timestamp: number
   /** Span the rates below cover, in milliseconds (time since the previous sample). */
   readonly windowMs: number
+  /** CPU time the process used over the window. */
   readonly cpu: {
     /** CPU time used over the window as a share of one core, in percent (200 = two cores fully busy). */
     readonly percent: number
+    /** The user-space part of `percent`. */
     readonly userPercent: number
+    /** The kernel part of `percent`. */
     readonly systemPercent: number
   }
   /** From `process.memoryUsage()`, in bytes. */
   readonly memory: {
+    /** Resident set size: all memory the process holds in RAM. */
     readonly rss: number
+    /** V8 heap in use by live and not yet collected objects. */
     readonly heapUsed: number
+    /** V8 heap reserved. */
     readonly heapTotal: number
+    /** Memory of C++ objects bound to JavaScript objects, `Buffer`s included. */
     readonly external: number
+    /** Memory of `ArrayBuffer`s and `SharedArrayBuffer`s (part of `external`). */
     readonly arrayBuffers: number
   }
+  /** How late the event loop ran timers, and how busy it was. */
   readonly eventLoop: {
     /**
      * Event-loop delay over the window, in milliseconds, from `perf_hooks.monitorEventLoopDelay`, minus its
@@ -36,8 +45,11 @@ export interface SystemSnapshot {
      * when no timer fired in the window.
      */
     readonly delayP50Ms: number
+    /** 99th percentile of the delay, in milliseconds. */
     readonly delayP99Ms: number
+    /** Longest delay in the window, in milliseconds. */
     readonly delayMaxMs: number
+    /** Mean delay, in milliseconds. */
     readonly delayMeanMs: number
     /** Share of the window the loop spent busy, 0…1 (`performance.eventLoopUtilization`). */
     readonly utilization: number
@@ -50,6 +62,7 @@ export interface SystemSnapshot {
   readonly loadAverage: readonly [number, number, number]
 }
 
+/** Options of {@link createSystemMonitor}: plain data, every field optional. */
 export interface SystemMonitorInit {
   /**
    * Time between samples, in milliseconds.
@@ -69,6 +82,7 @@ export interface SystemMonitorInit {
   metricsPrefix?: string
 }
 
+/** What {@link createSystemMonitor} takes from the outside world; each has a default. */
 export interface SystemMonitorComponents {
   /** @default `Date.now` */
   clock?: Clock
@@ -85,11 +99,15 @@ export interface SystemMonitorComponents {
   logger?: Logger
 }
 
+/**
+ * Samples the process's CPU, memory, event loop and load on an interval; made by {@link createSystemMonitor}.
+ */
 export interface SystemMonitor {
   /** Starts sampling every `intervalMs` (timer unref'd: it never keeps the process alive). Idempotent. */
   start(): void
   /** Clears the interval and disables the event-loop histogram. Idempotent; `start()` may follow. */
   stop(): void
+  /** Whether sampling is on (between `start()` and `stop()`). */
   readonly running: boolean
   /** The latest sample; takes one now if none was taken since `start()` (or when stopped). */
   snapshot(): SystemSnapshot

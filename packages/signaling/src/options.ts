@@ -33,7 +33,14 @@ export interface SignalingInit {
   /** Largest accepted difference between a statement's time and the server clock. @default 120_000 */
   maxClockSkewMs?: number
   /** @default { native: '/p2p-signaling', yWebrtc: '/y-webrtc', peerjs: '/peerjs' } */
-  paths?: { native?: string; yWebrtc?: string; peerjs?: string }
+  paths?: {
+    /** The native protocol. */
+    native?: string
+    /** y-webrtc's signaling protocol. */
+    yWebrtc?: string
+    /** PeerJS's server protocol. */
+    peerjs?: string
+  }
   /** WebSocket ping period. @default 30_000 */
   pingIntervalMs?: number
   /** Silence after which a connection is terminated and its peer withdrawn. @default 65_000 */

@@ -129,7 +129,17 @@ export interface SignalingPeerInfo {
 /** A running signaling server. */
 export interface SignalingServer {
   /** Starts an own HTTP server (REST for PeerJS + WebSocket upgrades). Resolves with the bound address. */
-  listen(options: { port: number; host?: string }): Promise<{ port: number; host: string }>
+  listen(options: {
+    /** TCP port; `0` picks a free one (the result says which). */
+    port: number
+    /** Interface to bind. @default '127.0.0.1' */
+    host?: string
+  }): Promise<{
+    /** The port it listens on. */
+    port: number
+    /** The interface it listens on. */
+    host: string
+  }>
   /**
    * Routes an HTTP upgrade by path. Returns `false` (and leaves the socket untouched) if the path is not one
    * of ours, so the caller can try its other handlers.

@@ -1,6 +1,7 @@
 import { replicate, type DocStore, type SyncLink } from '@x/crdt-sync'
 import type { Logger } from 'pino'
-import { CHANNEL_CRDT, type LinkManager } from './p2p-links'
+import type { LinkManager } from '@x/node-link'
+import { CHANNEL_CRDT } from './channels'
 
 export interface NodeReplication {
   getStats(): { nodes: number; sessions: number; framesIn: number; framesOut: number; badFrames: number }
@@ -45,7 +46,7 @@ export function startReplication(store: DocStore, links: LinkManager, log: Logge
     string,
     { link: ReturnType<typeof createNodeSyncLink>; replication: ReturnType<typeof replicate> }
   >()
-  const offOpen = links.onOpen((nodeId) => {
+  const offOpen = links.on('open', ({ nodeId }) => {
     let entry = perNode.get(nodeId)
     if (!entry) {
       const link = createNodeSyncLink(links, nodeId)
@@ -54,7 +55,7 @@ export function startReplication(store: DocStore, links: LinkManager, log: Logge
     }
     entry.link.setOpen(true)
   })
-  const offClosed = links.onClosed((nodeId) => perNode.get(nodeId)?.link.setOpen(false))
+  const offClosed = links.on('close', ({ nodeId }) => perNode.get(nodeId)?.link.setOpen(false))
   return {
     getStats() {
       const out = { nodes: perNode.size, sessions: 0, framesIn: 0, framesOut: 0, badFrames: 0 }

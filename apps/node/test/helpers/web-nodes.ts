@@ -47,6 +47,7 @@ export interface WebNode {
 export async function startWebNode(seedNodes: string[] = []): Promise<WebNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'x-web-node-'))
   const argv = ['--rest-port', '0', '--ws-port', '0', '--dht-port', '0', '--host', '127.0.0.1']
+  argv.push('--allow-private-addresses', 'on')
   argv.push(
     '--data-dir',
     dataDir,

@@ -32,6 +32,7 @@ export interface PqcInitOptions {
 
 /** What one backend did during {@link initPqc}. */
 export interface BackendReport {
+  /** Which backend. */
   name: BackendName
   /** Loaded and passed its self-test. */
   ok: boolean
@@ -43,7 +44,9 @@ export interface BackendReport {
 
 /** Result of {@link initPqc}. */
 export interface PqcInitResult {
+  /** The backend now active. */
   backend: BackendName
+  /** Every backend tried, in order, with why it was or was not used. */
   backends: BackendReport[]
 }
 

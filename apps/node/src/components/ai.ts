@@ -1,0 +1,21 @@
+import { createAiEngine, type AiEngine } from '../ai/engine'
+import type { Component } from '../system'
+import type { NodeCore } from './core'
+
+/** The abuse detector; it installs its admission hooks into the DHT and the WebSocket server started before it. */
+export const aiComponent: Component<NodeCore, AiEngine> = {
+  start({ config, guards, log }) {
+    const ai = createAiEngine(
+      { logger: log.child({ component: 'ai' }) },
+      { enabled: config.ai, allowList: config.aiAllowList },
+    )
+    ai.start()
+    guards.install(ai)
+    return ai
+  },
+  stop(ai) {
+    ai.stop()
+  },
+  health: (ai) => () => ai.health(),
+  healthOptions: { required: false },
+}
