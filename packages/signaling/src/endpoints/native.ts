@@ -269,10 +269,10 @@ class NativeEndpoint implements Endpoint<NativeState> {
   }
 
   #hold(to: string, frame: string, from: string): void {
-    const sender = this.#peers.get(from)
-    if (sender === undefined) return // gone while its signal waited for a lookup: nobody to hold it for
+    const origin = this.#peers.get(from)
+    if (origin === undefined) return // gone while its signal waited for a lookup: nobody to hold it for
     const now = this.#core.clock.now()
-    const held = this.#core.hold.hold(`n:${to}`, to, frame, from, sender.share, now, (sender, peer) => {
+    const held = this.#core.hold.hold(`n:${to}`, to, frame, from, origin.share, now, (sender, peer) => {
       const conn = this.#peers.get(sender)
       if (conn !== undefined) this.#core.send(conn, `{"type":"expire","peer":${JSON.stringify(peer)}}`)
     })
