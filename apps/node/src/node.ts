@@ -1,7 +1,11 @@
 import { resolve } from 'node:path'
 import { pino, type Logger } from 'pino'
 import { createHealthRegistry, createPrometheusMetrics, createStatsRegistry } from '@x/node-monitor'
-import { redactConfig, type NodeConfig } from './config'
+import { createClientAddress, createOriginCheck } from './client-address'
+import { redactConfig, signalingHosts, type NodeConfig } from './config'
+import { connectionBudgets, openFileLimit } from './connection-limits'
+import { reloadTls } from './tls'
+import type { Server as TlsServer } from 'node:tls'
 import { aiComponent } from './components/ai'
 import { Guards, PeerSources, type NodeAddresses, type NodeCore, type NodeState } from './components/core'
 import { crdtComponent } from './components/crdt'
@@ -58,6 +62,11 @@ export interface XNode {
   stop(): Promise<void>
   /** The products of the components started so far (for tests and tools). */
   readonly internals: Readonly<Partial<NodeProducts>>
+  /**
+   * Reads `tlsCert`/`tlsKey` again and serves new connections with them on both ports (SIGHUP). Returns false when
+   * TLS is off; throws a `ConfigError` naming the setting when the files are not usable (the old ones stay).
+   */
+  reloadTls(): boolean
 }
 
 export interface CreateNodeOptions {
@@ -97,8 +106,15 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
     ws: { host: config.host, port: config.wsPort },
     dht: { host: config.host, port: config.dhtPort },
   }
+  const fdLimit = openFileLimit()
   const core: NodeCore = {
     config,
+    net: {
+      clientAddress: createClientAddress(config.trustProxy),
+      originAllowed: createOriginCheck(config.allowedOrigins, signalingHosts(config)),
+      budgets: connectionBudgets(fdLimit, config.maxConnections),
+      fdLimit,
+    },
     log,
     dataDir: resolve(config.dataDir),
     addresses,
@@ -132,6 +148,14 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
         state = 'stopped'
         throw err
       }
+    },
+
+    reloadTls(): boolean {
+      if (config.tlsCert === '') return false
+      const products = system.products as Partial<NodeProducts>
+      const servers = [products.p2p?.server, products.rest?.server].filter((s) => s !== undefined)
+      reloadTls(servers as unknown as TlsServer[], config)
+      return true
     },
 
     stop(): Promise<void> {

@@ -108,8 +108,8 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect((await getJson(`${base}/api/ai/flagged`)).body).toEqual({ enabled: false, flagged: [] })
   })
 
-  it('/api/peers lists registered signaling peers beside the P2P links, bounded by ?limit', async () => {
-    const node = await startNode()
+  it('/api/peers lists registered signaling peers beside the P2P links, bounded by ?limit, addresses for the admin only', async () => {
+    const node = await startNode(['--admin-token', 'the-admin-token'])
     const base = `http://127.0.0.1:${node.addresses.rest.port}`
     const ids = await Promise.all(
       [0, 1].map(async () => {
@@ -122,7 +122,8 @@ describe('one node: every REST endpoint returns its documented shape', () => {
         return client.connect()
       }),
     )
-    const peers = await getJson(`${base}/api/peers`)
+    const admin = { authorization: 'Bearer the-admin-token' }
+    const peers = await getJson(`${base}/api/peers`, admin)
     expect(peers.status).toBe(200)
     expect(schemaErrors('Peers', peers.body)).toEqual([])
     const listed = peers.body.list.filter((p: { kind: string }) => p.kind === 'signaling-peer')
@@ -130,6 +131,17 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     for (const p of listed) {
       expect(p.state).toBe('open')
       expect(p.address).toBe('127.0.0.1')
+    }
+    // Everyone else sees IDs and kinds, no addresses (a wrong token is no token).
+    const others: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong' },
+      { authorization: 'the-admin-token' },
+    ]
+    for (const headers of others) {
+      const anonymous = await getJson(`${base}/api/peers`, headers)
+      expect(anonymous.body.list.map((p: { id: string }) => p.id).sort()).toEqual([...ids].sort())
+      expect(anonymous.body.list.every((p: { address?: string }) => p.address === undefined)).toBe(true)
     }
     expect(peers.body).toMatchObject({ connected: 2, total: 2, signaling: { peers: 2, connectedPeers: 2 } })
 

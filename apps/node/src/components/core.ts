@@ -1,6 +1,8 @@
 import type { Socket } from 'node:net'
 import type { AdmitFn } from '@x/kademlia'
 import type { PrometheusMetrics } from '@x/node-monitor'
+import type { IncomingMessage } from 'node:http'
+import type { ClientAddressResolver } from '../client-address'
 import type { NodeConfig } from '../config'
 import type { PeerEntry } from '../schemas'
 import type { Core } from '../system'
@@ -55,8 +57,21 @@ export class PeerSources {
   }
 }
 
+/** How the node meets the network, from its settings: who a client is, which pages may connect, how many. */
+export interface NetPolicy {
+  /** The client address of a request (behind trusted proxies: from their forwarding headers). */
+  readonly clientAddress: ClientAddressResolver
+  /** Whether a browser request's `Origin` may open the browser WebSocket paths. */
+  readonly originAllowed: (req: IncomingMessage) => boolean
+  /** Open connections per port (from `maxConnections`, else the file-descriptor limit). */
+  readonly budgets: { readonly ws: number; readonly rest: number }
+  /** The soft file-descriptor limit, when it could be read. */
+  readonly fdLimit: number | undefined
+}
+
 /** What every component of the node can use. */
 export interface NodeCore extends Core {
+  readonly net: NetPolicy
   readonly config: NodeConfig
   readonly dataDir: string
   readonly addresses: NodeAddresses

@@ -11,6 +11,8 @@ import type { CryptoProduct } from './crypto'
 import type { StorageProduct } from './storage'
 
 export const ROUTING_TABLE_KEY = 'routing-table'
+/** How long restoring the routing-table snapshot (pings, record checks) may take, in the background. */
+export const RESTORE_TIMEOUT_MS = 30_000
 /** Routing table snapshots are written this often while running (and at shutdown). */
 export const ROUTING_PERSIST_INTERVAL_MS = 60_000
 
@@ -23,6 +25,10 @@ export interface DhtProduct {
   readonly validator: RecordValidator
   /** Writes the routing table to the database. */
   readonly persist: () => Promise<void>
+  /** Settles once the start-up join (snapshot restore, first bootstrap) is over, whatever its outcome. */
+  readonly joined: Promise<void>
+  /** Aborts that join (at stop). */
+  readonly stopping: AbortController
   readonly timer: ReturnType<typeof setInterval>
 }
 
@@ -73,36 +79,47 @@ export const dhtComponent: Component<Deps, DhtProduct> = {
       },
     )
     await node.start()
-    const saved = await storage.dht.get(ROUTING_TABLE_KEY)
-    if (saved !== undefined) {
-      try {
-        const restored = await node.importState(JSON.parse(new TextDecoder().decode(saved)), {
-          signal: AbortSignal.timeout(3_000),
-        })
-        log.info(restored, 'routing table restored')
-      } catch (err) {
-        log.warn({ err: String(err) }, 'routing table snapshot rejected')
+    // Joining goes on in the background (the seed's order is kept: the DHT is up before the links and the API),
+    // so that the REST port opens at once whatever the seeds do; `/api/health` shows `dht` degraded until a
+    // contact answered, and `@x/kademlia` keeps retrying with back-off.
+    const stopping = new AbortController()
+    const within = (ms: number) => AbortSignal.any([stopping.signal, AbortSignal.timeout(ms)])
+    const joined = (async () => {
+      const saved = await storage.dht.get(ROUTING_TABLE_KEY)
+      if (saved !== undefined) {
+        try {
+          // Contacts are pinged and records validated (which may wait for a link to learn a record key): in the
+          // background, so it may take its time.
+          const restored = await node.importState(JSON.parse(new TextDecoder().decode(saved)), {
+            signal: within(RESTORE_TIMEOUT_MS),
+          })
+          log.info(restored, 'routing table restored')
+        } catch (err) {
+          log.warn({ err: String(err) }, 'routing table snapshot rejected')
+        }
       }
-    }
-    if (config.seedNodes.length > 0) {
-      try {
-        await node.bootstrap(config.seedNodes, { signal: AbortSignal.timeout(3_000) })
-      } catch (err) {
-        log.warn(
-          { seedNodes: config.seedNodes, retryMs: config.bootstrapIntervalMs, err: String(err) },
-          'no bootstrap node answered; running alone and retrying',
-        )
+      if (config.seedNodes.length > 0) {
+        try {
+          await node.bootstrap(config.seedNodes, { signal: within(3_000) })
+        } catch (err) {
+          log.warn(
+            { seedNodes: config.seedNodes, retryMs: config.bootstrapIntervalMs, err: String(err) },
+            'no bootstrap node answered; running alone and retrying',
+          )
+        }
       }
-    }
+    })().catch((err: unknown) => log.warn({ err: String(err) }, 'joining the DHT failed; retrying'))
     const persist = async (): Promise<void> => {
       await storage.dht.put(ROUTING_TABLE_KEY, new TextEncoder().encode(JSON.stringify(node.exportState())))
     }
     const timer = setInterval(() => void persist().catch(() => undefined), ROUTING_PERSIST_INTERVAL_MS)
     timer.unref()
-    return { node, keys, proofs, validator, persist, timer }
+    return { node, keys, proofs, validator, persist, timer, joined, stopping }
   },
-  async stop({ node, persist, timer }) {
+  async stop({ node, persist, timer, joined, stopping }) {
     clearInterval(timer)
+    stopping.abort()
+    await joined
     await persist().catch(() => undefined)
     await node.stop()
   },

@@ -1,4 +1,11 @@
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { AddressInfo, Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import {
@@ -16,6 +23,8 @@ import { DhtPeerDirectory } from '../records/directory'
 import { SYSTEM_CLOCK } from '../records/util'
 import type { PeerEntry } from '../schemas'
 import type { CheckResult } from '@x/node-monitor'
+import { limitConnections, type ConnectionLimiter } from '../connection-limits'
+import { loadTlsOptions } from '../tls'
 import type { Component } from '../system'
 import type { NodeCore } from './core'
 import type { CrdtProduct } from './crdt'
@@ -42,8 +51,10 @@ export interface P2pProduct {
   readonly links: LinkManager
   readonly directory: DhtPeerDirectory
   readonly replication: NodeReplication
-  /** The WebSocket port's HTTP server (links, CRDT clients, and whatever registers a route). */
+  /** The WebSocket port's HTTP(S) server (links, CRDT clients, and whatever registers a route). */
   readonly server: Server
+  /** Its connection caps. */
+  readonly limiter: ConnectionLimiter
   /** Adds a route on the WebSocket port; returns its removal. */
   route(route: WsRoute): () => void
   /** This node's link address as other nodes dial it. */
@@ -68,12 +79,23 @@ type Deps = NodeCore & {
  */
 export const p2pComponent: Component<Deps, P2pProduct> = {
   async start(deps) {
-    const { config, crypto, crdt, dht, guards, addresses, log } = deps
+    const { config, crypto, crdt, dht, guards, addresses, net, log } = deps
     const routes = new Set<WsRoute>()
     const transport = createWsTransport()
-    const server = createServer((req, res) => {
+    const onRequest: RequestListener = (req, res) => {
       for (const r of routes) if (r.request?.(req, res)) return
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}')
+    }
+    // wss when TLS is configured (X25519MLKEM768 first where OpenSSL has it); the certificate reloads on SIGHUP.
+    const server: Server =
+      config.tlsCert === '' ? createServer(onRequest) : createHttpsServer(loadTlsOptions(config), onRequest)
+    // Time to send the upgrade request (slow-loris on the headers).
+    server.headersTimeout = 10_000
+    server.requestTimeout = 10_000
+    const limiter = limitConnections(server, {
+      maxConnections: net.budgets.ws,
+      maxPerAddress: config.maxConnectionsPerAddress,
+      isTrustedProxy: (address) => net.clientAddress.isTrustedProxy(address),
     })
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
       socket.on('error', () => socket.destroy())
@@ -91,6 +113,13 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
         return
       }
       if (path === LINK_PATH) return transport.handleUpgrade(req, socket, head)
+      // Every other path is a browser path: a page from another origin may not use it (the default allows the
+      // node's own hosts only), or any site a user visits could read and write a node bound to localhost.
+      if (!net.originAllowed(req)) {
+        socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        ;(socket as Socket).destroySoon()
+        return
+      }
       if (path.startsWith(CRDT_PATH_PREFIX)) {
         let doc: string
         try {
@@ -110,6 +139,8 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
     })
     server.on('clientError', (_err, socket) => socket.destroy())
     server.on('connection', (socket: Socket) => {
+      // Connections from a trusted reverse proxy carry many clients: the engine sees them at upgrade time.
+      if (net.clientAddress.isTrustedProxy(socket.remoteAddress ?? '')) return
       if (!guards.socketOpened(socket)) socket.destroy()
     })
     await new Promise<void>((resolve, reject) => {
@@ -219,6 +250,7 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
       directory,
       replication,
       server,
+      limiter,
       address,
       timer,
       detach: () => {
@@ -260,8 +292,12 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
         stats: links.getStats(),
       }),
   stats:
-    ({ links, replication }) =>
-    () => ({ ...links.getStats(), replication: replication.getStats() }),
+    ({ links, replication, limiter }) =>
+    () => ({
+      ...links.getStats(),
+      replication: replication.getStats(),
+      wsPort: { open: limiter.open, refused: { ...limiter.refused } },
+    }),
 }
 
 /**

@@ -3,6 +3,8 @@ import type { FastifyInstance } from 'fastify'
 import { getStatus as pqcStatus } from '@x/pqc'
 import type { AiEngine } from '../ai/engine'
 import { buildApp, type AppNode } from '../app'
+import { limitConnections } from '../connection-limits'
+import { loadTlsOptions, tlsStatus } from '../tls'
 import { NodeError } from '../errors'
 import type { DhtNodesReport, PeerEntry, PeersReport } from '../schemas'
 import type { Component } from '../system'
@@ -20,7 +22,7 @@ type Deps = NodeCore & {
 
 /** What `/api/*` shows of the node, over the components started before the REST API (and the registries). */
 export function appView(deps: Deps): AppNode {
-  const { crypto, dht, p2p, ai, health, stats, metrics, peerSources, version, addresses } = deps
+  const { crypto, dht, p2p, ai, health, stats, metrics, peerSources, version, addresses, config } = deps
   return {
     version,
     wsPort: addresses.ws.port,
@@ -31,6 +33,7 @@ export function appView(deps: Deps): AppNode {
       ...pqcStatus(),
       nodeId: crypto.identity.idString,
       keyFileEncrypted: crypto.keyFileEncrypted,
+      tls: tlsStatus(config.tlsCert !== ''),
     }),
     dhtNodes(): DhtNodesReport {
       if (!dht.node.started) throw new NodeError('X_NODE_NOT_READY', 'the DHT is not running')
@@ -51,14 +54,16 @@ export function appView(deps: Deps): AppNode {
       }
     },
     aiFlagged: () => ({ enabled: ai.enabled, flagged: ai.flagged() }),
-    async peers(options: { limit?: number } = {}): Promise<PeersReport> {
+    async peers(options: { limit?: number; addresses?: boolean } = {}): Promise<PeersReport> {
       const snap = await stats.collect()
       const sig = (snap.signaling ?? {}) as Partial<PeersReport['signaling']>
       const d = (snap.dht ?? {}) as Partial<PeersReport['dht']>
       const linkList = p2p.listLinks()
       const openLinks = linkList.filter((l) => l.state === 'open').length
       const connectedPeers = sig.connectedPeers ?? 0
-      const list: PeerEntry[] = [...linkList, ...peerSources.list(options.limit)]
+      let list: PeerEntry[] = [...linkList, ...peerSources.list(options.limit)]
+      // Who is connected from where is the admin's business only.
+      if (options.addresses !== true) list = list.map(({ address: _address, ...entry }) => entry)
       return {
         connected: openLinks + connectedPeers,
         total: linkList.length + (sig.peers ?? 0),
@@ -83,8 +88,19 @@ export function appView(deps: Deps): AppNode {
 /** The REST API (Fastify) on its own port. */
 export const restComponent: Component<Deps, FastifyInstance> = {
   async start(deps) {
-    const app = await buildApp(appView(deps), { logger: deps.log.child({ component: 'rest' }) })
-    await app.listen({ port: deps.config.restPort, host: deps.config.host })
+    const { config, net } = deps
+    const app = await buildApp(appView(deps), {
+      logger: deps.log.child({ component: 'rest' }),
+      adminToken: config.adminToken,
+      trustProxy: config.trustProxy,
+      ...(config.tlsCert === '' ? {} : { https: loadTlsOptions(config) }),
+    })
+    limitConnections(app.server, {
+      maxConnections: net.budgets.rest,
+      maxPerAddress: config.maxConnectionsPerAddress,
+      isTrustedProxy: (address) => net.clientAddress.isTrustedProxy(address),
+    })
+    await app.listen({ port: config.restPort, host: config.host })
     deps.addresses.rest.port = (app.server.address() as AddressInfo).port
     return app
   },

@@ -22,8 +22,12 @@ export interface StorageProduct {
 
 /** LevelDB in the data directory. */
 export const storageComponent: Component<NodeCore, StorageProduct> = {
-  async start({ dataDir }) {
-    const db = new Level<string, Uint8Array>(join(dataDir, 'db'), { valueEncoding: 'view' })
+  async start({ dataDir, net }) {
+    // LevelDB keeps up to 1,000 table files open by default: within the descriptors reserved for it when the
+    // process has few (`ulimit -n 256`), so that connections cannot starve the database nor it them.
+    const maxOpenFiles =
+      net.fdLimit === undefined ? 1_000 : Math.min(1_000, Math.max(16, Math.floor(net.fdLimit / 8)))
+    const db = new Level<string, Uint8Array>(join(dataDir, 'db'), { valueEncoding: 'view', maxOpenFiles })
     await db.open()
     return {
       db,
