@@ -154,6 +154,43 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(bad.body.message).toMatch(/limit/)
   })
 
+  it('/metrics has every component, named by Prometheus conventions (counters _total, durations in seconds)', async () => {
+    const node = await startNode()
+    const identity = Identity.generate()
+    const client = createSignalingClient(
+      { publicKey: identity.publicKey, sign: (m) => identity.sign(m), WebSocket: WebSocket as never },
+      { url: `ws://127.0.0.1:${node.addresses.ws.port}/p2p-signaling` },
+    )
+    cleanups.push(() => client.close())
+    await client.connect()
+    const text = await (await fetch(`http://127.0.0.1:${node.addresses.rest.port}/metrics`)).text()
+    const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]))
+    for (const family of [
+      'x_signaling_connections',
+      'x_signaling_registrations_total',
+      'x_signaling_signals_relayed_total',
+      'x_signaling_frames_rejected_total',
+      'x_dht_routing_table_contacts',
+      'x_kademlia_rpc_sent_total',
+      'x_kademlia_rpc_received_total',
+      'x_kademlia_lookup_duration_seconds',
+      'x_crdt_documents_open',
+      'x_crdt_stored_bytes',
+      'x_link_handshakes_total',
+      'x_link_connected_nodes',
+      'x_ai_flagged',
+      'x_system_cpu_usage_percent',
+    ]) {
+      expect(types.has(family), family).toBe(true)
+    }
+    expect(text).toMatch(/^x_signaling_registrations_total\{outcome="ok"\} 1$/m)
+    expect(text).toMatch(/^x_signaling_connections 1$/m)
+    for (const [name, type] of types) {
+      if (type === 'counter') expect(name).toMatch(/_total$/)
+      if (type === 'histogram') expect(name).toMatch(/_seconds$/)
+    }
+  })
+
   it('/api/health and /api/health/ready go to 503 when a required component fails (the database closes)', async () => {
     const node = await startNode()
     const base = `http://127.0.0.1:${node.addresses.rest.port}`

@@ -5,6 +5,7 @@ import { RecordKeyBook } from '../records/key-book'
 import { PeerProofs } from '../records/proofs'
 import { createRecordValidator, type RecordValidator } from '../records/validator'
 import { SYSTEM_CLOCK } from '../records/util'
+import { METRICS_PREFIX, registerDhtMetrics } from '../metrics'
 import type { Component } from '../system'
 import type { NodeCore } from './core'
 import type { CryptoProduct } from './crypto'
@@ -40,7 +41,7 @@ type Deps = NodeCore & { readonly crypto: CryptoProduct; readonly storage: Stora
  * statement). The routing table survives restarts in the database.
  */
 export const dhtComponent: Component<Deps, DhtProduct> = {
-  async start({ config, crypto, storage, guards, addresses, log }) {
+  async start({ config, crypto, storage, guards, addresses, metrics, log }) {
     const keys = new RecordKeyBook({
       verifyCertificate: (identityPublicKey, recordPublicKey, certificate) =>
         crypto.pool.verify(identityPublicKey, recordPublicKey, certificate, CERT_CONTEXT),
@@ -70,15 +71,18 @@ export const dhtComponent: Component<Deps, DhtProduct> = {
         validate: (key, value) => validator.validate(key, value),
         select: (key, values) => validator.select(key, values),
         admit: guards.admitDht,
+        metrics,
       },
       {
         id: crypto.identity.id,
         bootstrap: config.seedNodes,
         refreshIntervalMs: config.bootstrapIntervalMs,
         maxValueBytes: 4096,
+        metricsPrefix: METRICS_PREFIX,
       },
     )
     await node.start()
+    registerDhtMetrics(metrics, () => node.getStats())
     // Joining goes on in the background (the seed's order is kept: the DHT is up before the links and the API),
     // so that the REST port opens at once whatever the seeds do; `/api/health` shows `dht` degraded until a
     // contact answered, and `@x/kademlia` keeps retrying with back-off.

@@ -25,6 +25,7 @@ import type { PeerEntry } from '../schemas'
 import type { CheckResult } from '@x/node-monitor'
 import { limitConnections, type ConnectionLimiter } from '../connection-limits'
 import { loadTlsOptions } from '../tls'
+import { registerLinkMetrics } from '../metrics'
 import type { Component } from '../system'
 import type { NodeCore } from './core'
 import type { CrdtProduct } from './crdt'
@@ -79,7 +80,7 @@ type Deps = NodeCore & {
  */
 export const p2pComponent: Component<Deps, P2pProduct> = {
   async start(deps) {
-    const { config, crypto, crdt, dht, guards, addresses, net, log } = deps
+    const { config, crypto, crdt, dht, guards, addresses, net, metrics, log } = deps
     const routes = new Set<WsRoute>()
     const transport = createWsTransport()
     const onRequest: RequestListener = (req, res) => {
@@ -190,6 +191,7 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
       send: (nodeId, payload) => links.send(nodeId, CHANNEL_RECORDS, payload),
     })
     await links.start()
+    registerLinkMetrics(metrics, () => links.getStats())
 
     const directory = new DhtPeerDirectory(
       {

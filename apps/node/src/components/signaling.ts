@@ -3,6 +3,7 @@ import { createSignalingServer, type SignalingServer } from '@x/signaling'
 import type { AiEngine } from '../ai/engine'
 import { signalingHosts } from '../config'
 import { createNodeRelay } from '../adapters/node-relay'
+import { registerSignalingMetrics } from '../metrics'
 import type { PeerEntry } from '../schemas'
 import type { CheckResult } from '@x/node-monitor'
 import type { Component } from '../system'
@@ -24,7 +25,7 @@ type Deps = NodeCore & { readonly crypto: CryptoProduct; readonly p2p: P2pProduc
  * directory and the node links.
  */
 export const signalingComponent: Component<Deps, SignalingProduct> = {
-  start({ crypto, p2p, ai, config, net, peerSources, log }) {
+  start({ crypto, p2p, ai, config, net, peerSources, metrics, log }) {
     // OpenSSL verifies an ML-DSA-87 signature in ~0.3 ms: on the event loop. The pure-JS and WASM backends take
     // ~5 ms: in the worker pool, so a reconnect storm cannot starve the relay.
     const native = pqcStatus().backend === 'node'
@@ -51,6 +52,7 @@ export const signalingComponent: Component<Deps, SignalingProduct> = {
         maxConnectionsPerAddress: config.maxConnectionsPerAddress,
       },
     )
+    registerSignalingMetrics(metrics, () => server.getStats())
     const offRoute = p2p.route({
       upgrade: (req, socket, head) => server.handleUpgrade(req, socket, head),
       request: (req, res) => server.handleRequest(req, res),
