@@ -145,6 +145,27 @@ describe('TLS on both ports', () => {
   })
 })
 
+describe('two nodes serving TLS', () => {
+  it('link to each other over wss (the link handshake, not the certificate, authenticates the node)', async () => {
+    const ca = createTestCa()
+    cleanups.push(() => rmSync(ca.dir, { recursive: true, force: true }))
+    const leaf = ca.issue('node')
+    const tls = ['--tls-cert', leaf.cert, '--tls-key', leaf.key, '--admin-token', 'admin']
+    const a = await startNode(tls)
+    const b = await startNode([...tls, '--seed-nodes', `127.0.0.1:${a.addresses.dht.port}`])
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0' // this test's fetch of the REST API only
+    cleanups.push(() => delete process.env.NODE_TLS_REJECT_UNAUTHORIZED)
+    await waitFor(async () => {
+      const peers = await getJson(`https://127.0.0.1:${a.addresses.rest.port}/api/peers`, {
+        authorization: 'Bearer admin',
+      })
+      return (peers.body.list as { id: string; kind: string; state: string }[]).some(
+        (l) => l.kind === 'p2p-link' && l.id === b.nodeId && l.state === 'open',
+      )
+    }, 'a link between the two TLS nodes')
+  })
+})
+
 describe('short of file descriptors', () => {
   const APP_DIR = fileURLToPath(new URL('..', import.meta.url))
   const SERVER = join(APP_DIR, 'dist/server.js')

@@ -33,6 +33,14 @@ export interface WsTransportInit {
    * @default the socket's remote address
    */
   clientAddress?: (req: IncomingMessage) => string
+  /**
+   * Whether dialing a `wss://` address checks the peer's TLS certificate. A link is authenticated by the
+   * handshake of `secure` (the peer proves its node ID) and encrypted by its session whatever carries it, so TLS
+   * adds nothing a link relies on; a node that serves its WebSocket port over TLS with a certificate other nodes
+   * cannot check (self-signed, an internal CA) is still reachable with `false`.
+   * @default true
+   */
+  verifyTlsCertificate?: boolean
 }
 
 /** The `ws` transport. */
@@ -148,6 +156,7 @@ export function createWsTransport(init: WsTransportInit = {}): WsTransport {
           handshakeTimeout: openTimeoutMs,
           perMessageDeflate: false,
           followRedirects: false,
+          rejectUnauthorized: init.verifyTlsCertificate !== false,
         })
         const onAbort = (): void => {
           ws.terminate()

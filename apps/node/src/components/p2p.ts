@@ -82,14 +82,22 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
   async start(deps) {
     const { config, crypto, crdt, dht, guards, addresses, net, metrics, log } = deps
     const routes = new Set<WsRoute>()
-    const transport = createWsTransport()
+    const tls = config.tlsCert !== ''
+    const transport = createWsTransport({
+      clientAddress: (req) => net.clientAddress(req),
+      // A link is authenticated by the @x/pqc handshake (the peer proves its node ID) and encrypted by its
+      // session: the TLS around it (when a node serves wss) adds nothing a link relies on, so a peer's certificate
+      // is not checked (another node's may come from an internal CA).
+      verifyTlsCertificate: false,
+    })
     const onRequest: RequestListener = (req, res) => {
       for (const r of routes) if (r.request?.(req, res)) return
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"error":"not found"}')
     }
     // wss when TLS is configured (X25519MLKEM768 first where OpenSSL has it); the certificate reloads on SIGHUP.
-    const server: Server =
-      config.tlsCert === '' ? createServer(onRequest) : createHttpsServer(loadTlsOptions(config), onRequest)
+    const server: Server = tls
+      ? createHttpsServer(loadTlsOptions(config), onRequest)
+      : createServer(onRequest)
     // Time to send the upgrade request (slow-loris on the headers).
     server.headersTimeout = 10_000
     server.requestTimeout = 10_000
@@ -150,7 +158,7 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
     })
     addresses.ws.port = (server.address() as AddressInfo).port
     const host = config.publicHost.includes(':') ? `[${config.publicHost}]` : config.publicHost
-    const address = `ws://${host}:${addresses.ws.port}`
+    const address = `${tls ? 'wss' : 'ws'}://${host}:${addresses.ws.port}`
 
     const trust = routingTableTrust(dht.node)
     const testnet = config.allowPrivateAddresses
