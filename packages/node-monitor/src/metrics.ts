@@ -26,13 +26,13 @@ export interface Gauge {
   dec(labels?: MetricLabels, value?: number): void
 }
 
-/** A distribution of observed values (durations in seconds, sizes in bytes). */
 /**
  * What a scraped metric reports each time it is read: one value (no labels), or one value per label set.
  * Counters report their cumulative total.
  */
 export type ScrapedValues = number | Iterable<readonly [MetricLabels, number]>
 
+/** A distribution of observed values (durations in seconds, sizes in bytes). */
 export interface Histogram {
   /** Records one observation in the series selected by `labels`. */
   observe(value: number, labels?: MetricLabels): void
