@@ -4,7 +4,14 @@ import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
   {
-    ignores: ['**/dist/**', '**/node_modules/**', '**/coverage/**', '**/.artifacts/**', '**/public/build/**'],
+    ignores: [
+      '**/dist/**',
+      '**/node_modules/**',
+      '**/coverage/**',
+      '**/.artifacts/**',
+      '**/public/build/**',
+      'docs/api/**',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
@@ -12,7 +19,7 @@ export default tseslint.config(
     languageOptions: {
       parserOptions: {
         projectService: {
-          allowDefaultProject: ['*.js', '.pnpmfile.cjs'],
+          allowDefaultProject: ['*.js', '.pnpmfile.cjs', 'packages/pqc/test/fixtures/*.mjs'],
         },
         tsconfigRootDir: import.meta.dirname,
       },

@@ -76,10 +76,10 @@ async function run(ai: boolean) {
       ...['--data-dir', dataDir, '--log-level', 'warn'],
       ...(ai ? ['--ai', 'on', '--ai-allow-list', '127.0.0.1'] : ['--ai', 'off']),
     ],
-    { stdio: ['ignore', 'pipe', 'inherit'], detached: true },
+    { stdio: ['ignore', 'inherit', 'pipe'], detached: true },
   )
   children.add(node)
-  const nodeOut = new Lines(node.stdout)
+  const nodeOut = new Lines(node.stderr) // the READY line is on stderr
   const ready = JSON.parse((await nodeOut.next((l) => l.startsWith('READY '))).slice(6)) as { ws: number }
   const load = spawn(
     process.execPath,

@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-/** Runs `src/server.ts` as a real child process (tsx, `@x/source` condition) and waits for its READY line. */
+/** Runs `src/server.ts` as a real child process (tsx, `@x/source` condition) and waits for its READY line (stderr). */
 
 export const APP_DIR = join(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -29,12 +29,23 @@ export interface SpawnedNode {
 export async function spawnNode(
   name: string,
   args: string[],
-  options: { env?: Record<string, string>; echo?: boolean; timeoutMs?: number } = {},
+  options: {
+    env?: Record<string, string>
+    echo?: boolean
+    timeoutMs?: number
+    /** Own process group: a terminal's Ctrl-C then reaches only the parent, which stops the node once. */
+    detached?: boolean
+  } = {},
 ): Promise<SpawnedNode> {
   const proc = spawn(
     process.execPath,
     ['--conditions=@x/source', '--import', 'tsx', join(APP_DIR, 'src/server.ts'), ...args],
-    { cwd: APP_DIR, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'] },
+    {
+      cwd: APP_DIR,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached === true,
+    },
   )
   const lines: string[] = []
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
@@ -46,24 +57,24 @@ export async function spawnNode(
       () => reject(new Error(`${name} not ready in time:\n${lines.slice(-20).join('\n')}`)),
       options.timeoutMs ?? 30_000,
     )
-    const onData = (chunk: Buffer) => {
+    // Logs on stdout; the banner and the READY line on stderr.
+    proc.stdout.on('data', (c: Buffer) => {
+      lines.push(...c.toString('utf8').split('\n').filter(Boolean))
+      if (options.echo) process.stdout.write(`[${name}] ${c.toString('utf8')}`)
+    })
+    proc.stderr.on('data', (chunk: Buffer) => {
       buffer += chunk.toString('utf8')
       let i
       while ((i = buffer.indexOf('\n')) >= 0) {
         const line = buffer.slice(0, i)
         buffer = buffer.slice(i + 1)
         lines.push(line)
-        if (options.echo) process.stdout.write(`[${name}] ${line}\n`)
+        if (options.echo) process.stderr.write(`[${name}] ${line}\n`)
         if (line.startsWith('READY ')) {
           clearTimeout(timer)
           resolve(JSON.parse(line.slice(6)) as Ready)
         }
       }
-    }
-    proc.stdout.on('data', onData)
-    proc.stderr.on('data', (c: Buffer) => {
-      lines.push(...c.toString('utf8').split('\n').filter(Boolean))
-      if (options.echo) process.stderr.write(`[${name}] ${c.toString('utf8')}`)
     })
     void exited.then(({ code }) => {
       clearTimeout(timer)
@@ -102,6 +113,9 @@ export function localArgs(dataDir: string, extra: string[] = []): string[] {
     dataDir,
     '--log-level',
     'info',
+    // Every node of a local network is on 127.0.0.1: a testnet.
+    '--allow-private-addresses',
+    'on',
     ...extra,
   ]
 }

@@ -40,12 +40,16 @@ async function main(): Promise<void> {
       join(dataRoot, `node-${name}`),
       '--bootstrap-interval-ms',
       '5000',
+      '--allow-private-addresses',
+      'on',
       // A local testnet is a closed network: its nodes replicate documents with each other.
       '--crdt-nodes',
       '*',
       ...(seeds.length > 0 ? ['--seed-nodes', seeds.join(',')] : []),
     ]
-    const node = await spawnNode(name, args, { echo: verbose })
+    // Own process groups: Ctrl-C reaches this script only, which sends each node one SIGTERM (a node that got
+    // the terminal's SIGINT and then our SIGTERM would stop twice).
+    const node = await spawnNode(name, args, { echo: verbose, detached: true })
     nodes.push(node)
     console.log(
       `node ${name}: ${node.ready.nodeId}  REST ${node.restUrl}  WS ${node.wsUrl}  DHT udp 127.0.0.1:${node.ready.dht}`,
@@ -61,7 +65,7 @@ async function main(): Promise<void> {
 
 let stopping = false
 async function stopAll(): Promise<void> {
-  if (stopping) process.exit(130)
+  if (stopping) return
   stopping = true
   const results = await Promise.all(nodes.map((n) => n.kill('SIGTERM')))
   results.forEach((r, i) => console.log(`node ${names[i]} exited with ${r.code ?? r.signal} in ${r.ms} ms`))

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs'
+import { trustProxyProblem } from './client-address'
 import { networkInterfaces } from 'node:os'
 import { parseAddress, parsePeerAddress, type PeerAddress } from '@x/kademlia'
 
@@ -40,11 +41,46 @@ export interface NodeConfig {
   ai: boolean
   /** IP addresses and peer IDs the AI engine never throttles or blocks. */
   aiAllowList: string[]
+  /**
+   * Testnet setting: dial loopback, private and link-local addresses other nodes announce, and count every node
+   * on one address as separate (off on a public network, so no node can point this one at its own services).
+   */
+  allowPrivateAddresses: boolean
+  /**
+   * Reverse proxies whose `Forwarded`/`X-Forwarded-For` are believed (addresses, CIDR ranges, or `loopback`,
+   * `linklocal`, `uniquelocal`); empty: none, the client is the socket's peer.
+   */
+  trustProxy: string[]
+  /** Origins browsers may open the WebSocket paths from; empty: the node's own hosts; `*`: any. */
+  allowedOrigins: string[]
+  /** Bearer token that unlocks sensitive REST data (peer addresses); empty: nobody sees them. */
+  adminToken: string
+  /** PEM certificate chain for https/wss on both ports; with `tlsKey`, turns TLS on. */
+  tlsCert: string
+  /** PEM private key of `tlsCert`. */
+  tlsKey: string
+  /** Open connections on the WebSocket port (all paths); 0: derived from the file-descriptor limit. */
+  maxConnections: number
+  /** Open connections from one address (IPv4, or IPv6 /64) on each port. */
+  maxConnectionsPerAddress: number
   /** Node IDs this node replicates documents with (`*`: every authenticated node; empty: none). */
   crdtNodes: string[]
 }
 
-type Kind = 'port' | 'string' | 'host' | 'list' | 'level' | 'ms' | 'switch' | 'idlist' | 'nodelist'
+type Kind =
+  | 'port'
+  | 'string'
+  | 'host'
+  | 'list'
+  | 'level'
+  | 'ms'
+  | 'switch'
+  | 'idlist'
+  | 'proxylist'
+  | 'originlist'
+  | 'path'
+  | 'count'
+  | 'nodelist'
 
 interface Setting {
   key: keyof NodeConfig
@@ -145,6 +181,65 @@ export const SETTINGS: readonly Setting[] = [
     description: 'IP addresses and peer IDs the AI engine never throttles or blocks, comma-separated',
   },
   {
+    key: 'allowPrivateAddresses',
+    flag: '--allow-private-addresses',
+    env: 'X_NODE_ALLOW_PRIVATE_ADDRESSES',
+    kind: 'switch',
+    description:
+      'testnet setting: link to nodes on loopback, private and link-local addresses (never on a public network)',
+  },
+  {
+    key: 'trustProxy',
+    flag: '--trust-proxy',
+    env: 'X_NODE_TRUST_PROXY',
+    kind: 'proxylist',
+    description: 'reverse proxies whose Forwarded / X-Forwarded-For headers give the client address',
+  },
+  {
+    key: 'allowedOrigins',
+    flag: '--allowed-origins',
+    env: 'X_NODE_ALLOWED_ORIGINS',
+    kind: 'originlist',
+    description:
+      "origins browsers may open the WebSocket paths from (default: the node's own hosts; * = any)",
+  },
+  {
+    key: 'adminToken',
+    flag: '--admin-token',
+    env: 'X_NODE_ADMIN_TOKEN',
+    kind: 'string',
+    description: 'bearer token for sensitive REST data such as peer addresses (prefer the env or a file)',
+    secret: true,
+  },
+  {
+    key: 'tlsCert',
+    flag: '--tls-cert',
+    env: 'X_NODE_TLS_CERT',
+    kind: 'path',
+    description: 'PEM certificate chain file: serves https and wss on both ports (reloaded on SIGHUP)',
+  },
+  {
+    key: 'tlsKey',
+    flag: '--tls-key',
+    env: 'X_NODE_TLS_KEY',
+    kind: 'path',
+    description: 'PEM private key file of --tls-cert',
+  },
+  {
+    key: 'maxConnections',
+    flag: '--max-connections',
+    env: 'X_NODE_MAX_CONNECTIONS',
+    kind: 'count',
+    description: 'open WebSocket connections (0 = derived from the file-descriptor limit)',
+  },
+  {
+    key: 'maxConnectionsPerAddress',
+    flag: '--max-connections-per-address',
+    env: 'X_NODE_MAX_CONNECTIONS_PER_ADDRESS',
+    kind: 'count',
+    description: 'open connections from one IPv4 address or IPv6 /64, per port',
+  },
+  {
     key: 'crdtNodes',
     flag: '--crdt-nodes',
     env: 'X_NODE_CRDT_NODES',
@@ -153,6 +248,9 @@ export const SETTINGS: readonly Setting[] = [
       "node IDs this node replicates documents with, comma-separated ('*': every authenticated node)",
   },
 ]
+
+/** Settings whose value may instead come from a file: `--<flag>-file <path>` or `<ENV>_FILE=<path>`. */
+const FILE_SETTINGS = new Set<keyof NodeConfig>(['passphrase', 'adminToken'])
 
 /** Defaults. `publicHost: ''` means derived from `host` at parse time. */
 export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
@@ -171,6 +269,14 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   ai: true,
   // Loopback is a local reverse proxy or a local tool: blocking it would cut off everyone behind it.
   aiAllowList: ['127.0.0.1', '::1'],
+  allowPrivateAddresses: false,
+  trustProxy: [],
+  allowedOrigins: [],
+  adminToken: '',
+  tlsCert: '',
+  tlsKey: '',
+  maxConnections: 0,
+  maxConnectionsPerAddress: 256,
   // A linked node is authenticated, never trusted: documents replicate only with nodes the operator names.
   crdtNodes: [],
 })
@@ -184,6 +290,10 @@ const ALLOWED: Record<Kind, string> = {
   ms: 'an integer number of milliseconds from 1 to 86400000',
   switch: 'on or off (also true/false)',
   idlist: 'comma-separated IP addresses or peer IDs (letters, digits, ".", ":", "-", "_")',
+  proxylist: 'comma-separated IP addresses, CIDR ranges, loopback, linklocal or uniquelocal',
+  originlist: 'comma-separated origins such as https://app.example.org, or *',
+  path: 'a file path',
+  count: 'an integer from 0 to 1000000',
   nodelist: "comma-separated node IDs (40 hex digits), or '*' for every authenticated node",
 }
 
@@ -209,7 +319,9 @@ export interface ParseConfigOptions {
   readFile?: (path: string) => string
 }
 
-export type ParseResult = { help: true; text: string } | { help: false; config: NodeConfig }
+/** `warnings`: settings that work but should change (a secret given on the command line). */
+export type ParseResult =
+  { help: true; text: string } | { help: false; config: NodeConfig; warnings: string[] }
 
 const HOST_RE = /^[A-Za-z0-9.:\-[\]%]{1,253}$/
 const ID_RE = /^[A-Za-z0-9.:_-]{1,128}$/
@@ -228,6 +340,7 @@ function fail(setting: Setting | string, source: string, value: unknown, allowed
 function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[keyof NodeConfig] {
   const allowed = ALLOWED[setting.kind]
   switch (setting.kind) {
+    case 'count':
     case 'port':
     case 'ms': {
       const n =
@@ -236,15 +349,38 @@ function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[
           : typeof raw === 'string' && /^\d+$/.test(raw.trim())
             ? Number(raw)
             : NaN
-      const [min, max] = setting.kind === 'port' ? [0, 65_535] : [1, 86_400_000]
+      const [min, max] =
+        setting.kind === 'port' ? [0, 65_535] : setting.kind === 'count' ? [0, 1_000_000] : [1, 86_400_000]
       if (!Number.isInteger(n) || n < min || n > max) fail(setting, source, raw, allowed)
       return n
     }
     case 'string':
-      if (typeof raw !== 'string' || (raw.length === 0 && setting.key !== 'passphrase')) {
+      if (typeof raw !== 'string' || (raw.length === 0 && !setting.secret)) {
         fail(setting, source, raw, allowed)
       }
       return raw
+    case 'path':
+      if (typeof raw !== 'string') fail(setting, source, raw, allowed)
+      return raw
+    case 'proxylist':
+    case 'originlist': {
+      const items = Array.isArray(raw)
+        ? raw
+        : typeof raw === 'string'
+          ? raw.trim() === ''
+            ? []
+            : raw.split(',').map((x) => x.trim())
+          : fail(setting, source, raw, allowed)
+      for (const item of items) {
+        if (typeof item !== 'string') fail(setting, source, raw, allowed)
+        if (setting.kind === 'proxylist' && trustProxyProblem(item) !== undefined)
+          fail(setting, source, raw, allowed)
+        if (setting.kind === 'originlist' && item !== '*' && !/^https?:\/\/[^/\s]+$/i.test(item)) {
+          fail(setting, source, raw, allowed)
+        }
+      }
+      return items as string[]
+    }
     case 'host':
       if (typeof raw !== 'string' || !HOST_RE.test(raw)) fail(setting, source, raw, allowed)
       return raw
@@ -397,27 +533,61 @@ export function parseConfig(options: ParseConfigOptions = {}): ParseResult {
     ...DEFAULT_CONFIG,
     seedNodes: [...DEFAULT_CONFIG.seedNodes],
     aiAllowList: [...DEFAULT_CONFIG.aiAllowList],
+    trustProxy: [],
+    allowedOrigins: [],
     crdtNodes: [...DEFAULT_CONFIG.crdtNodes],
   }
   const flags: { setting: Setting; raw: string }[] = []
+  const warnings: string[] = []
   let configPath = env.X_NODE_CONFIG
 
+  const fileFlags = new Map<string, Setting>(
+    SETTINGS.filter((s) => FILE_SETTINGS.has(s.key)).map((s) => [`${s.flag}-file`, s]),
+  )
+  const fromFile = (setting: Setting, path: string, source: string): string => {
+    try {
+      return readFile(path).replace(/\r?\n$/, '')
+    } catch (err) {
+      throw new ConfigError(
+        `cannot read setting '${setting.key}' from ${source} (${path}): ${(err as Error).message}`,
+        setting.key,
+        source,
+      )
+    }
+  }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!
     if (arg === '--help' || arg === '-h') return { help: true, text: helpText() }
+    // `pnpm start -- --flag` passes the `--` through (pnpm 12): it separates nothing here.
+    if (arg === '--') continue
     const eq = arg.indexOf('=')
     const name = eq > 0 ? arg.slice(0, eq) : arg
     let raw: string | undefined = eq > 0 ? arg.slice(eq + 1) : undefined
-    if (name !== '--config' && !byFlag.has(name)) {
-      fail(name, 'the command line', arg, `one of ${[...byFlag.keys(), '--config', '--help'].join(', ')}`)
+    if (name !== '--config' && !byFlag.has(name) && !fileFlags.has(name)) {
+      fail(
+        name,
+        'the command line',
+        arg,
+        `one of ${[...byFlag.keys(), ...fileFlags.keys(), '--config', '--help'].join(', ')}`,
+      )
     }
     if (raw === undefined) {
       raw = argv[i + 1]
       if (raw === undefined) fail(name, 'the command line', null, 'a value after the flag')
       i++
     }
+    const fileSetting = fileFlags.get(name)
     if (name === '--config') configPath = raw
-    else flags.push({ setting: byFlag.get(name)!, raw })
+    else if (fileSetting !== undefined) {
+      flags.push({ setting: fileSetting, raw: fromFile(fileSetting, raw, `flag ${name}`) })
+    } else {
+      const setting = byFlag.get(name)!
+      if (setting.secret === true)
+        warnings.push(
+          `'${setting.flag}' is visible to every user in ps: use ${setting.env} or ${setting.flag}-file`,
+        )
+      flags.push({ setting, raw })
+    }
   }
 
   if (configPath !== undefined && configPath !== '') {
@@ -444,7 +614,12 @@ export function parseConfig(options: ParseConfigOptions = {}): ParseResult {
   }
   for (const s of SETTINGS) {
     const raw = env[s.env]
+    const file = FILE_SETTINGS.has(s.key) ? env[`${s.env}_FILE`] : undefined
     if (raw !== undefined) values[s.key] = parseValue(s, raw, `environment variable ${s.env}`)
+    else if (file !== undefined && file !== '') {
+      const source = `environment variable ${s.env}_FILE`
+      values[s.key] = parseValue(s, fromFile(s, file, source), source)
+    }
   }
   for (const { setting, raw } of flags) values[setting.key] = parseValue(setting, raw, `flag ${setting.flag}`)
 
@@ -458,10 +633,19 @@ export function parseConfig(options: ParseConfigOptions = {}): ParseResult {
       `a port different from restPort (${config.restPort})`,
     )
   }
-  return { help: false, config }
+  if ((config.tlsCert === '') !== (config.tlsKey === '')) {
+    fail(
+      config.tlsCert === '' ? 'tlsCert' : 'tlsKey',
+      'the combined settings',
+      '',
+      'both tlsCert and tlsKey, or neither',
+    )
+  }
+  return { help: false, config, warnings }
 }
 
 /** The configuration with secrets replaced, for logs. */
 export function redactConfig(config: NodeConfig): Record<string, unknown> {
-  return { ...config, passphrase: config.passphrase === '' ? '' : '<redacted>' }
+  const redact = (v: string): string => (v === '' ? '' : '<redacted>')
+  return { ...config, passphrase: redact(config.passphrase), adminToken: redact(config.adminToken) }
 }

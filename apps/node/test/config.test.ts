@@ -16,6 +16,58 @@ function config(options: Parameters<typeof parseConfig>[0]) {
 }
 
 describe('parseConfig', () => {
+  it('accepts flags after a lone "--" (pnpm 12 passes it through: pnpm start -- --rest-port 4050)', () => {
+    expect(config({ argv: ['--', '--rest-port', '4050'] }).restPort).toBe(4050)
+    expect(config({ argv: ['--rest-port', '4050'] }).restPort).toBe(4050)
+  })
+
+  it('reads secrets from files and warns when one is on the command line (visible in ps)', () => {
+    const files: Record<string, string> = {
+      '/run/secrets/pass': 'correct horse\n',
+      '/run/secrets/admin': 't0k3n',
+    }
+    const readFile = (path: string) => {
+      const content = files[path]
+      if (content === undefined) throw new Error(`ENOENT: ${path}`)
+      return content
+    }
+    const fromFlag = parseConfig({ argv: ['--passphrase-file', '/run/secrets/pass'], readFile })
+    expect(fromFlag).toMatchObject({ config: { passphrase: 'correct horse' }, warnings: [] })
+    const fromEnv = parseConfig({ env: { X_NODE_ADMIN_TOKEN_FILE: '/run/secrets/admin' }, readFile })
+    expect(fromEnv).toMatchObject({ config: { adminToken: 't0k3n' }, warnings: [] })
+    const onCommandLine = parseConfig({ argv: ['--admin-token', 'visible'] })
+    expect(onCommandLine).toMatchObject({ config: { adminToken: 'visible' } })
+    expect((onCommandLine as { warnings: string[] }).warnings[0]).toMatch(/visible to every user in ps/)
+    expect(() => parseConfig({ argv: ['--passphrase-file', '/nope'], readFile })).toThrow(
+      expect.objectContaining({ setting: 'passphrase' }),
+    )
+    expect(redactConfig(config({ argv: ['--admin-token', 'x'] })).adminToken).toBe('<redacted>')
+  })
+
+  it('reads proxies, origins, TLS files and connection caps, and names them when they are wrong', () => {
+    const c = config({
+      argv: ['--trust-proxy', 'loopback, 10.0.0.0/8', '--allowed-origins', 'https://app.example'],
+      env: {
+        X_NODE_TLS_CERT: '/etc/x/cert.pem',
+        X_NODE_TLS_KEY: '/etc/x/key.pem',
+        X_NODE_MAX_CONNECTIONS: '500',
+      },
+    })
+    expect(c).toMatchObject({
+      trustProxy: ['loopback', '10.0.0.0/8'],
+      allowedOrigins: ['https://app.example'],
+      tlsCert: '/etc/x/cert.pem',
+      tlsKey: '/etc/x/key.pem',
+      maxConnections: 500,
+      maxConnectionsPerAddress: 256,
+    })
+    expect(config({ argv: ['--allowed-origins', '*'] }).allowedOrigins).toEqual(['*'])
+    expect(() => config({ argv: ['--trust-proxy', '10.0.0.0/99'] })).toThrow(/'trustProxy'/)
+    expect(() => config({ argv: ['--allowed-origins', 'app.example'] })).toThrow(/'allowedOrigins'/)
+    expect(() => config({ argv: ['--tls-cert', '/etc/x/cert.pem'] })).toThrow(/'tlsKey'/)
+    expect(() => config({ argv: ['--max-connections', '-1'] })).toThrow(/'maxConnections'/)
+  })
+
   it('uses the documented defaults', () => {
     const c = config({})
     expect(c).toMatchObject({

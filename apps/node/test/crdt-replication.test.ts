@@ -5,14 +5,14 @@ import * as Y from 'yjs'
 import { createDocStore, type DocStore } from '@x/crdt-sync'
 import { createManualClock } from '@x/crdt-sync/testing'
 import { nodeListAuthorize, startReplication, type ReplicationLinks } from '../src/adapters/crdt-replication'
-import { CHANNEL_CRDT } from '../src/adapters/p2p-links'
+import { CHANNEL_CRDT } from '../src/adapters/channels'
 import { cleanups, runCleanups, tempDir } from './helpers'
 
 afterEach(runCleanups)
 
 const log = pino({ level: 'silent' })
 
-/** The link layer of one node, in memory: frames to a connected node arrive in order, one per macrotask turn. */
+/** `@x/node-link` as replication sees it, in memory: frames to a connected node arrive in order, one per turn. */
 class MemoryLinks implements ReplicationLinks {
   readonly peers = new Map<string, MemoryLinks>()
   readonly #channel = new Set<(from: string, payload: Uint8Array) => void>()
@@ -55,14 +55,11 @@ class MemoryLinks implements ReplicationLinks {
     return () => this.#channel.delete(handler)
   }
 
-  onOpen(handler: (nodeId: string) => void): () => void {
-    this.#open.add(handler)
-    return () => this.#open.delete(handler)
-  }
-
-  onClosed(handler: (nodeId: string) => void): () => void {
-    this.#closed.add(handler)
-    return () => this.#closed.delete(handler)
+  on(event: 'open' | 'close', handler: (event: { readonly nodeId: string }) => void): () => void {
+    const set = event === 'open' ? this.#open : this.#closed
+    const h = (nodeId: string): void => handler({ nodeId })
+    set.add(h)
+    return () => set.delete(h)
   }
 
   isOpen(nodeId: string): boolean {

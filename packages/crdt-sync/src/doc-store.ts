@@ -20,7 +20,20 @@ import {
 
 /** One operation of {@link CrdtDatabase.batch}. */
 export type CrdtBatchOperation =
-  { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string }
+  | {
+      /** Write `value` under `key`. */
+      type: 'put'
+      /** The database key (utf8). */
+      key: string
+      /** The bytes to store. */
+      value: Uint8Array
+    }
+  | {
+      /** Delete `key`. */
+      type: 'del'
+      /** The database key (utf8). */
+      key: string
+    }
 
 /**
  * What the store needs from its database: an `abstract-level` 2/3 database (or sublevel) with `utf8` keys and
@@ -30,14 +43,18 @@ export type CrdtBatchOperation =
  * owns the database (`DocStoreInit.ownsDatabase`).
  */
 export interface CrdtDatabase {
+  /** The value under `key`, or `undefined` when there is none. */
   get(key: string): Promise<Uint8Array | undefined>
+  /** Applies every operation atomically: all of them are written, or none. */
   batch(operations: CrdtBatchOperation[]): Promise<void>
+  /** Entries in key order within the range (`gt`/`lt` exclusive bounds). */
   iterator(options: {
     gt?: string
     lt?: string
     keys?: boolean
     values?: boolean
   }): AsyncIterable<[string, Uint8Array]>
+  /** Closes the database; called only when the store owns it. */
   close(): Promise<void>
 }
 
@@ -102,6 +119,7 @@ export interface DocStoreInit {
 
 /** A held, loaded document. Hold it while you use it; `release()` lets it be evicted when idle. */
 export interface DocHandle {
+  /** The document's name, as passed to {@link DocStore.open}. */
   readonly name: string
   /** The live document. Local edits (`doc.getText().insert(...)`) are persisted like remote ones. */
   readonly doc: Y.Doc
@@ -128,19 +146,32 @@ export type UpdateListener = (name: string, update: Uint8Array, origin: unknown)
 export interface DocStoreHealth {
   /** `degraded` after a storage error until the next successful write; `closed` after `close()`. */
   status: 'ok' | 'degraded' | 'closed'
-  lastError: { code: CrdtSyncErrorCode; message: string; at: number } | null
+  /** The most recent storage error, or `null` if none since the start. */
+  lastError: {
+    /** The error's code. */
+    code: CrdtSyncErrorCode
+    /** The error's message. */
+    message: string
+    /** When it happened, in milliseconds since the epoch. */
+    at: number
+  } | null
 }
 
 /** Information about the most recent compaction. */
 export interface CompactionInfo {
+  /** The document that was compacted. */
   name: string
+  /** When it finished, in milliseconds since the epoch. */
   at: number
+  /** Stored bytes of the document (snapshot + updates) before. */
   bytesBefore: number
+  /** Stored bytes after: the new snapshot. */
   bytesAfter: number
 }
 
 /** Snapshot of the store's counters. */
 export interface DocStoreStats {
+  /** Documents held in memory now. */
   openDocuments: number
   /** Updates persisted per second, averaged over the last 10 s. */
   updatesPerSecond: number
@@ -148,6 +179,7 @@ export interface DocStoreStats {
   bytesStored: number
   /** The storage quota (`maxStoredBytes`). */
   maxStoredBytes: number
+  /** The most recent compaction, or `null` if none yet. */
   lastCompaction: CompactionInfo | null
   /** Error counts by code. */
   errors: Partial<Record<CrdtSyncErrorCode, number>>
@@ -183,7 +215,9 @@ export interface DocStore {
   flush(): Promise<void>
   /** Evicts every idle document now; resolves with how many were evicted. */
   evictIdle(): Promise<number>
+  /** The store's health now; see {@link DocStoreHealth}. */
   readonly health: DocStoreHealth
+  /** The store's counters now. */
   getStats(): DocStoreStats
   /** Flushes, drops every document from memory and closes the database if the store owns it. */
   close(): Promise<void>

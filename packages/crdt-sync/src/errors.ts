@@ -15,6 +15,7 @@ export type CrdtSyncErrorCode =
 
 /** The one error class of this package; `code` is stable, `message` is for humans. */
 export class CrdtSyncError extends Error {
+  /** What went wrong; stable across versions, match on it. */
   readonly code: CrdtSyncErrorCode
 
   constructor(code: CrdtSyncErrorCode, message: string, options?: { cause?: unknown }) {

@@ -1,9 +1,14 @@
 /** A pino-shaped logger. Libraries never print; the host injects one (default: silent). */
 export interface Logger {
+  /** Detail useful when diagnosing. */
   debug(obj: object, msg?: string): void
+  /** A normal event worth a line. */
   info(obj: object, msg?: string): void
+  /** Something an operator should look at, such as a storage error. */
   warn(obj: object, msg?: string): void
+  /** A failure this package could not handle itself. */
   error(obj: object, msg?: string): void
+  /** A logger that adds `bindings` to every line. */
   child(bindings: object): Logger
 }
 

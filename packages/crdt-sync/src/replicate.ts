@@ -14,6 +14,7 @@ import type { DocStore } from './doc-store'
  * When it closes and opens again, replication starts a new session and catches up by state vectors.
  */
 export interface SyncLink {
+  /** Whether frames sent now can arrive; replication sends only while it is true. */
   readonly isOpen: boolean
   /**
    * Largest frame `send` can carry; replication splits bigger frames into fragments and reassembles them on
@@ -79,13 +80,17 @@ export interface ReplicationInit {
 
 /** Counters of one replication. */
 export interface ReplicationStats {
+  /** Sessions started: one when the link opens, again after each reopen. */
   sessions: number
   /** Periodic resync rounds started (see `resyncIntervalMs`). */
   resyncs: number
   /** Subscriptions sent again because the other node has changes this side lacks (or a gap after an update). */
   asks: number
+  /** Frames received from the peer. */
   framesIn: number
+  /** Frames sent to the peer. */
   framesOut: number
+  /** Frames from the peer that were malformed, too large or not applicable, and were dropped. */
   badFrames: number
   /** Documents this side subscribed to at the other node in this session. */
   subscribed: number
@@ -103,9 +108,11 @@ export interface ReplicationStats {
 
 /** A running replication; `close()` unsubscribes from the link and the store and clears its timer. */
 export interface Replication {
+  /** The replication's counters now. */
   getStats(): ReplicationStats
   /** Offers the state vector of every subscribed document now (what the periodic resync does). */
   resync(): void
+  /** Stops replicating; the link and the store stay open. Idempotent. */
   close(): void
 }
 

@@ -55,6 +55,7 @@ export type Authorize = (docName: string, request: IncomingMessage) => Access | 
 
 /** Services injected into {@link createSyncServer}. */
 export interface SyncServerComponents {
+  /** The store documents are loaded from and persisted to; the server never closes it. */
   store: DocStore
   /** @default every client gets 'read-write' */
   authorize?: Authorize
@@ -94,8 +95,11 @@ export interface SyncServerInit {
 
 /** Counters of the server, including its store's. */
 export interface SyncServerStats extends DocStoreStats {
+  /** WebSocket connections open now. */
   clients: number
+  /** Documents with at least one connection. */
   rooms: number
+  /** Connections `authorize` denied (or threw for) since the start. */
   deniedClients: number
   /** Updates from read-only clients that were dropped. */
   refusedUpdates: number
@@ -108,7 +112,18 @@ export interface SyncServer {
   /** Takes over an HTTP upgrade for `docName` (the host routes, e.g. `/crdt/<doc>`). */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, docName: string): void
   /** Listens on its own HTTP server; the document name is the URL path after '/'. For tests and standalone use. */
-  listen(options: { port: number; host?: string }): Promise<{ port: number; host: string }>
+  listen(options: {
+    /** TCP port; `0` picks a free one (the result says which). */
+    port: number
+    /** Interface to bind. @default '127.0.0.1' */
+    host?: string
+  }): Promise<{
+    /** The port it listens on. */
+    port: number
+    /** The interface it listens on. */
+    host: string
+  }>
+  /** The server's counters now, with its store's. */
   getStats(): SyncServerStats
   /** Closes every socket with 1001, flushes the store's pending writes, stops listening. Does not close the store. */
   close(): Promise<void>

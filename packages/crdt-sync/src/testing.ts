@@ -40,7 +40,9 @@ export interface MemoryLinkInit {
 
 /** Two connected memory links and controls over the wire between them. */
 export interface MemoryLinkPair {
+  /** One end; give it to one store's `replicate()`. */
   a: MemoryLink
+  /** The other end; frames sent on `a` arrive here and back. */
   b: MemoryLink
   /** Closes both ends; frames in flight are discarded. */
   drop(): void

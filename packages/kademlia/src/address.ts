@@ -4,9 +4,13 @@
  * table limits, so that one host or subnet cannot fill a bucket (cf. BEP 42's motivation).
  */
 
+/** An IP address read by {@link parseAddress}. */
 export interface ParsedAddress {
+  /** The IP literal, without brackets for IPv6. */
   host: string
+  /** The UDP port, 1–65535. */
   port: number
+  /** The IP version. */
   family: 4 | 6
 }
 

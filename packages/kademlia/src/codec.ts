@@ -18,51 +18,114 @@
 import { ID_LENGTH_BYTES } from './id'
 import type { Contact } from './routing-table'
 
+/** The wire format version, the first byte of every datagram; others are dropped. */
 export const PROTOCOL_VERSION = 1
+/** Largest datagram sent or accepted, in bytes. */
 export const MAX_DATAGRAM_BYTES = 8192 // fits one UDP datagram with room to spare under 64 KiB
 export const MAX_CONTACTS_PER_MESSAGE = 32
 export const MAX_ADDRESS_BYTES = 64
 export const MAX_TOKEN_BYTES = 32
+/** Largest record value the wire format carries, in bytes. */
 export const MAX_VALUE_BYTES = 4096 // wire bound; the node's own cap (`maxValueBytes`) may be lower
 export const HEADER_BYTES = 2 + 4 + ID_LENGTH_BYTES
 
+/** The `type` byte of each message (see the module comment for their bodies). */
 export const MessageType = {
+  /** Are you there? Answered by `PONG`. */
   PING: 1,
+  /** The answer to `PING`. */
   PONG: 2,
+  /** Which contacts do you know closest to `target`? Answered by `NODES`. */
   FIND_NODE: 3,
+  /** Do you hold the record under `key`, or which contacts are closest to it? Answered by `NODES`. */
   FIND_VALUE: 4,
+  /** Keep this record (with the write token the node gave earlier). Answered by `STORED`. */
   STORE: 5,
+  /** Contacts, a write token, and a record when one was asked for and held. */
   NODES: 6,
+  /** The answer to `STORE`, with a {@link StoreStatus}. */
   STORED: 7,
 } as const
 
 /** STORED status codes. */
-export const StoreStatus = { OK: 0, BAD_TOKEN: 1, INVALID: 2, FULL: 3, TOO_LARGE: 4 } as const
+export const StoreStatus = {
+  /** Stored. */
+  OK: 0,
+  /** The write token is missing, wrong or expired; ask again with `FIND_VALUE`. */
+  BAD_TOKEN: 1,
+  /** The node's `validate` refused the record, or its TTL is not positive. */
+  INVALID: 2,
+  /** The node holds as many records as it may. */
+  FULL: 3,
+  /** The value is larger than the node accepts. */
+  TOO_LARGE: 4,
+} as const
 
-interface Header {
+/** The fields every message carries. */
+export interface MessageHeader {
+  /** Chosen by the requester; the response carries the same one. */
   requestId: number
+  /** The 20-byte node ID of the sender. */
   senderId: Uint8Array
 }
 
+/** One datagram, decoded: the {@link MessageHeader} and the body of its `type`. */
 export type Message =
-  | (Header & { type: typeof MessageType.PING })
-  | (Header & { type: typeof MessageType.PONG })
-  | (Header & { type: typeof MessageType.FIND_NODE; target: Uint8Array })
-  | (Header & { type: typeof MessageType.FIND_VALUE; key: Uint8Array })
-  | (Header & {
-      type: typeof MessageType.STORE
+  | (MessageHeader & {
+      /** {@link MessageType.PING}. */
+      type: typeof MessageType.PING
+    })
+  | (MessageHeader & {
+      /** {@link MessageType.PONG}. */
+      type: typeof MessageType.PONG
+    })
+  | (MessageHeader & {
+      /** {@link MessageType.FIND_NODE}. */
+      type: typeof MessageType.FIND_NODE
+      /** The 20-byte ID to find contacts close to. */
+      target: Uint8Array
+    })
+  | (MessageHeader & {
+      /** {@link MessageType.FIND_VALUE}. */
+      type: typeof MessageType.FIND_VALUE
+      /** The 20-byte record key. */
       key: Uint8Array
+    })
+  | (MessageHeader & {
+      /** {@link MessageType.STORE}. */
+      type: typeof MessageType.STORE
+      /** The 20-byte record key. */
+      key: Uint8Array
+      /** The write token the receiver gave the sender in a `NODES` answer. */
       token: Uint8Array
+      /** How long the record should live, in milliseconds. */
       ttlMs: number
+      /** The record's value, at most {@link MAX_VALUE_BYTES}. */
       value: Uint8Array
     })
-  | (Header & {
+  | (MessageHeader & {
+      /** {@link MessageType.NODES}. */
       type: typeof MessageType.NODES
+      /** A write token for a later `STORE` to the sender. */
       token: Uint8Array
+      /** Contacts closest to the target or key, at most 32. */
       contacts: Contact[]
-      record?: { ttlMs: number; value: Uint8Array } | undefined
+      /** The record, when the request was `FIND_VALUE` and the sender holds it. */
+      record?:
+        | {
+            /** Milliseconds the record has left to live. */
+            ttlMs: number
+            /** The record's value. */
+            value: Uint8Array
+          }
+        | undefined
     })
-  | (Header & { type: typeof MessageType.STORED; status: number })
+  | (MessageHeader & {
+      /** {@link MessageType.STORED}. */
+      type: typeof MessageType.STORED
+      /** A {@link StoreStatus} code. */
+      status: number
+    })
 
 function checkAddress(address: string): number {
   const len = address.length

@@ -13,6 +13,7 @@ export type KademliaErrorCode =
 
 /** The one error class of this package; `code` is stable across versions. */
 export class KademliaError extends Error {
+  /** What went wrong; stable across versions, match on it. */
   readonly code: KademliaErrorCode
 
   constructor(code: KademliaErrorCode, message: string, options?: { cause?: unknown }) {

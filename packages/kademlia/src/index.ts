@@ -22,6 +22,7 @@
  */
 export {
   createKademlia,
+  LOOKUP_DURATION_BUCKETS_S,
   type KademliaComponents,
   type KademliaInit,
   type KademliaNode,
@@ -40,6 +41,7 @@ export { createUdpTransport, type UdpTransport, type UdpTransportInit } from './
 export { KademliaError, type KademliaErrorCode } from './errors'
 export { type LookupResult, type Responder } from './lookup'
 export { type AdmitFn, type InboundKind, type RpcStats } from './rpc'
+export type { MetricLabels, MetricsRegistry } from './types'
 export { type KademliaState, STATE_VERSION } from './state'
 export {
   decodeMessage,
@@ -50,6 +52,7 @@ export {
   MAX_DATAGRAM_BYTES,
   MAX_VALUE_BYTES,
   type Message,
+  type MessageHeader,
 } from './codec'
 export {
   commonPrefixLength,
@@ -60,7 +63,7 @@ export {
   xorDistance,
   ID_LENGTH_BYTES,
 } from './id'
-export { ipGroup, parseAddress, formatAddress } from './address'
+export { ipGroup, parseAddress, formatAddress, type ParsedAddress } from './address'
 export { parsePeerAddress, type PeerAddress, type ResolveFn } from './resolve'
 export {
   silentLogger,

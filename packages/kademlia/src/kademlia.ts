@@ -12,7 +12,7 @@ import {
   type PeerAddress,
 } from './resolve'
 import { RoutingTable, type Contact } from './routing-table'
-import { Rpc, type AdmitFn, type ResponseBody, type RpcStats } from './rpc'
+import { Rpc, type AdmitFn, type ResponseBody, type RpcMetrics, type RpcStats } from './rpc'
 import { exportSnapshot, parseSnapshot, type KademliaState } from './state'
 import { TokenIssuer } from './tokens'
 import {
@@ -20,6 +20,8 @@ import {
   type Clock,
   type HashFunction,
   type Logger,
+  type MetricLabels,
+  type MetricsRegistry,
   type RandomSource,
   type Transport,
 } from './types'
@@ -35,6 +37,7 @@ export const TOKEN_ROTATION_MS = 5 * 60_000 // BEP 5: "tokens up to ten minutes 
 
 /** Injected services. Only `transport` is required. */
 export interface KademliaComponents {
+  /** How datagrams reach other nodes: `createUdpTransport()`, or a memory transport in tests. */
   transport: Transport
   /** @default the wall clock */
   clock?: Clock
@@ -69,6 +72,13 @@ export interface KademliaComponents {
    * @default node:dns/promises `lookup` with `all: true` (/etc/hosts, then DNS)
    */
   resolve?: ResolveFn
+  /**
+   * Receives the node's metrics: `kademlia_rpc_sent_total{type,outcome}`,
+   * `kademlia_rpc_received_total{type,outcome}` and `kademlia_lookup_duration_seconds{outcome}` (prefixed with
+   * `init.metricsPrefix`). Routing-table and record figures are in `getStats()`, for a scrape-time gauge.
+   * @default none
+   */
+  metrics?: MetricsRegistry
 }
 
 /** Options, all plain data. */
@@ -135,32 +145,76 @@ export interface KademliaInit {
   cacheOnPath?: boolean
   /** Write-token secret rotation. @default 300000 */
   tokenRotationMs?: number
+  /** Prefix of the metric names given to `components.metrics` (e.g. `'x_'`). @default '' */
+  metricsPrefix?: string
 }
+
+/** Upper bounds of the lookup-duration histogram, in seconds (loopback lookups take ms; WAN ones, seconds). */
+export const LOOKUP_DURATION_BUCKETS_S = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10] as const
 
 /** Options of every async operation. */
 export interface OperationOptions {
+  /** Aborts the operation: it rejects with `X_KAD_ABORTED`. */
   signal?: AbortSignal
 }
 
 /** Counters and gauges of a node. */
 export interface KademliaStats {
+  /** Contacts in the routing table. */
   totalNodes: number
+  /** Buckets holding at least one contact. */
   bucketsUsed: number
   /** Seed addresses configured. */
   bootstrapNodes: number
+  /** Whether the node has joined (see {@link KademliaNode.ready}); false again after `stop()`. */
   healthy: boolean
+  /** Records this node stores for the network (its own and others'). */
   records: number
+  /** Bytes of those records' values. */
   recordBytes: number
+  /** Keys this node publishes and republishes with `put()`. */
   published: number
+  /** The RPC layer's counters. */
   rpc: RpcStats
-  lookups: { started: number; completed: number; failed: number; rpcs: number; hops: number }
-  store: { accepted: number; badToken: number; invalid: number; full: number; tooLarge: number }
+  /** Iterative lookups since the start. */
+  lookups: {
+    /** Lookups begun. */
+    started: number
+    /** Lookups that returned a result. */
+    completed: number
+    /** Lookups that threw (aborted, stopped, or no contact answered). */
+    failed: number
+    /** RPCs sent by completed lookups, in total. */
+    rpcs: number
+    /** Hops of completed lookups, in total (divide by `completed` for the mean). */
+    hops: number
+  }
+  /** `STORE` requests from other nodes, by outcome. */
+  store: {
+    /** Stored (or an identical or preferred copy was already held). */
+    accepted: number
+    /** Refused: missing, wrong or expired write token. */
+    badToken: number
+    /** Refused by `validate`. */
+    invalid: number
+    /** Refused: the record store is full. */
+    full: number
+    /** Refused: the value exceeds `maxValueBytes`. */
+    tooLarge: number
+  }
+  /** The background maintenance timer's work. */
   maintenance: {
+    /** Bootstraps from the configured seeds. */
     bootstrapAttempts: number
+    /** Of those, the ones that failed (retried with back-off). */
     bootstrapFailures: number
+    /** Refreshes of the node's own neighbourhood and of stale buckets. */
     refreshes: number
+    /** Refreshes and republishes that failed. */
     failures: number
+    /** Contacts removed from the table because they stopped answering. */
     evictions: number
+    /** Keys republished to the network. */
     republished: number
   }
 }
@@ -169,7 +223,9 @@ export interface KademliaStats {
 export interface KademliaNode {
   /** Our 160-bit node ID (a fresh copy on every read). */
   readonly id: Uint8Array
+  /** The routing table (live; read it, do not change it while the node runs). */
   readonly table: RoutingTable
+  /** Whether the node runs: true between `start()` and `stop()`. */
   readonly started: boolean
   /** Starts answering and the maintenance timer. A node cannot start again after `stop()` (`X_KAD_STOPPED`). */
   start(): Promise<void>
@@ -201,10 +257,20 @@ export interface KademliaNode {
   get(key: Uint8Array, options?: OperationOptions): Promise<Uint8Array | undefined>
   /** Stops republishing a key. */
   unpublish(key: Uint8Array): void
+  /** The node's counters now. */
   getStats(): KademliaStats
+  /** A snapshot of the routing table and stored records, to save and load with `importState()` after a restart. */
   exportState(): KademliaState
   /** Loads a snapshot; contacts are pinged and added only if they answer. */
-  importState(state: unknown, options?: OperationOptions): Promise<{ contacts: number; records: number }>
+  importState(
+    state: unknown,
+    options?: OperationOptions,
+  ): Promise<{
+    /** Contacts that answered and were added. */
+    contacts: number
+    /** Records loaded (not yet expired, and accepted by `validate`). */
+    records: number
+  }>
 }
 
 function positive(name: string, value: number | undefined, fallback: number, min = 1): number {
@@ -275,6 +341,7 @@ class Node implements KademliaNode {
   #backoff: number
   #stopController = new AbortController()
   readonly #lookupStats = { started: 0, completed: 0, failed: 0, rpcs: 0, hops: 0 }
+  #lookupDuration: { observe(value: number, labels?: MetricLabels): void } | undefined
   readonly #storeStats = { accepted: 0, badToken: 0, invalid: 0, full: 0, tooLarge: 0 }
   readonly #maint = {
     bootstrapAttempts: 0,
@@ -359,6 +426,7 @@ class Node implements KademliaNode {
         maxPendingRequests: positive('maxPendingRequests', init.maxPendingRequests, 1024),
       },
       components.admit,
+      this.#registerMetrics(components.metrics, init.metricsPrefix ?? ''),
     )
     this.#rpc.setHandler((msg, from) => this.#onRequest(msg, from))
     this.#tokens = new TokenIssuer(
@@ -714,6 +782,35 @@ class Node implements KademliaNode {
     return this.#runLookup(target, { type: MessageType.FIND_NODE, target }, signal)
   }
 
+  /** Creates this node's metrics in `metrics`; the RPC counters go to the RPC layer, the histogram stays here. */
+  #registerMetrics(metrics: MetricsRegistry | undefined, prefix: string): RpcMetrics | undefined {
+    if (metrics === undefined) return undefined
+    if (typeof metrics.counter !== 'function' || typeof metrics.histogram !== 'function') {
+      throw new TypeError("'components.metrics' must have counter() and histogram()")
+    }
+    if (typeof prefix !== 'string' || !/^[a-zA-Z_:]?[a-zA-Z0-9_:]*$/.test(prefix)) {
+      throw new TypeError("'metricsPrefix' must be a valid start of a Prometheus metric name")
+    }
+    this.#lookupDuration = metrics.histogram(
+      `${prefix}kademlia_lookup_duration_seconds`,
+      'Duration of iterative lookups (find node, find value), by outcome',
+      ['outcome'],
+      LOOKUP_DURATION_BUCKETS_S,
+    )
+    return {
+      sent: metrics.counter(
+        `${prefix}kademlia_rpc_sent_total`,
+        'DHT requests this node sent, by type and outcome',
+        ['type', 'outcome'],
+      ),
+      received: metrics.counter(
+        `${prefix}kademlia_rpc_received_total`,
+        'DHT requests this node received, by type and outcome',
+        ['type', 'outcome'],
+      ),
+    }
+  }
+
   async #runLookup(
     target: Uint8Array,
     body:
@@ -724,6 +821,7 @@ class Node implements KademliaNode {
     onRecord?: (record: { value: Uint8Array; ttlMs: number }, from: Contact) => boolean | Promise<boolean>,
   ): Promise<LookupResult> {
     this.#lookupStats.started++
+    const startedAt = this.#clock.now()
     const initial = this.table.closest(target, this.#k * Math.max(1, paths))
     const index = this.table.bucketIndex(target)
     if (index < ID_LENGTH_BITS) this.table.markRefreshed(index)
@@ -742,11 +840,17 @@ class Node implements KademliaNode {
       this.#lookupStats.completed++
       this.#lookupStats.rpcs += result.rpcs
       this.#lookupStats.hops += result.hops
+      this.#observeLookup(startedAt, { outcome: 'ok' })
       return result
     } catch (err) {
       this.#lookupStats.failed++
+      this.#observeLookup(startedAt, { outcome: 'failed' })
       throw err
     }
+  }
+
+  #observeLookup(startedAt: number, labels: MetricLabels): void {
+    this.#lookupDuration?.observe(Math.max(0, this.#clock.now() - startedAt) / 1000, labels)
   }
 
   async findNode(id: Uint8Array, options: OperationOptions = {}): Promise<Contact[]> {

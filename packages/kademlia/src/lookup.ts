@@ -39,10 +39,13 @@ export interface LookupOptions {
 
 /** A contact that answered, with the write token it gave us. */
 export interface Responder {
+  /** The node that answered. */
   contact: Contact
+  /** The write token it gave for a later `STORE`, if any. */
   token: Uint8Array | undefined
   /** Hops from us: initial contacts are 1. */
   depth: number
+  /** Whether it returned a record for the key (before the record was checked). */
   hadRecord: boolean
 }
 

@@ -5,7 +5,9 @@
 import { parsePeerAddress } from './resolve'
 import type { Clock, Transport } from './types'
 
+/** Options of {@link createMemoryNetwork}. */
 export interface MemoryNetworkInit {
+  /** Delivers datagrams after their latency: a virtual clock makes a test deterministic. */
   clock: Clock
   /** One-way latency. @default 20 */
   latencyMs?: number
@@ -23,16 +25,30 @@ export interface MemoryNetworkInit {
   ip?: boolean
 }
 
+/** A simulated datagram network; made by {@link createMemoryNetwork}. */
 export interface MemoryNetwork {
   /** Creates an endpoint; throws if the address is taken. */
   createTransport(address: string): MemoryTransport
-  readonly stats: { sent: number; delivered: number; lost: number; unreachable: number }
+  /** Datagrams by fate since the network was made. */
+  readonly stats: {
+    /** Handed to `send` on an open endpoint. */
+    sent: number
+    /** Reached an endpoint with a handler. */
+    delivered: number
+    /** Dropped by the simulated `loss`. */
+    lost: number
+    /** Addressed to an endpoint that does not exist or has no handler (closed). */
+    unreachable: number
+  }
 }
 
+/** One endpoint of a {@link MemoryNetwork}. */
 export interface MemoryTransport extends Transport {
+  /** The endpoint's address; others send to it by this string. */
   readonly address: string
 }
 
+/** Creates an in-memory network; endpoints come from {@link MemoryNetwork.createTransport}. */
 export function createMemoryNetwork(init: MemoryNetworkInit): MemoryNetwork {
   const { clock } = init
   const latency = init.latencyMs ?? 20

@@ -14,7 +14,22 @@ export type ResolveFn = (hostname: string, options: { signal?: AbortSignal }) =>
 
 /** An address read by {@link parsePeerAddress}. */
 export type PeerAddress =
-  { kind: 'ip'; address: string; family: 4 | 6 } | { kind: 'name'; host: string; port: number }
+  | {
+      /** An IP literal with a port. */
+      kind: 'ip'
+      /** `host:port` or `[v6]:port`, in canonical form. */
+      address: string
+      /** The IP version. */
+      family: 4 | 6
+    }
+  | {
+      /** A host name with a port, to be resolved. */
+      kind: 'name'
+      /** The host name, as written. */
+      host: string
+      /** The port, 1–65535. */
+      port: number
+    }
 
 /** IP family of a transport address. */
 export type IpFamily = 4 | 6

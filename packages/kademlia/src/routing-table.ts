@@ -10,7 +10,9 @@ import { assertId, commonPrefixLength, ID_LENGTH_BITS, ID_LENGTH_BYTES, idEquals
 
 /** A node of the DHT: its 160-bit ID and the transport address it answers on. */
 export interface Contact {
+  /** The 20-byte node ID. */
   readonly id: Uint8Array
+  /** Where it answers, in its transport's form (`1.2.3.4:5`, `[::1]:5`). */
   readonly address: string
 }
 
@@ -40,7 +42,20 @@ export interface RoutingTableInit {
 
 /** Outcome of {@link RoutingTable.add}. */
 export type AddResult =
-  { status: 'added' | 'updated' | 'self' | 'rejected' | 'conflict' } | { status: 'full'; oldest: Contact }
+  | {
+      /**
+       * `added`: new in the table. `updated`: known, marked as just seen. `self`: our own ID, never added.
+       * `rejected`: its IP group has as many contacts as the limits allow. `conflict`: its ID is known at
+       * another address, which keeps it until that stops answering.
+       */
+      status: 'added' | 'updated' | 'self' | 'rejected' | 'conflict'
+    }
+  | {
+      /** The bucket is full: the newcomer waits in the replacement cache. */
+      status: 'full'
+      /** The bucket's least recently seen contact: ping it, and evict it only if it does not answer. */
+      oldest: Contact
+    }
 
 /** Default exemption from IP-group limits: loopback addresses, so local test networks work. */
 export function isLoopback(address: string): boolean {
@@ -73,7 +88,9 @@ const EMPTY_BUCKET: Bucket = Object.freeze({
 
 /** Exact XOR-ordered Kademlia routing table. */
 export class RoutingTable {
+  /** The ID distances are measured from: the node's own. */
   readonly selfId: Uint8Array
+  /** Bucket size: contacts kept per bucket. */
   readonly k: number
   readonly #perBucket: number
   readonly #perTable: number

@@ -17,7 +17,7 @@ import { KademliaError } from './errors'
 import { idEquals } from './id'
 import { RateLimiter, sourceHost } from './rate-limit'
 import { isLoopback } from './routing-table'
-import type { Clock, Logger, RandomSource, Transport } from './types'
+import type { Clock, Logger, MetricLabels, RandomSource, Transport } from './types'
 
 /** Request bodies (header fields are filled in by the RPC layer). */
 export type RequestBody =
@@ -42,24 +42,39 @@ export interface RpcInit {
   maxPendingRequests: number
 }
 
+/** Counters of the RPC layer, in {@link KademliaStats.rpc}. */
 export interface RpcStats {
+  /** Datagrams sent: requests (retransmissions included) and replies. */
   sent: number
+  /** Datagrams received, before any check. */
   received: number
+  /** Requests from other nodes that were answered (or handed to the handler). */
   requestsHandled: number
+  /** Responses that matched a request of ours. */
   responses: number
+  /** Requests of ours that got no answer after every retry. */
   timeouts: number
+  /** Retransmissions of requests of ours after a timeout. */
   retries: number
+  /** Datagrams dropped as oversized, undecodable, or claiming our own ID. */
   malformed: number
+  /** Requests dropped by the per-source rate limit. */
   rateLimited: number
   /** Requests the injected `admit` hook turned away. */
   refused: number
+  /** Responses to no request of ours (late, duplicated, from another address, or of the wrong type). */
   unexpected: number
+  /** Responses from a node with another ID than the one asked (the request fails with `X_KAD_BAD_RESPONSE`). */
   idMismatch: number
+  /** Requests whose handler threw or rejected, or whose answer could not be encoded (no answer sent). */
   handlerErrors: number
+  /** Requests of ours refused at once because too many were in flight (`maxPendingRequests`). */
   overloaded: number
 }
 
 interface Pending {
+  /** Request type, for metrics. */
+  type: string
   requestId: number
   signal: AbortSignal | undefined
   address: string
@@ -82,6 +97,21 @@ const RESPONSE_TYPE: Record<number, number> = {
   [MessageType.FIND_NODE]: MessageType.NODES,
   [MessageType.FIND_VALUE]: MessageType.NODES,
   [MessageType.STORE]: MessageType.STORED,
+}
+
+/** Counters the RPC layer adds to when a metrics registry is injected. */
+export interface RpcMetrics {
+  /** Requests this node sent, by `type` and `outcome` (`ok`, `timeout`, `bad_response`, `aborted`, `overloaded`). */
+  sent: { inc(labels?: MetricLabels, value?: number): void }
+  /** Requests this node received, by `type` and `outcome` (`answered`, `rate_limited`, `refused`, `malformed`). */
+  received: { inc(labels?: MetricLabels, value?: number): void }
+}
+
+const TYPE_NAME: Record<number, string> = {
+  [MessageType.PING]: 'ping',
+  [MessageType.FIND_NODE]: 'find_node',
+  [MessageType.FIND_VALUE]: 'find_value',
+  [MessageType.STORE]: 'store',
 }
 
 /** Request kinds as the admission hook sees them; `malformed` is reported for information only. */
@@ -134,6 +164,7 @@ export class Rpc {
   #idPoolAt = 0
   #handler: RequestHandler = () => undefined
   readonly #admit: AdmitFn | undefined
+  readonly #metrics: RpcMetrics | undefined
   #closed = false
 
   constructor(
@@ -144,8 +175,10 @@ export class Rpc {
     logger: Logger,
     init: RpcInit,
     admit?: AdmitFn,
+    metrics?: RpcMetrics,
   ) {
     this.#admit = admit
+    this.#metrics = metrics
     this.#selfId = selfId
     this.#transport = transport
     this.#clock = clock
@@ -227,6 +260,7 @@ export class Rpc {
     if (signal?.aborted === true) return Promise.reject(new KademliaError('X_KAD_ABORTED', 'request aborted'))
     if (this.#pending.size >= this.#init.maxPendingRequests) {
       this.stats.overloaded++
+      this.#metrics?.sent.inc({ type: TYPE_NAME[body.type] ?? 'unknown', outcome: 'overloaded' })
       return Promise.reject(new KademliaError('X_KAD_TIMEOUT', 'too many requests in flight'))
     }
     const requestId = this.#newRequestId()
@@ -237,7 +271,9 @@ export class Rpc {
       return Promise.reject(err instanceof Error ? err : new TypeError(String(err)))
     }
     return new Promise<Message>((resolve, reject) => {
+      const type = TYPE_NAME[body.type] ?? 'unknown'
       const pending: Pending = {
+        type,
         requestId,
         signal,
         address,
@@ -265,6 +301,7 @@ export class Rpc {
               this.#bySignal.delete(signal)
               for (const p of [...set]) {
                 this.#cleanup(p)
+                this.#metrics?.sent.inc({ type: p.type, outcome: 'aborted' })
                 p.reject(new KademliaError('X_KAD_ABORTED', 'request aborted'))
               }
             },
@@ -304,6 +341,7 @@ export class Rpc {
       return
     }
     this.stats.timeouts++
+    this.#metrics?.sent.inc({ type: p.type, outcome: 'timeout' })
     this.#cleanup(p)
     // Back the estimate off so the next request to this address waits longer (RFC 6298 §5.5).
     const r = this.#rtt.get(p.address)
@@ -322,21 +360,26 @@ export class Rpc {
     const msg = decodeMessage(bytes)
     if (msg === undefined || idEquals(msg.senderId, this.#selfId)) {
       this.stats.malformed++
+      this.#metrics?.received.inc({ type: 'unknown', outcome: 'malformed' })
       this.#ask(from, 'malformed', bytes.length)
       return
     }
     if (isRequest(msg.type)) {
       // Loopback peers are told apart by port (local test networks); others share one bucket per host.
       const source = isLoopback(from) ? from : sourceHost(from)
+      const type = KIND_OF[msg.type]!
       if (!this.#limiter.take(source, this.#clock.now())) {
         this.stats.rateLimited++
+        this.#metrics?.received.inc({ type, outcome: 'rate_limited' })
         return
       }
-      if (!this.#ask(from, KIND_OF[msg.type]!, bytes.length)) {
+      if (!this.#ask(from, type, bytes.length)) {
         this.stats.refused++
+        this.#metrics?.received.inc({ type, outcome: 'refused' })
         return
       }
       this.stats.requestsHandled++
+      this.#metrics?.received.inc({ type, outcome: 'answered' })
       let result: ResponseBody | undefined | Promise<ResponseBody | undefined>
       try {
         result = this.#handler(msg, from)
@@ -365,11 +408,13 @@ export class Rpc {
     }
     if (p.expectedId !== undefined && !idEquals(p.expectedId, msg.senderId)) {
       this.stats.idMismatch++
+      this.#metrics?.sent.inc({ type: p.type, outcome: 'bad_response' })
       this.#cleanup(p)
       p.reject(new KademliaError('X_KAD_BAD_RESPONSE', `${from} answered with another node ID`))
       return
     }
     this.stats.responses++
+    this.#metrics?.sent.inc({ type: p.type, outcome: 'ok' })
     if (!p.retransmitted) this.#sample(from, Math.max(0, this.#clock.now() - p.sentAt))
     this.#cleanup(p)
     p.resolve(msg)

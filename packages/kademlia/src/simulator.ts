@@ -21,6 +21,7 @@ import type { Contact } from './routing-table'
 import type { Transport } from './types'
 import { SeededRandom, VirtualClock } from './virtual-clock'
 
+/** Options of {@link runSimulation}; every field has a default. */
 export interface SimulationOptions {
   /** @default 1000 */
   nodes?: number
@@ -68,33 +69,59 @@ export interface SimulationOptions {
   onProgress?: (message: string) => void
 }
 
+/** Summary of a set of measurements (0 for each when there were none). */
 export interface Distribution {
+  /** Arithmetic mean, to two decimals. */
   mean: number
+  /** Median. */
   p50: number
+  /** 99th percentile. */
   p99: number
 }
 
+/** What {@link runSimulation} measured; the options it ran with are repeated so a result stands on its own. */
 export interface SimulationResult {
+  /** Nodes in the network. */
   nodes: number
+  /** Of those, hostile. */
   hostileNodes: number
+  /** How hostile nodes answered. */
   hostileMode: 'fake' | 'collude'
+  /** Lookups measured. */
   lookups: number
+  /** Lookups whose result held the target node. */
   succeeded: number
+  /** `succeeded / lookups`. */
   successRate: number
+  /** Disjoint paths of the measured lookups. */
   disjoint: number
+  /** Disjoint paths of the nodes' own lookups. */
   joinDisjoint: number
+  /** Fraction of nodes replaced per round. */
   churn: number
+  /** PRNG seed: the same options and seed give the same result. */
   seed: number
+  /** Bucket size. */
   k: number
+  /** Lookup parallelism. */
   alpha: number
+  /** Depth at which successful lookups found their target. */
   hops: Distribution
+  /** RPCs per measured lookup (0 for one that threw). */
   rpcs: Distribution
+  /** Virtual milliseconds per measured lookup that returned. */
   latencyMs: Distribution
+  /** Datagrams sent while the network formed. */
   joinRpcs: number
+  /** Events the virtual clock ran. */
   events: number
+  /** Virtual time the whole run covered, in milliseconds. */
   virtualMs: number
+  /** Real time the run took, in milliseconds. */
   wallMs: number
+  /** Highest resident set size sampled during the run, in MiB. */
   peakRssMiB: number
+  /** Mean routing-table size of the nodes alive at the end. */
   avgTableSize: number
 }
 

@@ -7,16 +7,34 @@ import { fromHex, ID_LENGTH_BYTES, toHex } from './id'
 import type { StoredRecord } from './records'
 import type { Contact, RoutingTable } from './routing-table'
 
+/** Format version of {@link KademliaState}. */
 export const STATE_VERSION = 1
 const MAX_SNAPSHOT_RECORDS = 100_000
 
 /** A snapshot as produced by `exportState()` (JSON-serialisable). */
 export interface KademliaState {
+  /** {@link STATE_VERSION}; `importState()` refuses others. */
   version: 1
+  /** The exporting node's ID, 40 hex digits. */
   id: string
+  /** When it was exported, on the node's clock (milliseconds). */
   savedAt: number
-  contacts: Array<{ id: string; address: string }>
-  records: Array<{ key: string; value: string; expiresAt: number }>
+  /** The routing table's contacts; `importState()` adds only those that still answer. */
+  contacts: Array<{
+    /** Node ID, 40 hex digits. */
+    id: string
+    /** Transport address. */
+    address: string
+  }>
+  /** Records that had not expired. */
+  records: Array<{
+    /** Record key, 40 hex digits. */
+    key: string
+    /** Record value, hex. */
+    value: string
+    /** When it expires, on the node's clock (milliseconds). */
+    expiresAt: number
+  }>
 }
 
 export function exportSnapshot(

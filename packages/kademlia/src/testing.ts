@@ -25,12 +25,19 @@ export {
 export { SeededRandom, VirtualClock } from './virtual-clock'
 export { runSimulation, type Distribution, type SimulationOptions, type SimulationResult } from './simulator'
 
+/** Started nodes on one memory network; made by {@link createTestNetwork}. */
 export interface TestNetwork {
+  /** The virtual clock every node and the network run on; advance it to let time pass. */
   clock: VirtualClock
+  /** The memory network the nodes talk over (its `stats` count datagrams). */
   network: MemoryNetwork
+  /** The seeded PRNG the nodes draw IDs and tokens from. */
   random: SeededRandom
+  /** The nodes, in creation order; `nodes[0]` is everyone's seed. */
   nodes: KademliaNode[]
+  /** The nodes' memory addresses, in the same order. */
   addresses: string[]
+  /** Stops every node. */
   stop(): Promise<void>
 }
 

@@ -1,16 +1,24 @@
 /** A clock: real by default, virtual in the simulator. Times are milliseconds. */
 export interface Clock {
+  /** The current time in milliseconds (`Date.now()` by default); exported state carries times on this clock. */
   now(): number
+  /** Calls `fn` once after `ms` milliseconds; returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): unknown
+  /** Cancels a pending `setTimeout`; ignores a handle that already fired. */
   clearTimeout(handle: unknown): void
 }
 
 /** A pino-shaped logger. Defaults to a silent one. */
 export interface Logger {
+  /** Detail useful when diagnosing. */
   debug(obj: object, msg?: string): void
+  /** A normal event worth a line. */
   info(obj: object, msg?: string): void
+  /** Something an operator should look at, such as a failed bootstrap. */
   warn(obj: object, msg?: string): void
+  /** A failure this package could not handle itself. */
   error(obj: object, msg?: string): void
+  /** A logger that adds `bindings` to every line. */
   child(bindings: object): Logger
 }
 
@@ -45,4 +53,33 @@ export const silentLogger: Logger = {
   warn: noop,
   error: noop,
   child: () => silentLogger,
+}
+
+/** Label values of one metric series. */
+export type MetricLabels = Readonly<Record<string, string | number>>
+
+/**
+ * Where the node reports its own metrics (the shape of `@x/node-monitor`'s `Metrics`, or a libp2p-style
+ * registry adapter). Names follow Prometheus conventions; see the README's Metrics section.
+ */
+export interface MetricsRegistry {
+  /** The counter `name`, created on first use with `help` and the label names every `inc` uses. */
+  counter(
+    name: string,
+    help: string,
+    labelNames?: readonly string[],
+  ): {
+    /** Adds `value` (default 1) to the series selected by `labels`. */
+    inc(labels?: MetricLabels, value?: number): void
+  }
+  /** The histogram `name`, created on first use; `buckets` are ascending upper bounds. */
+  histogram(
+    name: string,
+    help: string,
+    labelNames?: readonly string[],
+    buckets?: readonly number[],
+  ): {
+    /** Records one observation in the series selected by `labels`. */
+    observe(value: number, labels?: MetricLabels): void
+  }
 }

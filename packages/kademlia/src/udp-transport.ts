@@ -9,6 +9,7 @@ import { MAX_DATAGRAM_BYTES } from './codec'
 import { KademliaError } from './errors'
 import type { Transport } from './types'
 
+/** Options of {@link createUdpTransport}. */
 export interface UdpTransportInit {
   /** Address to bind. `::` or an IPv6 literal binds IPv6. @default '0.0.0.0' */
   host?: string
@@ -22,10 +23,21 @@ export interface UdpTransportInit {
 export interface UdpTransport extends Transport {
   /** The bound address as `host:port` / `[v6]:port`. */
   readonly address: string
+  /** The bound port (the one the system picked when `port` was 0). */
   readonly port: number
   /** `[4]` for an IPv4 socket, `[6]` for IPv6, `[4, 6]` for a dual-stack one. */
   readonly families: readonly (4 | 6)[]
-  readonly stats: { sendErrors: number; oversized: number; received: number; sent: number }
+  /** Datagrams by fate since the socket was bound. */
+  readonly stats: {
+    /** Not sent: an address that is not an IP literal, an oversized datagram, or a socket error. */
+    sendErrors: number
+    /** Received and dropped for being larger than {@link MAX_DATAGRAM_BYTES}. */
+    oversized: number
+    /** Received, oversized ones included. */
+    received: number
+    /** Handed to the socket. */
+    sent: number
+  }
 }
 
 /** Binds a UDP socket and resolves once it is listening. */

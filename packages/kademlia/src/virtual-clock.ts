@@ -27,10 +27,12 @@ export class VirtualClock implements Clock {
     this.#now = start
   }
 
+  /** Virtual milliseconds: the start value plus all time advanced so far. */
   now(): number {
     return this.#now
   }
 
+  /** Schedules `fn` at now + `ms` virtual milliseconds; it runs only when the clock is advanced or run. */
   setTimeout(fn: () => void, ms: number): unknown {
     const ev: TimerEvent = { at: this.#now + Math.max(0, ms || 0), seq: this.#seq++, fn, cancelled: false }
     this.#push(ev)
@@ -38,6 +40,7 @@ export class VirtualClock implements Clock {
     return ev
   }
 
+  /** Cancels a pending timer; ignores a handle that already ran or is not this clock's. */
   clearTimeout(handle: unknown): void {
     const ev = handle as TimerEvent | undefined
     if (ev !== undefined && ev !== null && typeof ev === 'object' && 'cancelled' in ev && !ev.cancelled) {
@@ -163,6 +166,7 @@ export class SeededRandom {
     return t >>> 0
   }
 
+  /** The next number in [0, 1). */
   next(): number {
     return this.#u32() / 4294967296
   }
@@ -172,6 +176,7 @@ export class SeededRandom {
     return Math.floor(this.next() * n)
   }
 
+  /** `length` bytes from the sequence. */
   bytes(length: number): Uint8Array {
     const out = new Uint8Array(length)
     for (let i = 0; i < length; i += 4) {

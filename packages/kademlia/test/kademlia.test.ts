@@ -509,3 +509,66 @@ describe('seed addresses, readiness and lifecycle', () => {
     await net.stop()
   })
 })
+
+describe('metrics', () => {
+  /** A registry that records what it is told, shaped like @x/node-monitor's. */
+  function recordingMetrics() {
+    const series = new Map<string, number>()
+    const observed: { name: string; value: number; labels: object }[] = []
+    const key = (name: string, labels: object = {}) => `${name}${JSON.stringify(labels)}`
+    return {
+      series,
+      observed,
+      counter: (name: string) => ({
+        inc: (labels: object = {}, value = 1) =>
+          void series.set(key(name, labels), (series.get(key(name, labels)) ?? 0) + value),
+      }),
+      histogram: (name: string, _help: string, _labels?: readonly string[], buckets?: readonly number[]) => {
+        expect(buckets?.length).toBeGreaterThan(0)
+        return {
+          observe: (value: number, labels: object = {}) => void observed.push({ name, value, labels }),
+        }
+      },
+    }
+  }
+
+  it('counts requests sent and received by type and outcome, and times lookups in seconds', async () => {
+    const { clock, make } = setup(3)
+    const metrics = recordingMetrics()
+    const a = make('a', { metricsPrefix: 'x_' }, { metrics })
+    const b = make('b', { bootstrap: ['a'] })
+    await a.start()
+    await b.start()
+    await clock.advance(5_000)
+    await clock.runUntilSettled(a.findNode(b.id))
+    await b.stop()
+    const lookup = a.findNode(new Uint8Array(20).fill(9))
+    await clock.runUntilSettled(lookup.catch(() => undefined))
+    expect(
+      metrics.series.get('x_kademlia_rpc_received_total{"type":"ping","outcome":"answered"}'),
+    ).toBeGreaterThan(0)
+    expect(
+      metrics.series.get('x_kademlia_rpc_sent_total{"type":"find_node","outcome":"ok"}'),
+    ).toBeGreaterThan(0)
+    expect(
+      metrics.series.get('x_kademlia_rpc_sent_total{"type":"find_node","outcome":"timeout"}'),
+    ).toBeGreaterThan(0)
+    const durations = metrics.observed.filter((o) => o.name === 'x_kademlia_lookup_duration_seconds')
+    expect(durations.length).toBeGreaterThanOrEqual(2)
+    // In seconds: the lookup that waited for the stopped node's timeouts took 0.1 s or more (10 ms latency
+    // each way for the others).
+    const values = durations.map((d) => d.value)
+    expect(Math.max(...values)).toBeGreaterThanOrEqual(0.1)
+    expect(Math.max(...values)).toBeLessThan(60)
+    expect(Math.min(...values)).toBeLessThan(0.1)
+    await a.stop()
+  })
+
+  it('refuses a metrics registry without counter() and histogram(), and a bad prefix', () => {
+    const { make } = setup()
+    expect(() => make('m1', {}, { metrics: {} })).toThrow(/counter\(\) and histogram/)
+    expect(() => make('m2', { metricsPrefix: '1-bad' }, { metrics: recordingMetrics() })).toThrow(
+      /metricsPrefix/,
+    )
+  })
+})

@@ -1,14 +1,20 @@
 /** A pino-shaped logger. `@x/node-monitor` logs state changes only, never on the hot path. */
 export interface Logger {
+  /** Detail useful when diagnosing; off in production. */
   debug(obj: object, msg?: string): void
+  /** A normal state change, such as a component recovering. */
   info(obj: object, msg?: string): void
+  /** Something an operator should look at, such as a component going down. */
   warn(obj: object, msg?: string): void
+  /** A failure this package could not handle itself. */
   error(obj: object, msg?: string): void
+  /** A logger that adds `bindings` to every line. */
   child(bindings: Record<string, unknown>): Logger
 }
 
 /** Wall-clock source in milliseconds since the epoch. Timeouts and intervals use the global timers. */
 export interface Clock {
+  /** Milliseconds since the epoch. */
   now(): number
 }
 

@@ -10,7 +10,9 @@ export type MonitorErrorCode =
 
 /** The one error class of `@x/node-monitor`; `code` is stable across versions. */
 export class MonitorError extends Error {
+  /** Always `'MonitorError'`, so logs and serialised errors name the class. */
   override readonly name = 'MonitorError'
+  /** What went wrong; stable across versions, match on it. */
   readonly code: MonitorErrorCode
 
   constructor(code: MonitorErrorCode, message: string) {

@@ -26,6 +26,7 @@ export type AggregateStatus = 'ok' | 'degraded' | 'down'
 
 /** What a check returns: a status plus any JSON-serialisable details, reported next to it. */
 export interface CheckResult {
+  /** The component's status; anything else makes the report say `down` with `reason: 'invalid-result'`. */
   status: HealthStatus
   [detail: string]: unknown
 }
@@ -36,6 +37,7 @@ export interface CheckResult {
  */
 export type HealthCheck = (signal: AbortSignal) => CheckResult | Promise<CheckResult>
 
+/** How one check counts and how long it may take; the third argument of {@link HealthRegistry.register}. */
 export interface CheckOptions {
   /**
    * Whether the service is down when this component is down. An optional component that is down only makes
@@ -56,7 +58,9 @@ export interface CheckOptions {
  * `reason` (`'timeout'`, `'error'` or `'invalid-result'`) and, for `'error'`, the error's message in `error`.
  */
 export interface ComponentHealth {
+  /** The check's status, or `down` when it timed out, threw or returned something invalid. */
   readonly status: HealthStatus
+  /** Whether this component being `down` makes the service `down` (see {@link CheckOptions.required}). */
   readonly required: boolean
   /** How long the check took, in milliseconds (by the injected clock). */
   readonly durationMs: number
@@ -65,32 +69,43 @@ export interface ComponentHealth {
 
 /** Shaped like the seed's `/api/health` body. Frozen: it may be shared by every caller within the TTL. */
 export interface HealthReport {
+  /** The aggregate of every component by {@link aggregateHealth}'s rules. */
   readonly status: AggregateStatus
   /** When the checks finished, in milliseconds since the epoch; up to `cacheTtlMs` old. */
   readonly timestamp: number
   /** Milliseconds since `startedAtMs` at `timestamp`. */
   readonly uptime: number
+  /** The service version from {@link HealthRegistryInit.version}. */
   readonly version: string
+  /** Every registered component by name, in registration order. */
   readonly components: Readonly<Record<string, ComponentHealth>>
 }
 
 /** The process can answer: no component is consulted. */
 export interface LivenessReport {
+  /** Always `ok`: a process that can build this report is alive. */
   readonly status: 'ok'
+  /** When the report was made, in milliseconds since the epoch. */
   readonly timestamp: number
+  /** Milliseconds since `startedAtMs`. */
   readonly uptime: number
+  /** The service version from {@link HealthRegistryInit.version}. */
   readonly version: string
 }
 
 /** The components are up: ready unless a required component is down. */
 export interface ReadinessReport {
+  /** The aggregate status of the report it is derived from. */
   readonly status: AggregateStatus
+  /** False only when a required component is down: a degraded service still takes traffic. */
   readonly ready: boolean
+  /** When the underlying checks finished, in milliseconds since the epoch. */
   readonly timestamp: number
   /** Names of required components that are down (empty when ready). */
   readonly failing: readonly string[]
 }
 
+/** Options of {@link createHealthRegistry}: plain data, every field optional. */
 export interface HealthRegistryInit {
   /**
    * How long a completed round of checks is served from cache, in milliseconds. `0` disables caching
@@ -115,6 +130,7 @@ export interface HealthRegistryInit {
   startedAtMs?: number
 }
 
+/** What {@link createHealthRegistry} takes from the outside world; each has a default. */
 export interface HealthRegistryComponents {
   /** @default `Date.now` */
   clock?: Clock
@@ -122,6 +138,9 @@ export interface HealthRegistryComponents {
   logger?: Logger
 }
 
+/**
+ * Named health checks, run on demand and aggregated into one report; made by {@link createHealthRegistry}.
+ */
 export interface HealthRegistry {
   /**
    * Adds a named check. Throws `MonitorError` `X_MON_DUPLICATE_NAME` when `name` is taken, `TypeError` or
@@ -322,7 +341,8 @@ class DefaultHealthRegistry implements HealthRegistry {
     const previous = this.#lastStatus.get(name)
     if (previous === result.status) return
     this.#lastStatus.set(name, result.status)
-    const fields = { component: name, from: previous ?? null, to: result.status, reason: result.reason }
+    // `check`, not `component`: an app's logger child often binds `component` already (one key, one meaning).
+    const fields = { check: name, from: previous ?? null, to: result.status, reason: result.reason }
     if (result.status === 'down') this.#log.warn(fields, 'component health changed')
     else this.#log.info(fields, 'component health changed')
   }

@@ -75,9 +75,11 @@ export {
   type Gauge,
   type Histogram,
   type MetricLabels,
+  type ScrapedValues,
   type Metrics,
   type PrometheusMetrics,
   type PrometheusMetricsInit,
+  type PrometheusRegistry,
   createNoopMetrics,
   createPrometheusMetrics,
 } from './metrics'

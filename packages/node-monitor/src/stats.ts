@@ -15,12 +15,14 @@ export type StatsProvider = () => unknown
 
 /** What a provider that threw, rejected or hung is reported as, in place of its stats. */
 export interface StatsError {
+  /** The failure: `'timeout'`, or the message of what the provider threw or rejected with. */
   readonly error: string
 }
 
 /** One entry per provider name: its stats, or a {@link StatsError}. Frozen at the top level. */
 export type StatsSnapshot = Readonly<Record<string, unknown>>
 
+/** Options of {@link createStatsRegistry}: plain data, every field optional. */
 export interface StatsRegistryInit {
   /**
    * How long a collected snapshot is served from cache, in milliseconds. `0` disables caching (concurrent
@@ -35,6 +37,7 @@ export interface StatsRegistryInit {
   timeoutMs?: number
 }
 
+/** What {@link createStatsRegistry} takes from the outside world; each has a default. */
 export interface StatsRegistryComponents {
   /** @default `Date.now` */
   clock?: Clock
@@ -42,6 +45,7 @@ export interface StatsRegistryComponents {
   logger?: Logger
 }
 
+/** Named stats providers, collected on demand into one snapshot; made by {@link createStatsRegistry}. */
 export interface StatsRegistry {
   /**
    * Adds a provider. Throws `MonitorError` `X_MON_DUPLICATE_NAME` when `name` is taken, `TypeError` for a bad
@@ -50,6 +54,7 @@ export interface StatsRegistry {
   register(name: string, getStats: StatsProvider): void
   /** Removes a provider; returns whether it existed. */
   unregister(name: string): boolean
+  /** Registered names, in registration order. */
   names(): string[]
   /**
    * Calls every provider concurrently (or serves the cached snapshot) and returns one object keyed by name.

@@ -1,4 +1,5 @@
 import { loadavg } from 'node:os'
+import { getHeapStatistics } from 'node:v8'
 import {
   type EventLoopUtilization,
   type IntervalHistogram,
@@ -14,20 +15,29 @@ export interface SystemSnapshot {
   readonly timestamp: number
   /** Span the rates below cover, in milliseconds (time since the previous sample). */
   readonly windowMs: number
+  /** CPU time the process used over the window. */
   readonly cpu: {
     /** CPU time used over the window as a share of one core, in percent (200 = two cores fully busy). */
     readonly percent: number
+    /** The user-space part of `percent`. */
     readonly userPercent: number
+    /** The kernel part of `percent`. */
     readonly systemPercent: number
   }
   /** From `process.memoryUsage()`, in bytes. */
   readonly memory: {
+    /** Resident set size: all memory the process holds in RAM. */
     readonly rss: number
+    /** V8 heap in use by live and not yet collected objects. */
     readonly heapUsed: number
+    /** V8 heap reserved. */
     readonly heapTotal: number
+    /** Memory of C++ objects bound to JavaScript objects, `Buffer`s included. */
     readonly external: number
+    /** Memory of `ArrayBuffer`s and `SharedArrayBuffer`s (part of `external`). */
     readonly arrayBuffers: number
   }
+  /** How late the event loop ran timers, and how busy it was. */
   readonly eventLoop: {
     /**
      * Event-loop delay over the window, in milliseconds, from `perf_hooks.monitorEventLoopDelay`, minus its
@@ -35,8 +45,11 @@ export interface SystemSnapshot {
      * when no timer fired in the window.
      */
     readonly delayP50Ms: number
+    /** 99th percentile of the delay, in milliseconds. */
     readonly delayP99Ms: number
+    /** Longest delay in the window, in milliseconds. */
     readonly delayMaxMs: number
+    /** Mean delay, in milliseconds. */
     readonly delayMeanMs: number
     /** Share of the window the loop spent busy, 0…1 (`performance.eventLoopUtilization`). */
     readonly utilization: number
@@ -49,6 +62,7 @@ export interface SystemSnapshot {
   readonly loadAverage: readonly [number, number, number]
 }
 
+/** Options of {@link createSystemMonitor}: plain data, every field optional. */
 export interface SystemMonitorInit {
   /**
    * Time between samples, in milliseconds.
@@ -68,20 +82,32 @@ export interface SystemMonitorInit {
   metricsPrefix?: string
 }
 
+/** What {@link createSystemMonitor} takes from the outside world; each has a default. */
 export interface SystemMonitorComponents {
   /** @default `Date.now` */
   clock?: Clock
+  /**
+   * Reads the process's memory. `process.memoryUsage()` opens `/proc/self/stat` on Linux, so it throws `EMFILE`
+   * when the process is out of file descriptors; a failed read falls back to V8's heap figures (no file
+   * descriptor needed) and the last known RSS, and never throws out of the sampling timer.
+   * @default process.memoryUsage
+   */
+  memoryUsage?: () => NodeJS.MemoryUsage
   /** When given, every sample also sets the `system_*` gauges listed in the README. */
   metrics?: Metrics
   /** @default silent */
   logger?: Logger
 }
 
+/**
+ * Samples the process's CPU, memory, event loop and load on an interval; made by {@link createSystemMonitor}.
+ */
 export interface SystemMonitor {
   /** Starts sampling every `intervalMs` (timer unref'd: it never keeps the process alive). Idempotent. */
   start(): void
   /** Clears the interval and disables the event-loop histogram. Idempotent; `start()` may follow. */
   stop(): void
+  /** Whether sampling is on (between `start()` and `stop()`). */
   readonly running: boolean
   /** The latest sample; takes one now if none was taken since `start()` (or when stopped). */
   snapshot(): SystemSnapshot
@@ -117,6 +143,10 @@ export function createSystemMonitor(
 class DefaultSystemMonitor implements SystemMonitor {
   readonly #clock: Clock
   readonly #log: Logger
+  readonly #memoryUsage: () => NodeJS.MemoryUsage
+  /** Samples that could not read every figure (see `memoryUsage`), and when that was last logged. */
+  #sampleErrors = 0
+  #errorLoggedAt = -Infinity
   readonly #metrics: Metrics | undefined
   readonly #intervalMs: number
   readonly #resolutionMs: number
@@ -133,6 +163,7 @@ class DefaultSystemMonitor implements SystemMonitor {
   constructor(components: SystemMonitorComponents, init: SystemMonitorInit) {
     this.#clock = components.clock ?? SYSTEM_CLOCK
     this.#log = components.logger ?? SILENT_LOGGER
+    this.#memoryUsage = components.memoryUsage ?? (() => process.memoryUsage())
     this.#metrics = components.metrics
     this.#intervalMs = assertNumberInRange(
       'intervalMs',
@@ -165,7 +196,7 @@ class DefaultSystemMonitor implements SystemMonitor {
     this.#histogram.enable()
     this.#last = undefined
     this.#resetBaselines()
-    this.#timer = setInterval(() => this.#sample(), this.#intervalMs)
+    this.#timer = setInterval(() => this.#tick(), this.#intervalMs)
     this.#timer.unref()
     this.#log.debug({ intervalMs: this.#intervalMs }, 'system monitor started')
   }
@@ -188,6 +219,43 @@ class DefaultSystemMonitor implements SystemMonitor {
     return this.snapshot()
   }
 
+  /** The timer's callback: a sample that fails is logged (at most once a minute), never thrown. */
+  #tick(): void {
+    try {
+      this.#sample()
+    } catch (err) {
+      this.#failed(err)
+    }
+  }
+
+  #failed(err: unknown): void {
+    this.#sampleErrors++
+    const now = this.#clock.now()
+    if (now - this.#errorLoggedAt < 60_000) return
+    this.#errorLoggedAt = now
+    this.#log.warn(
+      { err: (err as Error)?.message, sampleErrors: this.#sampleErrors },
+      'system sample incomplete (out of file descriptors?)',
+    )
+  }
+
+  /** `process.memoryUsage()`, or V8's own figures and the last known RSS when it cannot be read. */
+  #memory(): NodeJS.MemoryUsage {
+    try {
+      return this.#memoryUsage()
+    } catch (err) {
+      this.#failed(err)
+      const heap = getHeapStatistics()
+      return {
+        rss: this.#last?.memory.rss ?? 0,
+        heapUsed: heap.used_heap_size,
+        heapTotal: heap.total_heap_size,
+        external: heap.external_memory,
+        arrayBuffers: this.#last?.memory.arrayBuffers ?? 0,
+      }
+    }
+  }
+
   #resetBaselines(): void {
     this.#cpu = process.cpuUsage()
     this.#hrtime = process.hrtime.bigint()
@@ -200,7 +268,7 @@ class DefaultSystemMonitor implements SystemMonitor {
     const elu = performance.eventLoopUtilization(this.#elu)
     const elapsedUs = Number(hrtime - this.#hrtime) / 1000
     const share = (us: number): number => (elapsedUs > 0 ? round2((us / elapsedUs) * 100) : 0)
-    const mem = process.memoryUsage()
+    const mem = this.#memory()
     const h = this.#histogram
     const hasDelay = h !== undefined && h.count > 0
     const delay = (ns: number): number =>

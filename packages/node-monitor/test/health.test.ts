@@ -339,6 +339,8 @@ describe('createHealthRegistry', () => {
       ['warn', 'down'],
       ['info', 'ok'],
     ])
+    // The check is named `check`: `component` is what an app's child logger binds (one key in each JSON line).
+    expect(calls[1]![1]).toEqual({ check: 'dht', from: 'ok', to: 'down', reason: undefined })
   })
 
   it('rejects bad registrations: duplicate names by code, bad arguments by TypeError/RangeError', () => {

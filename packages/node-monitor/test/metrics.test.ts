@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest'
 import { Registry } from 'prom-client'
+// A second, separate copy of prom-client (npm alias of 15.0.0), as an app that depends on another 15.x has.
+import { Registry as OtherRegistry, Counter as OtherCounter } from 'prom-client-other'
 import { type Metrics, createNoopMetrics, createPrometheusMetrics } from '../src/index'
 
 interface Sample {
@@ -125,6 +127,44 @@ describe('createPrometheusMetrics', () => {
     expect(() => createPrometheusMetrics({} as Registry)).toThrow(/'registry'/)
   })
 
+  it("accepts a registry from another copy of prom-client 15.x (the app's), checked by shape", async () => {
+    // Two copies for real: different classes, so an `instanceof Registry` check refused this registry.
+    expect(OtherRegistry).not.toBe(Registry)
+    const registry = new OtherRegistry()
+    expect(registry instanceof Registry).toBe(false)
+    // The app's own metric in the same registry is exported beside ours.
+    new OtherCounter({ name: 'app_requests_total', help: 'App requests', registers: [registry] }).inc(2)
+
+    const metrics = createPrometheusMetrics(registry, { defaultMetrics: true })
+    expect(metrics.registry).toBe(registry)
+    expect(metrics.contentType).toBe(registry.contentType)
+    metrics.counter('x_frames_total', 'Frames handled', ['kind']).inc({ kind: 'offer' }, 3)
+    metrics.gauge('x_peers', 'Connected peers').set(4)
+    metrics.histogram('x_latency_seconds', 'Latency', [], [0.1, 1]).observe(0.5)
+
+    const parsed = parsePrometheus(await metrics.metricsText())
+    expect(parsed.get('app_requests_total')!.samples[0]!.value).toBe(2)
+    expect(parsed.get('x_frames_total')!.samples).toEqual([
+      { name: 'x_frames_total', labels: { kind: 'offer' }, value: 3 },
+    ])
+    expect(parsed.get('x_peers')!.samples[0]!.value).toBe(4)
+    expect(parsed.get('x_latency_seconds')!.samples.find((s) => s.name.endsWith('_count'))!.value).toBe(1)
+    expect(parsed.has('process_cpu_user_seconds_total')).toBe(true)
+    // What the app's registry serves is the same set of metrics (values of process_* move between reads).
+    expect([...parsePrometheus(await registry.metrics()).keys()]).toEqual([...parsed.keys()])
+    // A name the app took in its registry is still a conflict.
+    expect(() => metrics.counter('app_requests_total', 'again')).toThrow(
+      expect.objectContaining({ code: 'X_MON_METRIC_CONFLICT' }),
+    )
+  })
+
+  it('refuses a registry that does not have the shape of a prom-client registry', () => {
+    for (const bad of [{}, null, 'registry', { metrics: () => '', contentType: 'text/plain' }]) {
+      expect(() => createPrometheusMetrics(bad as unknown as Registry)).toThrow(TypeError)
+      expect(() => createPrometheusMetrics(bad as unknown as Registry)).toThrow(/'registry'/)
+    }
+  })
+
   it('optionally adds prom-client default metrics to its own registry only', async () => {
     const metrics = createPrometheusMetrics(undefined, { defaultMetrics: true })
     const parsed = parsePrometheus(await metrics.metricsText())
@@ -140,6 +180,7 @@ describe('createPrometheusMetrics', () => {
       counter: (name) => ({ inc: () => seen.push(name) }),
       gauge: () => ({ set() {}, inc() {}, dec() {} }),
       histogram: () => ({ observe() {} }),
+      scraped() {},
     }
     literal.counter('a_total', 'help').inc()
     expect(seen).toEqual(['a_total'])
@@ -147,5 +188,43 @@ describe('createPrometheusMetrics', () => {
     noop.counter('a', 'b').inc({ x: 1 }, 2)
     noop.gauge('a', 'b').set(1)
     noop.histogram('a', 'b').observe(1)
+    noop.scraped('gauge', 'a', 'b', [], () => 1)
+  })
+
+  it('reads scraped counters and gauges when the text is asked for, with labels; a read that throws keeps the last values', async () => {
+    const metrics = createPrometheusMetrics()
+    let relayed = 5
+    let connections = 3
+    metrics.scraped('counter', 'x_relayed_total', 'Signals relayed', [], () => relayed)
+    metrics.scraped('gauge', 'x_connections', 'Open connections', [], () => connections)
+    metrics.scraped('counter', 'x_rejected_total', 'Frames rejected by reason', ['reason'], () => [
+      [{ reason: 'invalid' }, 2],
+      [{ reason: 'rate_limited' }, 7],
+    ])
+    let broken = false
+    metrics.scraped('counter', 'x_flaky_total', 'Throws once', [], () => {
+      if (broken) throw new Error('stats unavailable')
+      return 4
+    })
+    const value = (families: Map<string, Family>, name: string, labels: Record<string, string> = {}) =>
+      families.get(name)?.samples.find((x) => JSON.stringify(x.labels) === JSON.stringify(labels))?.value
+    let parsed = parsePrometheus(await metrics.metricsText())
+    expect(value(parsed, 'x_relayed_total')).toBe(5)
+    expect(value(parsed, 'x_connections')).toBe(3)
+    expect(value(parsed, 'x_rejected_total', { reason: 'rate_limited' })).toBe(7)
+    expect(value(parsed, 'x_rejected_total', { reason: 'invalid' })).toBe(2)
+    expect(value(parsed, 'x_flaky_total')).toBe(4)
+    expect(parsed.get('x_relayed_total')?.type).toBe('counter')
+    expect(parsed.get('x_connections')?.type).toBe('gauge')
+    relayed = 9
+    connections = 1
+    broken = true
+    parsed = parsePrometheus(await metrics.metricsText())
+    expect(value(parsed, 'x_flaky_total')).toBe(4) // kept, not reset to 0
+    expect(value(parsed, 'x_relayed_total')).toBe(9)
+    expect(value(parsed, 'x_connections')).toBe(1)
+    expect(() => metrics.scraped('gauge', 'x_connections', 'again', [], () => 1)).toThrow(
+      expect.objectContaining({ code: 'X_MON_METRIC_CONFLICT' }),
+    )
   })
 })

@@ -24,6 +24,52 @@ describe('createSystemMonitor', () => {
     expect(monitor.running).toBe(false)
   })
 
+  it('survives a process out of file descriptors: memoryUsage() throwing EMFILE neither throws from its timer nor from snapshot()', () => {
+    vi.useFakeTimers()
+    let now = 0
+    let failing = false
+    const warnings: string[] = []
+    const logger = {
+      debug() {},
+      info() {},
+      warn: (_obj: object, msg?: string) => void warnings.push(msg ?? ''),
+      error() {},
+      child() {
+        return logger
+      },
+    }
+    const monitor = createSystemMonitor(
+      {
+        clock: { now: () => now },
+        logger,
+        memoryUsage: () => {
+          if (failing)
+            throw Object.assign(new Error('EMFILE: too many open files, uv_resident_set_memory'), {
+              code: 'EMFILE',
+            })
+          return process.memoryUsage()
+        },
+      },
+      { intervalMs: 1_000 },
+    )
+    monitor.start()
+    now = 1_000
+    vi.advanceTimersByTime(1_000)
+    const rss = monitor.snapshot().memory.rss
+    expect(rss).toBeGreaterThan(0)
+    failing = true
+    for (let i = 0; i < 5; i++) {
+      now += 1_000
+      expect(() => vi.advanceTimersByTime(1_000)).not.toThrow()
+    }
+    const s = monitor.snapshot()
+    expect(s.timestamp).toBe(6_000)
+    expect(s.memory.rss).toBe(rss) // the last known RSS
+    expect(s.memory.heapUsed).toBeGreaterThan(0) // from V8, no file needed
+    expect(warnings).toEqual(['system sample incomplete (out of file descriptors?)']) // once a minute, not per sample
+    monitor.stop()
+  })
+
   it('samples on its interval and stop() clears its timer (fake timers)', () => {
     vi.useFakeTimers()
     let now = 0

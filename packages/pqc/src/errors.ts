@@ -26,6 +26,7 @@ export type PqcErrorCode =
 
 /** A runtime or protocol failure with a stable string `code`. */
 export class PqcError extends Error {
+  /** What went wrong; stable across versions, match on it. */
   readonly code: PqcErrorCode
 
   constructor(code: PqcErrorCode, message: string, options?: { cause?: unknown }) {

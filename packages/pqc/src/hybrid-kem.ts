@@ -57,8 +57,11 @@ export const HYBRID_KEM_LABEL = new TextEncoder().encode('x-pqc hybrid-kem v1 ML
 
 /** A hybrid key pair. `seed` alone regenerates the rest. */
 export interface HybridKeyPair {
+  /** ML-KEM-1024 ek ‖ X25519 public key ({@link HYBRID_PUBLIC_KEY_BYTES} bytes); give it to senders. */
   publicKey: Uint8Array
+  /** ML-KEM-1024 dk ‖ X25519 secret ‖ X25519 public key ({@link HYBRID_SECRET_KEY_BYTES} bytes); secret. */
   secretKey: Uint8Array
+  /** The 32-byte seed that regenerates the pair with `hybridKeygen(seed)`; secret. */
   seed: Uint8Array
 }
 
@@ -174,7 +177,12 @@ export function hybridKeygenEphemeral(): { publicKey: Uint8Array; secretKey: Uin
 export function hybridEncapsulate(
   publicKey: Uint8Array,
   random?: Uint8Array,
-): { cipherText: Uint8Array; sharedSecret: Uint8Array } {
+): {
+  /** Send this to the key's owner ({@link HYBRID_CIPHERTEXT_BYTES} bytes). */
+  cipherText: Uint8Array
+  /** The 32-byte shared secret; the owner gets the same from `hybridDecapsulate`. */
+  sharedSecret: Uint8Array
+} {
   const { ekM, pkX } = splitPublic(publicKey)
   if (random !== undefined) assertBytes(random, 'random', HYBRID_ENCAPS_RANDOM_BYTES)
   const m = mlKemEncapsulate(ekM, random?.subarray(0, 32))

@@ -118,7 +118,10 @@ export class Identity {
   }
 
   /** Never print secrets. */
-  toJSON(): { id: string } {
+  toJSON(): {
+    /** {@link Identity.idString}. */
+    id: string
+  } {
     return { id: this.idString }
   }
 }

@@ -34,10 +34,13 @@ import {
 
 /** "XPQK". */
 export const KEYFILE_MAGIC = Uint8Array.of(0x58, 0x50, 0x51, 0x4b)
+/** Format version written after the magic; a reader refuses versions it does not know. */
 export const KEYFILE_VERSION = 1
 /** Default scrypt cost: N = 2^17, r = 8, p = 1 (128 MiB, ~0.3–0.6 s; the OWASP 2023 minimum for scrypt). */
 export const DEFAULT_SCRYPT_LOG_N = 17
+/** Default scrypt block size `r` (see {@link DEFAULT_SCRYPT_LOG_N}). */
 export const DEFAULT_SCRYPT_R = 8
+/** Default scrypt parallelism `p` (see {@link DEFAULT_SCRYPT_LOG_N}). */
 export const DEFAULT_SCRYPT_P = 1
 /** Bounds accepted when reading a file: a hostile file must not make us allocate more than 1 GiB. */
 export const MIN_SCRYPT_LOG_N = 10
@@ -55,6 +58,7 @@ const KDF_SCRYPT = 1
 
 /** What a key file holds. */
 export interface KeyFileKeys {
+  /** The identity whose seed the file stores. */
   identity: Identity
   /** @default the identity's derived static keys (`createStaticKeys(identity)`) */
   staticKeys?: StaticKeys
@@ -70,6 +74,7 @@ export interface ScryptParams {
   p?: number
 }
 
+/** Options of `encodeKeyFile` and `writeKeyFile`. */
 export interface EncodeKeyFileOptions {
   /** Encrypt at rest with this passphrase (strings are NFKC-normalised, then UTF-8). @default not encrypted */
   passphrase?: string | Uint8Array
@@ -77,6 +82,7 @@ export interface EncodeKeyFileOptions {
   scrypt?: ScryptParams
 }
 
+/** Options of `decodeKeyFile` and `readKeyFile`. */
 export interface DecodeKeyFileOptions {
   /** Required for encrypted files. */
   passphrase?: string | Uint8Array
@@ -84,7 +90,9 @@ export interface DecodeKeyFileOptions {
 
 /** A decoded key file. */
 export interface DecodedKeyFile {
+  /** The identity, regenerated from the stored seed. */
   identity: Identity
+  /** The static hybrid KEM keys for secure sessions. */
   staticKeys: StaticKeys
   /** Whether the file was encrypted. */
   encrypted: boolean

@@ -114,7 +114,10 @@ export class SigningSubkey {
   }
 
   /** Never print secrets. */
-  toJSON(): { label: string } {
+  toJSON(): {
+    /** The label it was derived under (`deriveSigningSubkey`). */
+    label: string
+  } {
     return { label: this.label }
   }
 }

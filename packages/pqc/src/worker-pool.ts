@@ -66,14 +66,19 @@ export interface PqcWorkerPoolInit {
 
 /** Injected services. */
 export interface PqcWorkerPoolComponents {
+  /** Told when the pool has to run inline (`warn`). @default silent */
   logger?: PqcLogger
 }
 
 /** Counters of a pool. */
 export interface PqcWorkerPoolStats {
+  /** Worker threads running (0 inline). */
   workers: number
+  /** Jobs sent to workers and not yet answered. */
   pending: number
+  /** Jobs that returned a result. */
   completed: number
+  /** Jobs that rejected with `X_PQC_WORKER_FAILED` (a worker error or crash). */
   failed: number
   /** Where the work runs: `'worker_threads'` or `'inline'` (no worker support). */
   mode: 'worker_threads' | 'inline'
@@ -108,6 +113,7 @@ export interface PqcWorkerPool {
     signature: Uint8Array,
     context?: Uint8Array,
   ): Promise<boolean>
+  /** The pool's counters and mode now. */
   stats(): PqcWorkerPoolStats
   /** Terminates the workers; pending jobs reject with `X_PQC_CLOSED`. */
   close(): Promise<void>

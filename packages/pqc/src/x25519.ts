@@ -137,13 +137,3 @@ export function x25519Agree(priv: X25519PrivateKey, pub: X25519PublicKey): Uint8
     throw new PqcError('X_PQC_BAD_CIPHERTEXT', 'X25519 shared secret is all-zero (low-order point)')
   return out
 }
-
-/** Public key of a 32-byte X25519 secret. */
-export function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
-  return x25519PublicOf(x25519Private(secretKey))
-}
-
-/** X25519(secretKey, publicKey). Throws `X_PQC_BAD_CIPHERTEXT` for a low-order / invalid peer point. */
-export function x25519SharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
-  return x25519Agree(x25519Private(secretKey), x25519Public(publicKey))
-}

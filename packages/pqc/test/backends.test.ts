@@ -19,6 +19,8 @@ import {
   nobleBackend,
   selfTest,
 } from '../src/testing'
+import { chooseBackend } from '../src/backend/registry'
+import type { PqcBackend } from '../src/backend/types'
 
 const backends = await availableBackends()
 afterAll(() => _resetPqcForTesting())
@@ -85,6 +87,23 @@ describe('backend selection', () => {
       )
     }
     await expect(initPqc({ backend: 'bogus' as never })).rejects.toThrow(TypeError)
+  })
+
+  it('prefers a constant-time backend that passed over a faster one, and times only the rest', () => {
+    const fake = (name: string, constantTime: boolean) => ({ name, constantTime }) as unknown as PqcBackend
+    const openssl = fake('node', true)
+    const wasm = fake('liboqs', false)
+    const js = fake('noble', false)
+    const timed: string[] = []
+    const time = (ms: Record<string, number>) => (b: PqcBackend) => {
+      timed.push(b.name)
+      return ms[b.name]!
+    }
+    // A busy machine made OpenSSL's three rounds slower than liboqs's: it still wins (production: true).
+    expect(chooseBackend([js, openssl, wasm], time({ noble: 9, node: 5, liboqs: 1 })).name).toBe('node')
+    expect(timed).toEqual([])
+    expect(chooseBackend([js, wasm], time({ noble: 9, liboqs: 1 })).name).toBe('liboqs')
+    expect(chooseBackend([js], time({ noble: 9 })).name).toBe('noble')
   })
 
   it('self-test catches a backend that computes wrong bytes', () => {

@@ -39,12 +39,19 @@ export const CLIENT_PING_INTERVAL_MS = 25_000
 
 /** The subset of the WHATWG WebSocket the client uses (browser global or `ws`). */
 export interface WebSocketLike {
+  /** `0` connecting, `1` open, `2` closing, `3` closed (the WebSocket standard's values). */
   readonly readyState: number
+  /** Sends one text frame. */
   send(data: string): void
+  /** Starts the closing handshake. */
   close(code?: number, reason?: string): void
+  /** Set by the client: called once the connection is open. */
   onopen: ((ev: unknown) => void) | null
+  /** Set by the client: called once the connection is closed, with the close code and reason. */
   onclose: ((ev: { code: number; reason: string }) => void) | null
+  /** Set by the client: called on a connection error (a close follows). */
   onerror: ((ev: unknown) => void) | null
+  /** Set by the client: called for each message; `data` is a string for text frames. */
   onmessage: ((ev: { data: unknown }) => void) | null
 }
 
@@ -64,7 +71,10 @@ export interface SignalingClientComponents {
   /** Uniform [0, 1) for back-off jitter. @default Math.random */
   random?: () => number
   /** Wall clock for the registration statement's time. @default Date */
-  clock?: { now(): number }
+  clock?: {
+    /** Milliseconds since the epoch. */
+    now(): number
+  }
 }
 
 /** Client options. */
@@ -87,22 +97,47 @@ export interface SignalingClientInit {
 
 /** A signal received from another peer. */
 export interface IncomingSignal {
+  /** `offer`, `answer` or `candidate`. */
   type: RelayType
+  /** The sender's peer ID, set by the server (never by the sender). */
   from: string
+  /** What the sender passed to `signal()`: an SDP description or an ICE candidate. */
   data: unknown
 }
 
 /** Events emitted by the client. */
 export interface SignalingClientEvents {
   /** Registered (also after each reconnect). */
-  open: { id: string }
+  open: {
+    /** The peer ID the server registered. */
+    id: string
+  }
+  /** A signal from another peer. */
   signal: IncomingSignal
   /** A signal sent to `peer` was held and expired: the peer did not come online. */
-  expire: { peer: string }
+  expire: {
+    /** The peer the signal was for. */
+    peer: string
+  }
   /** An error frame not tied to a request (e.g. `PEER_NOT_FOUND` for a signal, `RATE_LIMITED`). */
-  error: SignalingError & { to?: string }
-  close: { code: number; reason: string }
-  reconnecting: { attempt: number; delayMs: number }
+  error: SignalingError & {
+    /** The peer a failed signal was for, when the error is about one. */
+    to?: string
+  }
+  /** The connection closed (a reconnect may follow). */
+  close: {
+    /** The WebSocket close code (see `CLOSE_CODES`). */
+    code: number
+    /** The close reason the server sent. */
+    reason: string
+  }
+  /** A reconnect is scheduled after an unexpected close. */
+  reconnecting: {
+    /** Attempts since the connection was last open, this one included. */
+    attempt: number
+    /** Back-off before this attempt, in milliseconds. */
+    delayMs: number
+  }
 }
 
 /** A native-protocol signaling client. */
@@ -121,6 +156,7 @@ export interface SignalingClient {
   leave(topic: string): Promise<void>
   /** Peer IDs in a topic (local server and directory). */
   discover(topic: string): Promise<string[]>
+  /** Listens to `event`; returns the function that stops listening. */
   on<K extends keyof SignalingClientEvents>(
     event: K,
     handler: (value: SignalingClientEvents[K]) => void,
@@ -445,14 +481,38 @@ class Client implements SignalingClient {
 
 /** The subset of `RTCPeerConnection` the negotiation helper uses. */
 export interface PeerConnectionLike {
+  /** `stable`, `have-local-offer`, … (RTCPeerConnection's values). */
   readonly signalingState: string
-  readonly localDescription: { type: string; sdp: string } | null
+  /** The description last set with `setLocalDescription`, or `null`. */
+  readonly localDescription: {
+    /** `offer`, `answer`, `pranswer` or `rollback`. */
+    type: string
+    /** The SDP text. */
+    sdp: string
+  } | null
+  /** Sets the local description; without one, creates the offer or answer the state calls for. */
   setLocalDescription(description?: { type: string; sdp?: string }): Promise<void>
+  /** Applies the remote peer's offer or answer (or a rollback). */
   setRemoteDescription(description: { type: string; sdp?: string }): Promise<void>
-  createOffer(): Promise<{ type: string; sdp?: string }>
-  createAnswer(): Promise<{ type: string; sdp?: string }>
+  /** Creates an offer. */
+  createOffer(): Promise<{
+    /** `offer`. */
+    type: string
+    /** The SDP text. */
+    sdp?: string
+  }>
+  /** Creates an answer to the remote offer. */
+  createAnswer(): Promise<{
+    /** `answer`. */
+    type: string
+    /** The SDP text. */
+    sdp?: string
+  }>
+  /** Adds a remote ICE candidate. */
   addIceCandidate(candidate: object): Promise<void>
+  /** Listens to `negotiationneeded` and `icecandidate`. */
   addEventListener(type: string, listener: (ev: never) => void): void
+  /** Stops listening (on `close()` of the negotiation). */
   removeEventListener(type: string, listener: (ev: never) => void): void
 }
 

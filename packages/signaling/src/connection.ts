@@ -31,8 +31,10 @@ export interface Conn<S = unknown> {
   topics: Set<string> | undefined
   /** Set once the close was handled; nothing is sent or handled after that. */
   closed: boolean
-  /** Whether the socket is corked until the end of the current tick. */
+  /** Whether the socket is corked until the inbound chunk being handled is done. */
   corked: boolean
+  /** The inbound chunk (server-wide sequence number) during which a frame was last sent here. */
+  sentInChunk: number
   /** The guard's session for this connection, when a guard is injected. */
   readonly guard: GuardSession | undefined
   /** The endpoint's state. */

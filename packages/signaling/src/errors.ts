@@ -28,7 +28,9 @@ export type SignalingErrorCode =
 
 /** The one error class of `@x/signaling`. Match on `code`, not on `instanceof`. */
 export class SignalingError extends Error {
+  /** Always `'SignalingError'`, so logs and serialised errors name the class. */
   override readonly name = 'SignalingError'
+  /** What went wrong; stable across versions, match on it. */
   readonly code: SignalingErrorCode
 
   constructor(code: SignalingErrorCode, message: string, options?: { cause?: unknown }) {

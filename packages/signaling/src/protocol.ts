@@ -11,14 +11,23 @@ export const STATEMENT_LABEL = 'x-signaling/2'
 
 /** WebSocket close codes used by the server. */
 export const CLOSE_CODES = {
+  /** The server is shutting down. */
   GOING_AWAY: 1001,
+  /** A policy violation: a message in too many fragments, a PeerJS ID taken, a bad PeerJS frame. */
   POLICY: 1008,
+  /** A newer connection registered the same peer ID. */
   REPLACED: 4001,
+  /** Too many failed registrations on this connection. */
   AUTH_FAILED: 4003,
+  /** Not registered within `authTimeoutMs`. */
   AUTH_TIMEOUT: 4004,
+  /** Reserved: a silent connection is terminated without a close frame, so peers never see this code. */
   LIVENESS_TIMEOUT: 4008,
+  /** Reserved: a slow consumer is terminated without a close frame, so peers never see this code. */
   SLOW_CONSUMER: 4009,
+  /** Kept sending while rate limited. */
   RATE_ABUSE: 4029,
+  /** Closed by the injected `guard` (e.g. its source was blocked as abusive). */
   BLOCKED: 4030,
 } as const
 
@@ -131,12 +140,83 @@ export function toBase64(bytes: Uint8Array): string {
 
 /** Server-side message a peer receives. Every field a client may rely on is listed. */
 export type ServerMessage =
-  | { type: 'challenge'; v: number; nonce: string; node: string }
-  | { type: 'registered'; id: string; replaced: boolean; rid?: string | number }
-  | { type: RelayType; from: string; to: string; data: unknown }
-  | { type: 'expire'; peer: string }
-  | { type: 'joined'; topic: string; rid?: string | number }
-  | { type: 'left'; topic: string; rid?: string | number }
-  | { type: 'peers'; topic: string; peers: string[]; rid?: string | number }
-  | { type: 'pong'; rid?: string | number }
-  | { type: 'error'; code: string; message: string; to?: string; rid?: string | number }
+  | {
+      /** Sent first: what to sign to register. */
+      type: 'challenge'
+      /** The protocol version the server speaks ({@link PROTOCOL_VERSION}). */
+      v: number
+      /** A fresh random nonce the statement must name. */
+      nonce: string
+      /** The server's node ID, which the statement must name. */
+      node: string
+    }
+  | {
+      /** The registration succeeded. */
+      type: 'registered'
+      /** The peer ID, derived from the public key. */
+      id: string
+      /** Whether an older connection of the same ID was closed (code 4001). */
+      replaced: boolean
+      /** The request's `rid`, echoed. */
+      rid?: string | number
+    }
+  | {
+      /** A relayed signal. */
+      type: RelayType
+      /** The sender's peer ID, set by the server. */
+      from: string
+      /** The recipient: this peer. */
+      to: string
+      /** What the sender sent: an SDP description or an ICE candidate. */
+      data: unknown
+    }
+  | {
+      /** A signal this peer sent was held for an offline peer and expired. */
+      type: 'expire'
+      /** The peer it was for. */
+      peer: string
+    }
+  | {
+      /** Joined a topic. */
+      type: 'joined'
+      /** The topic. */
+      topic: string
+      /** The request's `rid`, echoed. */
+      rid?: string | number
+    }
+  | {
+      /** Left a topic. */
+      type: 'left'
+      /** The topic. */
+      topic: string
+      /** The request's `rid`, echoed. */
+      rid?: string | number
+    }
+  | {
+      /** The answer to `discover`. */
+      type: 'peers'
+      /** The topic. */
+      topic: string
+      /** Peer IDs in it, on this server and through the directory. */
+      peers: string[]
+      /** The request's `rid`, echoed. */
+      rid?: string | number
+    }
+  | {
+      /** The answer to `ping`. */
+      type: 'pong'
+      /** The request's `rid`, echoed. */
+      rid?: string | number
+    }
+  | {
+      /** A request failed or a signal could not be delivered. */
+      type: 'error'
+      /** A wire error code (`PEER_NOT_FOUND`, `RATE_LIMITED`, …; see the README's Errors). */
+      code: string
+      /** For humans. */
+      message: string
+      /** The recipient of the signal that failed, when it is about one. */
+      to?: string
+      /** The request's `rid`, echoed, when it is about one. */
+      rid?: string | number
+    }

@@ -80,7 +80,7 @@ export interface SignalingStats {
   connectedPeers: number
   /** Topics with at least one local member (native and y-webrtc). */
   topics: number
-  /** Address groups (IPv4 addresses, IPv6 /64s) with an open connection or a topic membership. */
+  /** Address groups (IPv4 addresses, IPv6 /64s) with an open connection, a topic membership or held signals. */
   addresses: number
   /** Frames delivered to a peer or forwarded to another node. */
   relayed: number
@@ -129,7 +129,17 @@ export interface SignalingPeerInfo {
 /** A running signaling server. */
 export interface SignalingServer {
   /** Starts an own HTTP server (REST for PeerJS + WebSocket upgrades). Resolves with the bound address. */
-  listen(options: { port: number; host?: string }): Promise<{ port: number; host: string }>
+  listen(options: {
+    /** TCP port; `0` picks a free one (the result says which). */
+    port: number
+    /** Interface to bind. @default '127.0.0.1' */
+    host?: string
+  }): Promise<{
+    /** The port it listens on. */
+    port: number
+    /** The interface it listens on. */
+    host: string
+  }>
   /**
    * Routes an HTTP upgrade by path. Returns `false` (and leaves the socket untouched) if the path is not one
    * of ours, so the caller can try its other handlers.
@@ -160,6 +170,9 @@ function pathOf(url: string | undefined): string {
 }
 
 function refuseUpgrade(socket: Duplex, status: string): void {
+  // Released once the answer is written (as `ws` does): `end()` alone leaves it open until the client closes its
+  // side, and a refused socket counts against no cap.
+  socket.once('finish', () => socket.destroy())
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
 }
 
@@ -237,15 +250,15 @@ class Core implements ServerCore {
   readonly #shares = new AddressShares()
   /** Topic members; keys are `<namespace>:<topic>`. */
   readonly #topics = new Map<string, Set<Conn>>()
-  /** Sockets corked during this tick, uncorked together at its end. */
+  /**
+   * Send batching. Every frame produced while one inbound chunk is handled (a burst of signals arrives in one
+   * TCP read) is gathered per receiving socket: the first is written at once, the rest are corked and leave
+   * together, in one `writev`, when the chunk is done. `#chunk` is the sequence number of the chunk being
+   * handled (0: none, e.g. an asynchronous registration), `#corked` the sockets to uncork after it.
+   */
+  #chunk = 0
+  #chunks = 0
   readonly #corked: Conn[] = []
-  readonly #uncork = (): void => {
-    for (const conn of this.#corked) {
-      conn.corked = false
-      conn.socket.uncork()
-    }
-    this.#corked.length = 0
-  }
   /** Resolves close() once the last connection is gone. */
   #allClosed: (() => void) | undefined
   #server: Server | undefined
@@ -261,6 +274,8 @@ class Core implements ServerCore {
   readonly #onPing: (this: OwnedWebSocket, data: Buffer) => void
   readonly #onPong: (this: OwnedWebSocket) => void
   readonly #onClose: (this: OwnedWebSocket) => void
+  readonly #onChunkStart: () => void
+  readonly #onChunkEnd: () => void
 
   constructor(components: SignalingComponents, options: SignalingOptions) {
     this.options = options
@@ -275,7 +290,7 @@ class Core implements ServerCore {
     this.admission = new Admission(options, this.counters, this.log, components.guard, (conn, code, reason) =>
       this.close(conn, code, reason),
     )
-    this.hold = new HoldQueue(options, this.counters)
+    this.hold = new HoldQueue(options, this.counters, (share) => this.#shares.release(share))
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -293,6 +308,8 @@ class Core implements ServerCore {
     this.#onPing = listeners.ping
     this.#onPong = listeners.pong
     this.#onClose = listeners.close
+    this.#onChunkStart = listeners.chunkStart
+    this.#onChunkEnd = listeners.chunkEnd
     /* eslint-enable @typescript-eslint/unbound-method */
   }
 
@@ -309,11 +326,31 @@ class Core implements ServerCore {
       },
       pong: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
-        if (conn !== undefined && conn.closingAt === undefined) conn.lastSeen = core.clock.now()
+        if (conn === undefined || conn.closed) return
+        if (conn.closingAt !== undefined) return core.#whileClosing(conn)
+        const now = core.clock.now()
+        conn.lastSeen = now
+        // Unsolicited pongs are frames like any other: without a token each, a flood is never cut off.
+        core.admission.take(conn, now)
       },
       close: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
         if (conn !== undefined) core.#closed(conn)
+      },
+      /** Before `ws` reads an inbound chunk (a `data` listener put first). */
+      chunkStart: function (): void {
+        core.#chunk = ++core.#chunks
+      },
+      /** After `ws` handled it (a `data` listener put after `ws`'s): what was corked meanwhile leaves. */
+      chunkEnd: function (): void {
+        core.#chunk = 0
+        const corked = core.#corked
+        if (corked.length === 0) return
+        for (const conn of corked) {
+          conn.corked = false
+          conn.socket.uncork()
+        }
+        corked.length = 0
       },
     }
   }
@@ -563,6 +600,7 @@ class Core implements ServerCore {
       topics: undefined,
       closed: false,
       corked: false,
+      sentInChunk: 0,
       guard,
       state: endpoint.initialState(),
     }
@@ -574,6 +612,9 @@ class Core implements ServerCore {
     ws.on('pong', this.#onPong)
     ws.on('close', this.#onClose)
     ws.on('error', NOOP)
+    // `ws` listens for `data` already: one listener before it and one after bracket each inbound chunk.
+    socket.prependListener('data', this.#onChunkStart)
+    socket.on('data', this.#onChunkEnd)
     this.#run(conn, () => endpoint.open(conn, req))
     return conn
   }
@@ -596,20 +637,42 @@ class Core implements ServerCore {
   }
 
   #message(conn: Conn, data: Buffer, isBinary: boolean): void {
-    if (conn.closed || conn.closingAt !== undefined) return
+    if (conn.closed) return
+    if (conn.closingAt !== undefined) return this.#whileClosing(conn)
     const admitted = this.admission.parse(conn, data, isBinary, this.clock.now())
     if (admitted === undefined) return
-    const { msg, text } = admitted
-    this.#run(conn, () => conn.endpoint.message(conn, msg, text))
+    // The hot path: what #run does, without a closure per frame.
+    try {
+      const result = conn.endpoint.message(conn, admitted.msg, admitted.text)
+      if (result instanceof Promise) result.catch((err: unknown) => this.#handlerFailed(conn, err))
+    } catch (err) {
+      this.#handlerFailed(conn, err)
+    }
+  }
+
+  #handlerFailed(conn: Conn, err: unknown): void {
+    this.counters.rejected++
+    this.log.error({ err: (err as Error)?.message, endpoint: conn.endpoint.name }, 'endpoint handler failed')
+  }
+
+  /**
+   * A frame from a client the server is closing: not handled, but paid for. `ws` reads until the client's close
+   * frame or `closeTimeoutMs`; without this, a client cut off for flooding (4029) floods on for free meanwhile.
+   * Once its bucket is empty nothing more is read (the close timeout still ends it; terminating here would
+   * discard the close frame queued for it).
+   */
+  #whileClosing(conn: Conn): void {
+    if (!this.admission.take(conn, this.clock.now())) conn.ws.pause()
   }
 
   #ping(conn: Conn, data: Buffer): void {
-    if (conn.closed || conn.closingAt !== undefined) return
+    if (conn.closed) return
+    if (conn.closingAt !== undefined) return this.#whileClosing(conn)
     const now = this.clock.now()
     conn.lastSeen = now
     if (!this.admission.take(conn, now)) return
     if (conn.ws.bufferedAmount > this.options.maxBufferedBytes) return this.#slowConsumer(conn)
-    this.#cork(conn)
+    this.#batch(conn)
     conn.ws.pong(data)
   }
 
@@ -625,11 +688,18 @@ class Core implements ServerCore {
     if (this.#conns.size === 0) this.#allClosed?.()
   }
 
-  #cork(conn: Conn): void {
+  /** Gathers a second and later frame for `conn` during one inbound chunk (see `#chunk`). */
+  #batch(conn: Conn): void {
+    const chunk = this.#chunk
+    if (chunk === 0) return
+    if (conn.sentInChunk !== chunk) {
+      conn.sentInChunk = chunk
+      return
+    }
     if (conn.corked) return
     conn.corked = true
     conn.socket.cork()
-    if (this.#corked.push(conn) === 1) process.nextTick(this.#uncork)
+    this.#corked.push(conn)
   }
 
   send(conn: Conn, frame: string): boolean {
@@ -640,7 +710,7 @@ class Core implements ServerCore {
       this.#slowConsumer(conn)
       return false
     }
-    this.#cork(conn)
+    this.#batch(conn)
     ws.send(frame)
     if (conn.guard !== undefined) this.admission.call(conn.guard, 'sent', frame.length)
     return true
@@ -696,6 +766,10 @@ class Core implements ServerCore {
     return true
   }
 
+  releaseShare(share: Conn['share']): void {
+    this.#shares.release(share)
+  }
+
   dropTopics(conn: Conn): void {
     if (conn.topics === undefined) return
     for (const key of [...conn.topics]) this.leaveTopic(conn, key)
@@ -732,7 +806,6 @@ class Core implements ServerCore {
         continue
       }
       try {
-        this.#cork(conn)
         conn.ws.ping()
       } catch {
         this.#terminate(conn)

@@ -122,11 +122,15 @@ export function createMemoryRelayNetwork(): MemoryRelayNetwork {
 
 /** A running federation of test servers. */
 export interface TestFederation {
+  /** The servers, in order; server `i` has node ID `node-i`. */
   servers: SignalingServer[]
   /** `ws://127.0.0.1:<port>` per server (append the endpoint path). */
   urls: string[]
+  /** The directory every server announces its peers in. */
   directory: MemoryDirectory
+  /** The relay network that carries signals between the servers. */
   network: MemoryRelayNetwork
+  /** Closes every server. */
   close(): Promise<void>
 }
 

@@ -3,10 +3,15 @@ import type { Duplex } from 'node:stream'
 
 /** Pino-shaped logger. The default is silent. */
 export interface Logger {
+  /** Detail useful when diagnosing. */
   debug(obj: object, msg?: string): void
+  /** A normal event worth a line. */
   info(obj: object, msg?: string): void
+  /** Something an operator should look at, such as a handler that failed. */
   warn(obj: object, msg?: string): void
+  /** A failure this package could not handle itself. */
   error(obj: object, msg?: string): void
+  /** A logger that adds `bindings` to every line. */
   child(bindings: object): Logger
 }
 
@@ -17,7 +22,9 @@ export interface Logger {
 export interface Clock {
   /** Wall clock, milliseconds since the epoch. */
   now(): number
+  /** Calls `fn` once after `ms` milliseconds; returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): unknown
+  /** Cancels a pending `setTimeout`; ignores a handle that already fired. */
   clearTimeout(handle: unknown): void
 }
 
@@ -35,13 +42,17 @@ export const SYSTEM_CLOCK: Clock = {
 export interface Registration {
   /** The peer ID derived from `publicKey`. */
   peerId: string
+  /** The peer's public key (ML-DSA-87 in the node). */
   publicKey: Uint8Array
   /** The exact signed text (`x-signaling/2` …). */
   statement: string
+  /** The peer's signature over `statement`. */
   signature: Uint8Array
-  /** The statement's fields. */
+  /** The node ID the statement names: this server's. */
   node: string
+  /** The host the peer says it dialed (checked against `publicHosts`). */
   host: string
+  /** When the peer signed, in milliseconds since the epoch (checked within `maxClockSkewMs`). */
   time: number
 }
 
@@ -81,7 +92,12 @@ export interface PeerDirectory {
   /** Up to `limit` member peer IDs of `topic`. */
   findTopic(topic: string, limit: number): string[] | Promise<string[]>
   /** Optional figures surfaced in `getStats()`. */
-  getStats?(): { dhtNodes: number; dhtBuckets: number }
+  getStats?(): {
+    /** Contacts in the DHT routing table behind the directory. */
+    dhtNodes: number
+    /** Buckets of that table holding at least one contact. */
+    dhtBuckets: number
+  }
 }
 
 /** Carries frames between signaling nodes (the node passes its authenticated /p2p-node links). */

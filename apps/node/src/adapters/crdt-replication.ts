@@ -8,14 +8,13 @@ import {
 } from '@x/crdt-sync'
 import { DEFAULT_MAX_RECORD_BYTES } from '@x/pqc'
 import type { Logger } from 'pino'
-import { CHANNEL_CRDT } from './p2p-links'
+import { CHANNEL_CRDT } from './channels'
 
-/** What replication needs from the node's link layer: per-node frames on one channel and open/close events. */
+/** What replication needs from the node's link layer (`@x/node-link`): frames on one channel, open/close events. */
 export interface ReplicationLinks {
   send(nodeId: string, channel: number, payload: Uint8Array): boolean
   onChannel(channel: number, handler: (from: string, payload: Uint8Array) => void): () => void
-  onOpen(handler: (nodeId: string) => void): () => void
-  onClosed(handler: (nodeId: string) => void): () => void
+  on(event: 'open' | 'close', handler: (event: { readonly nodeId: string }) => void): () => void
   isOpen(nodeId: string): boolean
 }
 
@@ -96,7 +95,7 @@ export function startReplication(
     const entry = perNode.get(from)
     if (entry) for (const deliver of entry.deliver) deliver(payload)
   })
-  const offOpen = links.onOpen((nodeId) => {
+  const offOpen = links.on('open', ({ nodeId }) => {
     if (perNode.has(nodeId)) return
     const deliver = new Set<(bytes: Uint8Array) => void>()
     const link: SyncLink = {
@@ -133,7 +132,7 @@ export function startReplication(
       },
     })
   })
-  const offClosed = links.onClosed(drop)
+  const offClosed = links.on('close', ({ nodeId }) => drop(nodeId))
 
   return {
     getStats() {

@@ -309,8 +309,10 @@ function renderCrypto(r: Read<CryptoBody>): void {
       'p',
       { class: production ? 'ok-note' : 'warn-note', 'data-testid': 'production' },
       production
-        ? 'production: yes — a native constant-time backend does the secret-key work'
-        : 'production: no — pure-JS fallback backend (not constant-time)',
+        ? 'production: yes — OpenSSL (native, constant-time) does the secret-key work'
+        : c.backend === 'liboqs'
+          ? 'production: no — liboqs (WebAssembly) hands seeded key generation and context signatures to pure JS; run Node ≥ 24.7 for OpenSSL'
+          : 'production: no — pure-JS backend (not constant-time); run Node ≥ 24.7 for OpenSSL',
     ),
   )
 }

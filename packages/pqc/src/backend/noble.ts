@@ -34,6 +34,9 @@ function preparedFor(key: Uint8Array, ek: () => Uint8Array): Prepared | undefine
   return p
 }
 
+/**
+ * The pure-JS backend (noble-post-quantum): always available, the reference the others are tested against.
+ */
 export const nobleBackend: PqcBackend = {
   name: 'noble',
   description: '@noble/post-quantum (pure JS)',

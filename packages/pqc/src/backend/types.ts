@@ -8,18 +8,23 @@ export type BackendName = 'noble' | 'node' | 'liboqs'
 
 /** A key pair in FIPS byte encodings. */
 export interface RawKeyPair {
+  /** The public key (FIPS 203 `ek` or FIPS 204 `pk`). */
   publicKey: Uint8Array
+  /** The secret key (FIPS 203 `dk` or FIPS 204 `sk`). */
   secretKey: Uint8Array
 }
 
 /** Result of ML-KEM encapsulation. */
 export interface Encapsulation {
+  /** The ML-KEM-1024 ciphertext, for the key's owner. */
   cipherText: Uint8Array
+  /** The 32-byte shared secret. */
   sharedSecret: Uint8Array
 }
 
 /** One ML-KEM-1024 + ML-DSA-87 + ML-DSA-44 implementation. */
 export interface PqcBackend {
+  /** Which backend this is. */
   readonly name: BackendName
   /** Human-readable origin, e.g. `"OpenSSL 3.5.1"`. */
   readonly description: string
@@ -70,9 +75,14 @@ export interface PqcBackend {
 
 /** Pino-shaped logger; the package defaults to a silent one. */
 export interface PqcLogger {
+  /** Detail useful when diagnosing. */
   debug(obj: object, msg?: string): void
+  /** A normal event worth a line, such as the backend chosen. */
   info(obj: object, msg?: string): void
+  /** Something an operator should look at, such as a backend failing its self-test. */
   warn(obj: object, msg?: string): void
+  /** A failure this package could not handle itself. */
   error(obj: object, msg?: string): void
+  /** A logger that adds `bindings` to every line. */
   child(bindings: object): PqcLogger
 }

@@ -49,12 +49,19 @@ export interface SecureSessionInit {
 
 /** Counters of one session (no secrets). */
 export interface SecureSessionStats {
+  /** Records sealed. */
   recordsSent: number
+  /** Records opened successfully. */
   recordsReceived: number
+  /** Plaintext bytes sealed. */
   bytesSent: number
+  /** Plaintext bytes opened. */
   bytesReceived: number
+  /** Key rotations of the sending direction so far (0 for the handshake's key). */
   sendEpoch: number
+  /** Key rotations of the receiving direction so far. */
   receiveEpoch: number
+  /** Records `open` refused (replayed, reordered, altered, too large, or after close). */
   rejected: number
 }
 
@@ -237,6 +244,7 @@ export class SecureSession {
     return this.#remoteClosed
   }
 
+  /** The session's counters now (a copy). */
   get stats(): SecureSessionStats {
     return { ...this.#stats, sendEpoch: this.#send.epoch, receiveEpoch: this.#recv.epoch }
   }
