@@ -2,7 +2,9 @@
 export interface Clock {
   /** Milliseconds since an arbitrary origin. */
   now(): number
+  /** Runs `fn` once after `ms` milliseconds; returns a handle for `clearTimeout`. */
   setTimeout(fn: () => void, ms: number): unknown
+  /** Cancels a timer set by `setTimeout` (a handle already run or cleared is ignored). */
   clearTimeout(handle: unknown): void
 }
 

@@ -45,7 +45,9 @@ export type ReplicationAuthorize = (
 
 /** Services injected into {@link replicate}. */
 export interface ReplicationComponents {
+  /** The documents this side holds (the store's listing and loads decide what it subscribes to). */
   store: DocStore
+  /** The byte link to the one node at the other end. */
   link: SyncLink
   /**
    * The trust rule for the node at the other end. The default trusts it with every document both ways: use it
