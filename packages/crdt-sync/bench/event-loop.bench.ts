@@ -53,14 +53,17 @@ function rand(seed: number): () => number {
   return () => (s = (s * 16807) % 2147483647) / 2147483647
 }
 
-/** Single-character inserts at random positions (one struct each). */
-function randomInserts(bytes: number): Uint8Array {
+/** Single-character inserts at random positions (one struct each), as many as fit in `bytes`. */
+function randomInserts(bytes: number, n = Math.floor(bytes / 19)): Uint8Array {
   const d = new Y.Doc()
   const t = d.getText('t')
   const r = rand(42)
-  const n = Math.floor(bytes / 18) // ~17.7 bytes per struct
   for (let i = 0; i < n; i++) t.insert(Math.floor(r() * (t.length + 1)), 'a')
-  return Y.encodeStateAsUpdate(d)
+  const update = Y.encodeStateAsUpdate(d)
+  // ~18.5 bytes a struct, a little more as clocks grow: one more try, scaled down, if it came out too large.
+  return update.length <= bytes
+    ? update
+    : randomInserts(bytes, Math.floor((n * bytes * 0.98) / update.length))
 }
 
 /** One character from each of as many clients as a document may have. */
