@@ -277,6 +277,7 @@ async function measure(shape: string, file: string, baseFile?: string): Promise<
     [...process.execArgv, fileURLToPath(import.meta.url), '--client', `ws://127.0.0.1:${port}/doc`, file],
     { stdio: ['pipe', 'pipe', 'inherit'] },
   )
+  child.stdin.on('error', () => undefined) // the client exits by itself once the server closed it
   let closed: { code: number; reason: string } | undefined
   child.stdout.on('data', (d: Buffer) => (closed = JSON.parse(d.toString()) as typeof closed))
   probe.take()
@@ -287,7 +288,7 @@ async function measure(shape: string, file: string, baseFile?: string): Promise<
   await store.flush() // persistence, and the compaction the update triggered (if it did)
   await store.compact('doc') // (and one now if it did not: what the next one would cost)
   const persist = probe.take()
-  child.stdin.write('done\n')
+  if (closed === undefined) child.stdin.write('done\n')
   await until(() => closed !== undefined, 'the client to close')
 
   // A client joins the document: the server answers its state vector with the whole document.
