@@ -262,7 +262,9 @@ describe.concurrent('independent nodes', () => {
       prov2.destroy()
 
       const before = a.ready
-      expect((await a.kill('SIGTERM')).code).toBe(0)
+      const stopped = await a.kill('SIGTERM')
+      if (stopped.code !== 0) console.log(a.lines.slice(-30).join('\n'))
+      expect(stopped.code).toBe(0)
       a = await node(c, 'a2', dirA)
       expect(a.ready.nodeId).toBe(before.nodeId)
       const crypto = (await getJson(`${a.restUrl}/api/crypto/status`)).body
