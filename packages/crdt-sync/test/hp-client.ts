@@ -75,7 +75,7 @@ export function paragraphs(doc: Y.Doc): string[] {
       n instanceof Y.XmlElement
         ? n
             .toArray()
-            .map((t) => t.toString())
+            .map((t) => (t instanceof Y.XmlText ? t.toJSON() : ''))
             .join('')
         : '',
     )
