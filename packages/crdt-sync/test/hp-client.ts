@@ -18,7 +18,7 @@ export function hpSocket(port: number, path = '/hocuspocus'): HocuspocusProvider
 export function hpDoc(
   socket: HocuspocusProviderWebsocket,
   name: string,
-  options: { token?: string | (() => string | Promise<string>); document?: Y.Doc } = {},
+  options: { token?: string | (() => string) | (() => Promise<string>); document?: Y.Doc } = {},
 ): HocuspocusProvider {
   const provider = new HocuspocusProvider({
     websocketProvider: socket,
