@@ -9,11 +9,14 @@ import Fastify, {
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { healthToHttpStatus, type HealthReport, type HealthRegistry } from '@x/node-monitor'
-import { ERROR_STATUS, statusForError } from './errors'
+import { ERROR_STATUS, NodeError, statusForError } from './errors'
 import {
   SCHEMAS,
   type AiFlaggedReport,
   type CryptoStatusReport,
+  type CrdtRevocationReport,
+  type CrdtRevocationEntry,
+  type CrdtRevocationRequest,
   type DhtNodesReport,
   type PeersReport,
 } from './schemas'
@@ -33,6 +36,13 @@ export interface AppNode {
   aiFlagged(): AiFlaggedReport
   metricsText(): Promise<string>
   readonly metricsContentType: string
+  /**
+   * Revokes document sessions here and on the linked nodes that may host the document (admin only). Throws a
+   * `RangeError` for a malformed request.
+   */
+  crdtRevoke?(request: CrdtRevocationRequest): Promise<CrdtRevocationReport>
+  /** The revocations held now (admin only). */
+  crdtRevocations?(): CrdtRevocationEntry[]
   /** The WebSocket port the demo page is told to use. @default 3001 */
   readonly wsPort?: number
 }
@@ -238,6 +248,71 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     },
     async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
   )
+  const requireAdmin = (authorization: string | undefined): void => {
+    if (!bearerMatches(authorization, options.adminToken ?? '')) {
+      throw new NodeError('X_NODE_UNAUTHORIZED', 'this call needs Authorization: Bearer <adminToken>')
+    }
+  }
+  const crdtRevoke = node.crdtRevoke?.bind(node)
+  const crdtRevocations = node.crdtRevocations?.bind(node)
+  if (crdtRevoke !== undefined && crdtRevocations !== undefined) {
+    app.post<{ Body: CrdtRevocationRequest }>(
+      '/api/crdt/revocations',
+      {
+        schema: {
+          summary: 'Revoke document sessions (admin): closes or downgrades them here and on linked nodes',
+          description:
+            "Live sessions of `docName` (those of `tokenId`'s token, or of `subject`'s, when given) keep at most " +
+            '`access`, within a second on every node hosting the document; new sessions are refused or ' +
+            'read-only until `until`. Needs `Authorization: Bearer <adminToken>`.',
+          body: {
+            type: 'object',
+            required: ['docName', 'access'],
+            properties: {
+              docName: { type: 'string', minLength: 1, maxLength: 512 },
+              tokenId: { type: 'string', minLength: 1, maxLength: 256 },
+              subject: { type: 'string', minLength: 1, maxLength: 256 },
+              access: { type: 'string', enum: ['read-only', 'deny'] },
+              ttlMs: { type: 'integer', minimum: 1, maximum: 2_592_000_000, default: 86_400_000 },
+            },
+            additionalProperties: false,
+          },
+          response: { 201: ref('CrdtRevocation'), 400: ref('Error'), 401: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request.headers.authorization)
+        let report: CrdtRevocationReport
+        try {
+          report = await crdtRevoke(request.body)
+        } catch (err) {
+          if (err instanceof RangeError) {
+            return reply.status(400).send({
+              statusCode: 400,
+              error: 'Bad Request',
+              code: 'X_CRDT_BAD_DOC_NAME',
+              message: err.message,
+            })
+          }
+          throw err
+        }
+        return reply.status(201).send(report)
+      },
+    )
+    app.get(
+      '/api/crdt/revocations',
+      {
+        schema: {
+          summary: 'Document revocations this node holds (admin)',
+          response: { 200: ref('CrdtRevocations'), 401: ref('Error'), ...errorResponses },
+        },
+      },
+      (request) => {
+        requireAdmin(request.headers.authorization)
+        return { revocations: crdtRevocations() }
+      },
+    )
+  }
   await app.register(webRoutes, {
     wsPort: node.wsPort,
   })

@@ -1,4 +1,16 @@
-import { createDocStore, createSyncServer, type DocStore, type SyncServer } from '@x/crdt-sync'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import {
+  createDocStore,
+  createSyncServer,
+  createTokenAuthority,
+  type DocStore,
+  type Revocation,
+  type SyncServer,
+  type TokenAuthority,
+  type TokenAuthorityInit,
+} from '@x/crdt-sync'
+import { ConfigError, type NodeConfig } from '../config'
 import { registerCrdtMetrics } from '../metrics'
 import type { Component } from '../system'
 import type { NodeCore } from './core'
@@ -7,15 +19,102 @@ import type { StorageProduct } from './storage'
 export interface CrdtProduct {
   readonly store: DocStore
   readonly sync: SyncServer
+  /** Verifies document tokens and holds revocations. */
+  readonly tokens: TokenAuthority
+  /**
+   * Applies a revocation here: held (so new sessions are refused or read-only), and live sessions of the
+   * document closed or downgraded. `applied` is false for one already held (a forwarded copy).
+   */
+  revoke(revocation: Revocation): { applied: boolean; sessions: number }
 }
 
-/** Yjs documents persisted in LevelDB, and the y-websocket endpoint (`/crdt/<doc>`, routed by the P2P server). */
+/** Random revocation IDs (the default implementation of the injected randomness). */
+export function randomRevocationId(): string {
+  return randomBytes(16).toString('hex')
+}
+
+function readSetting(config: NodeConfig, key: 'crdtTokenSecretFile' | 'crdtTokenKeysFile'): string {
+  try {
+    return readFileSync(config[key], 'utf8')
+  } catch (err) {
+    throw new ConfigError(
+      `cannot read setting '${key}' (${config[key]}): ${(err as Error).message}`,
+      key,
+      'the combined settings',
+    )
+  }
+}
+
+/** The token settings as `createTokenAuthority` options; throws a `ConfigError` naming the bad setting. */
+export function tokenInit(config: NodeConfig): TokenAuthorityInit {
+  const init: TokenAuthorityInit = {}
+  if (config.crdtTokenSecretFile !== '') {
+    init.secret = new TextEncoder().encode(readSetting(config, 'crdtTokenSecretFile').replace(/\r?\n$/, ''))
+    if (init.secret.length < 32) {
+      throw new ConfigError(
+        `the secret in '${config.crdtTokenSecretFile}' is shorter than 32 bytes`,
+        'crdtTokenSecretFile',
+        'the combined settings',
+      )
+    }
+  }
+  if (config.crdtTokenKeysFile !== '') {
+    const text = readSetting(config, 'crdtTokenKeysFile').trim()
+    if (text.startsWith('{')) {
+      try {
+        init.publicKeys = JSON.parse(text) as TokenAuthorityInit['publicKeys']
+      } catch {
+        throw new ConfigError(
+          `'${config.crdtTokenKeysFile}' is neither a JWKS nor a PEM public key`,
+          'crdtTokenKeysFile',
+          'the combined settings',
+        )
+      }
+    } else init.publicKeys = text
+  }
+  if (config.crdtAnonymous !== 'auto') {
+    init.anonymous = config.crdtAnonymous === 'off' ? 'deny' : config.crdtAnonymous
+  }
+  return init
+}
+
+/**
+ * Yjs documents persisted in LevelDB, served to y-websocket clients (`/crdt/<doc>`) and Hocuspocus clients
+ * (`/hocuspocus`), both routed by the P2P server, under document tokens.
+ */
 export const crdtComponent: Component<NodeCore & { readonly storage: StorageProduct }, CrdtProduct> = {
-  start({ storage, metrics, log }) {
+  start({ storage, metrics, log, config }) {
+    let tokens: TokenAuthority
+    try {
+      tokens = createTokenAuthority({}, tokenInit(config))
+    } catch (err) {
+      if (err instanceof ConfigError) throw err
+      const key = config.crdtTokenKeysFile !== '' ? 'crdtTokenKeysFile' : 'crdtTokenSecretFile'
+      throw new ConfigError(`unusable token key: ${(err as Error).message}`, key, 'the combined settings')
+    }
     const store = createDocStore({ db: storage.crdt, logger: log.child({ component: 'crdt' }) }, {})
-    const sync = createSyncServer({ store, logger: log.child({ component: 'crdt-sync' }) }, {})
+    const sync = createSyncServer(
+      {
+        store,
+        logger: log.child({ component: 'crdt-sync' }),
+        authorize: (docName, _request, token) => tokens.authorize(docName, token),
+      },
+      {},
+    )
     registerCrdtMetrics(metrics, () => sync.getStats())
-    return { store, sync }
+    log.info(
+      { tokens: tokens.keyed, anonymous: tokens.anonymous },
+      tokens.keyed ? 'document tokens required unless anonymous access is on' : 'document tokens off',
+    )
+    return {
+      store,
+      sync,
+      tokens,
+      revoke(revocation) {
+        if (!tokens.revoke(revocation)) return { applied: false, sessions: 0 }
+        return { applied: true, sessions: sync.restrict(tokens.restriction(revocation), 'access revoked') }
+      },
+    }
   },
   async stop({ store, sync }) {
     await sync.close()
