@@ -176,6 +176,15 @@ describe('document permissions across three nodes', () => {
     ann.document.getText('t').insert(0, 'y')
     await waitFor(() => text(bob.doc).startsWith('y'), 'a later edit to reach b')
     expect(text(bob.doc)).not.toContain('FORGED')
+
+    // /hocuspocus is a browser path: a page from another origin is refused before the upgrade.
+    const status = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(`${a.wsUrl}/hocuspocus`, { headers: { origin: 'https://evil.example' } })
+      ws.on('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0))
+      ws.on('open', () => resolve(101))
+      ws.on('error', () => undefined)
+    })
+    expect(status).toBe(403)
   }, 60_000)
 
   it('revokes by REST with the admin token: sessions on every node hosting the document close or go read-only within a second', async () => {
