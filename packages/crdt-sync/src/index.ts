@@ -61,6 +61,16 @@ export {
   type TokenAuthorityInit,
 } from './tokens'
 export {
+  createVersionHistory,
+  docToJson,
+  isVersionsDocName,
+  VERSIONS_PREFIX,
+  type VersionHistory,
+  type VersionHistoryComponents,
+  type VersionHistoryInit,
+  type VersionInfo,
+} from './versions'
+export {
   replicate,
   type Replication,
   type ReplicationAccess,

@@ -9,6 +9,7 @@ import { SILENT_LOGGER, type Logger } from './logger'
 import { SYSTEM_CLOCK, nextTurn, type Clock } from './clock'
 import { encodeStateAsUpdateSliced } from './encode-sliced'
 import { docNameProblem } from './keys'
+import { isVersionsDocName } from './versions'
 import type { DocHandle, DocStore, DocStoreStats } from './doc-store'
 import * as yws from './y-websocket'
 import * as hp from './hocuspocus'
@@ -293,6 +294,11 @@ class Session {
   info(): SessionInfo {
     return { docName: this.docName, protocol: this.conn.protocol, access: this.access, grant: this.grant }
   }
+}
+
+/** A document name a client may not open: malformed, or a companion document of versions (see ./versions.ts). */
+function clientDocNameProblem(name: string): string | undefined {
+  return docNameProblem(name) ?? (isVersionsDocName(name) ? 'reserved document name' : undefined)
 }
 
 function toBytes(data: RawData): Uint8Array {
@@ -593,7 +599,7 @@ class SyncServerImpl implements SyncServer {
   #acceptY(ws: WebSocket, request: IncomingMessage, docName: string): void {
     const conn = this.#accept(ws, request, 'y-websocket')
     if (conn === undefined) return
-    const problem = docNameProblem(docName)
+    const problem = clientDocNameProblem(docName)
     if (problem !== undefined) {
       this.#count('X_CRDT_BAD_DOC_NAME')
       this.#closeConn(conn, CLOSE_BAD_DOC_NAME, problem)
@@ -660,7 +666,7 @@ class SyncServerImpl implements SyncServer {
       this.#refuseAuth(conn, frame.address, 'X_CRDT_BAD_TOKEN', 'token too large')
       return
     }
-    const problem = docNameProblem(frame.docName)
+    const problem = clientDocNameProblem(frame.docName)
     if (problem !== undefined) {
       this.#refuseAuth(conn, frame.address, 'X_CRDT_BAD_DOC_NAME', problem)
       return
