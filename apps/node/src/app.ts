@@ -17,6 +17,7 @@ import {
   type CrdtRevocationReport,
   type CrdtRevocationEntry,
   type CrdtRevocationRequest,
+  type CrdtVersionEntry,
   type DhtNodesReport,
   type PeersReport,
 } from './schemas'
@@ -43,6 +44,16 @@ export interface AppNode {
   crdtRevoke?(request: CrdtRevocationRequest): Promise<CrdtRevocationReport>
   /** The revocations held now (admin only). */
   crdtRevocations?(): CrdtRevocationEntry[]
+  /** Version history of documents (admin only); see `@x/crdt-sync` `VersionHistory`. */
+  crdtVersions?: {
+    list(docName: string): Promise<CrdtVersionEntry[]>
+    create(docName: string, options: { name?: string }): Promise<CrdtVersionEntry>
+    read(
+      docName: string,
+      id: string,
+    ): Promise<{ info: CrdtVersionEntry; update: Uint8Array; json: Record<string, unknown> }>
+    restore(docName: string, id: string): Promise<{ restored: CrdtVersionEntry; before: CrdtVersionEntry }>
+  }
   /** The WebSocket port the demo page is told to use. @default 3001 */
   readonly wsPort?: number
 }
@@ -310,6 +321,115 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
       (request) => {
         requireAdmin(request.headers.authorization)
         return { revocations: crdtRevocations() }
+      },
+    )
+  }
+  const versions = node.crdtVersions
+  if (versions !== undefined) {
+    const docParams = {
+      type: 'object',
+      required: ['doc'],
+      properties: { doc: { type: 'string', minLength: 1, description: 'the document name, URL-encoded' } },
+    } as const
+    const versionParams = {
+      type: 'object',
+      required: ['doc', 'id'],
+      properties: { doc: docParams.properties.doc, id: { type: 'string', minLength: 1, maxLength: 64 } },
+    } as const
+    const admin = 'Needs `Authorization: Bearer <adminToken>`.'
+    app.get<{ Params: { doc: string } }>(
+      '/api/crdt/docs/:doc/versions',
+      {
+        schema: {
+          summary: 'Versions of a document, newest first (admin)',
+          description: admin,
+          params: docParams,
+          response: { 200: ref('CrdtVersions'), 400: ref('Error'), 401: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request) => {
+        requireAdmin(request.headers.authorization)
+        return { versions: await versions.list(request.params.doc) }
+      },
+    )
+    app.post<{ Params: { doc: string }; Body: { name?: string } | undefined }>(
+      '/api/crdt/docs/:doc/versions',
+      {
+        schema: {
+          summary: 'Make a named version of a document now (admin)',
+          description: admin,
+          params: docParams,
+          body: {
+            type: 'object',
+            properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
+            additionalProperties: false,
+          },
+          response: {
+            201: ref('CrdtVersion'),
+            400: ref('Error'),
+            401: ref('Error'),
+            404: ref('Error'),
+            ...errorResponses,
+          },
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request.headers.authorization)
+        const name = request.body?.name
+        const info = await versions.create(request.params.doc, name === undefined ? {} : { name })
+        return reply.status(201).send(info)
+      },
+    )
+    app.get<{ Params: { doc: string; id: string } }>(
+      '/api/crdt/docs/:doc/versions/:id',
+      {
+        schema: {
+          summary: 'One version as JSON of its shared types (admin)',
+          description: admin,
+          params: versionParams,
+          response: {
+            200: ref('CrdtVersionContent'),
+            401: ref('Error'),
+            404: ref('Error'),
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => {
+        requireAdmin(request.headers.authorization)
+        const { info, json } = await versions.read(request.params.doc, request.params.id)
+        return { version: info, json }
+      },
+    )
+    app.get<{ Params: { doc: string; id: string } }>(
+      '/api/crdt/docs/:doc/versions/:id/update',
+      {
+        schema: {
+          summary: 'One version as a Yjs v1 update of the whole document (admin; application/octet-stream)',
+          description: admin,
+          params: versionParams,
+          response: { 401: ref('Error'), 404: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request.headers.authorization)
+        const { update } = await versions.read(request.params.doc, request.params.id)
+        return reply.type('application/octet-stream').send(Buffer.from(update))
+      },
+    )
+    app.post<{ Params: { doc: string; id: string } }>(
+      '/api/crdt/docs/:doc/versions/:id/restore',
+      {
+        schema: {
+          summary: 'Restore a version as a new change every client converges to (admin)',
+          description: `${admin} The state before is saved as a named version first.`,
+          params: versionParams,
+          response: { 200: ref('CrdtRestore'), 401: ref('Error'), 404: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request) => {
+        requireAdmin(request.headers.authorization)
+        return versions.restore(request.params.doc, request.params.id)
       },
     )
   }

@@ -283,7 +283,61 @@ export const crdtRevocationsSchema = {
   additionalProperties: false,
 } as const
 
+const versionInfo = {
+  type: 'object',
+  required: ['id', 'kind', 'createdAt', 'bytes'],
+  properties: {
+    id: { type: 'string' },
+    kind: { type: 'string', enum: ['named', 'periodic'] },
+    name: { type: 'string' },
+    createdAt: { type: 'number', description: 'ms since the epoch' },
+    bytes: { type: 'integer', description: 'size of its Yjs update' },
+  },
+  additionalProperties: false,
+} as const
+
+export const crdtVersionSchema = {
+  $id: 'CrdtVersion',
+  description: 'A version of a document.',
+  ...versionInfo,
+} as const
+
+export const crdtVersionsSchema = {
+  $id: 'CrdtVersions',
+  type: 'object',
+  description: 'The versions of a document, newest first.',
+  required: ['versions'],
+  properties: { versions: { type: 'array', items: versionInfo } },
+  additionalProperties: false,
+} as const
+
+export const crdtVersionContentSchema = {
+  $id: 'CrdtVersionContent',
+  type: 'object',
+  description:
+    'A version and the JSON of its shared types (text as a string, XML fragments as markup, arrays and maps as JSON).',
+  required: ['version', 'json'],
+  properties: {
+    version: versionInfo,
+    json: { type: 'object', additionalProperties: true },
+  },
+  additionalProperties: false,
+} as const
+
+export const crdtRestoreSchema = {
+  $id: 'CrdtRestore',
+  type: 'object',
+  description: 'A restore: the version the document was made equal to, and the version saved just before.',
+  required: ['restored', 'before'],
+  properties: { restored: versionInfo, before: versionInfo },
+  additionalProperties: false,
+} as const
+
 export const SCHEMAS = [
+  crdtVersionSchema,
+  crdtVersionsSchema,
+  crdtVersionContentSchema,
+  crdtRestoreSchema,
   crdtRevocationSchema,
   crdtRevocationsSchema,
   healthSchema,
@@ -295,6 +349,14 @@ export const SCHEMAS = [
   aiFlaggedSchema,
   errorSchema,
 ] as const
+
+export interface CrdtVersionEntry {
+  id: string
+  kind: 'named' | 'periodic'
+  name?: string
+  createdAt: number
+  bytes: number
+}
 
 export interface CrdtRevocationEntry {
   id: string

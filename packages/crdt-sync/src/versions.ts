@@ -199,7 +199,7 @@ class VersionHistoryImpl implements VersionHistory {
   readonly #maxNamed: number
   /** Documents changed since their last periodic check. */
   readonly #dirty = new Set<string>()
-  readonly #off: () => void
+  readonly #off: (() => void)[]
   #timer: unknown
   #closed = false
 
@@ -222,10 +222,23 @@ class VersionHistoryImpl implements VersionHistory {
       DEFAULT_MAX_PERIODIC_VERSIONS,
     )
     this.#maxNamed = positiveOrZero('maxNamedVersions', init.maxNamedVersions, DEFAULT_MAX_NAMED_VERSIONS)
-    this.#off = this.#store.onUpdate((name) => {
-      if (isVersionsDocName(name) || this.#dirty.size >= DEFAULT_MAX_DIRTY_DOCUMENTS) return
-      this.#dirty.add(name)
-    })
+    this.#off = [
+      this.#store.onUpdate((name) => {
+        if (isVersionsDocName(name) || this.#dirty.size >= DEFAULT_MAX_DIRTY_DOCUMENTS) return
+        this.#dirty.add(name)
+      }),
+      // A node holding a document holds its versions too, so replication (which subscribes to what the store
+      // holds) carries them with it, both ways.
+      this.#store.onDocumentLoaded((name) => {
+        if (this.#closed || isVersionsDocName(name)) return
+        const companion = VERSIONS_PREFIX + name
+        if (docNameProblem(companion) !== undefined) return
+        this.#store.open(companion).then(
+          (h) => h.release(),
+          (err: unknown) => this.#log.debug({ err, doc: name }, 'could not open the versions of a document'),
+        )
+      }),
+    ]
     this.#arm()
   }
 
@@ -384,7 +397,7 @@ class VersionHistoryImpl implements VersionHistory {
   close(): void {
     if (this.#closed) return
     this.#closed = true
-    this.#off()
+    for (const off of this.#off) off()
     if (this.#timer !== undefined) this.#clock.clearTimeout(this.#timer)
     this.#timer = undefined
   }

@@ -162,8 +162,8 @@ describe('version history', () => {
     const hb = createVersionHistory({ store: b }, { periodicIntervalMs: 0 })
     await edit(a, 'doc', (d) => d.getText('t').insert(0, 'v1'))
     const v = await ha.create('doc', { name: 'one' })
-    // b holds the versions document once it learns of it (as with any document: by interest).
-    const held = await b.open('.versions/doc')
+    // b holds the versions once it holds the document (as with any document: by interest).
+    const held = await b.open('doc')
     for (let i = 0; i < 200 && (await hb.list('doc')).length === 0; i++) {
       await pair.idle()
       await new Promise((r) => setImmediate(r))

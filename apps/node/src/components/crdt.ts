@@ -4,7 +4,9 @@ import {
   createDocStore,
   createSyncServer,
   createTokenAuthority,
+  createVersionHistory,
   type DocStore,
+  type VersionHistory,
   type Revocation,
   type SyncServer,
   type TokenAuthority,
@@ -21,6 +23,8 @@ export interface CrdtProduct {
   readonly sync: SyncServer
   /** Verifies document tokens and holds revocations. */
   readonly tokens: TokenAuthority
+  /** Named and periodic versions of the documents. */
+  readonly versions: VersionHistory
   /**
    * Applies a revocation here: held (so new sessions are refused or read-only), and live sessions of the
    * document closed or downgraded. `applied` is false for one already held (a forwarded copy).
@@ -101,6 +105,7 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       },
       {},
     )
+    const versions = createVersionHistory({ store, logger: log.child({ component: 'crdt-versions' }) }, {})
     registerCrdtMetrics(metrics, () => sync.getStats())
     log.info(
       { tokens: tokens.keyed, anonymous: tokens.anonymous },
@@ -110,13 +115,15 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       store,
       sync,
       tokens,
+      versions,
       revoke(revocation) {
         if (!tokens.revoke(revocation)) return { applied: false, sessions: 0 }
         return { applied: true, sessions: sync.restrict(tokens.restriction(revocation), 'access revoked') }
       },
     }
   },
-  async stop({ store, sync }) {
+  async stop({ store, sync, versions }) {
+    versions.close()
     await sync.close()
     await store.close()
   },

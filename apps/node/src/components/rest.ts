@@ -64,6 +64,7 @@ export function appView(deps: Deps): AppNode {
       return { ...revocation, sessions, nodes }
     },
     crdtRevocations: () => crdt.tokens.revocations(),
+    crdtVersions: crdt.versions,
     async peers(options: { limit?: number; addresses?: boolean } = {}): Promise<PeersReport> {
       const snap = await stats.collect()
       const sig = (snap.signaling ?? {}) as Partial<PeersReport['signaling']>

@@ -120,7 +120,7 @@ beforeAll(async () => {
 
 afterAll(runCleanups, 30_000)
 
-describe('document permissions across three nodes', () => {
+describe('documents across three nodes: permissions and versions', () => {
   it('takes tokens from the y-websocket URL and the Hocuspocus auth message, refuses anonymous and bad ones, enforces read-only', async () => {
     const annTok = await token({ sub: 'ann', jti: 'ann-1', crdt: { 'perm/*': 'read-write' } })
     const bobTok = await token({ sub: 'bob', crdt: { [DOC]: 'read-write' } })
@@ -242,5 +242,56 @@ describe('document permissions across three nodes', () => {
         again.on('authenticationFailed', ({ reason }: { reason: string }) => resolve(reason)),
       ),
     ).toBe('access revoked')
+  }, 60_000)
+
+  it('keeps versions by REST (admin), replicated to the other nodes; a restore reaches a y-websocket and a Hocuspocus client on other nodes', async () => {
+    const doc = 'perm/history'
+    const rw = await token({ crdt: { 'perm/*': 'read-write' } })
+    const ann = hp(a, doc, rw)
+    const bob = yws(b, doc, rw)
+    const cat = hp(c, doc, rw)
+    await waitFor(() => ann.isSynced && bob.synced && cat.isSynced, 'all three clients to sync')
+    ann.document.getText('t').insert(0, 'good text')
+    await waitFor(
+      () => text(bob.doc) === 'good text' && text(cat.document) === 'good text',
+      'the text everywhere',
+    )
+    const auth = { authorization: `Bearer ${ADMIN}` }
+    const path = `/api/crdt/docs/${encodeURIComponent(doc)}/versions`
+    expect((await post(a, path, { name: 'good' }, 'wrong')).status).toBe(401)
+    expect((await post(a, `/api/crdt/docs/nothing-here/versions`, { name: 'x' })).status).toBe(404)
+    const made = await post(a, path, { name: 'good' })
+    expect(made.status).toBe(201)
+    expect(schemaErrors('CrdtVersion', made.body)).toEqual([])
+    const id = made.body.id as string
+    // The version replicates: node c lists and reads it.
+    const listed = await waitFor(async () => {
+      const r = await getJson(`${c.restUrl}${path}`, auth)
+      return r.body.versions?.length === 1 ? r.body : undefined
+    }, 'the version to reach node c')
+    expect(schemaErrors('CrdtVersions', listed)).toEqual([])
+    const read = await getJson(`${c.restUrl}${path}/${id}`, auth)
+    expect(schemaErrors('CrdtVersionContent', read.body)).toEqual([])
+    expect(read.body.json).toEqual({ t: 'good text' })
+    const raw = await fetch(`${c.restUrl}${path}/${id}/update`, { headers: auth })
+    expect(raw.headers.get('content-type')).toBe('application/octet-stream')
+    const check = new Y.Doc()
+    Y.applyUpdate(check, new Uint8Array(await raw.arrayBuffer()))
+    expect(text(check)).toBe('good text')
+    expect((await getJson(`${c.restUrl}${path}/nope`, auth)).status).toBe(404)
+
+    bob.doc.getText('t').insert(0, 'BAD ')
+    await waitFor(
+      () => text(ann.document) === 'BAD good text' && text(cat.document) === 'BAD good text',
+      'the bad edit',
+    )
+    // Restored on c: a new change that a y-websocket client on b and a Hocuspocus client on a converge to.
+    const restored = await post(c, `${path}/${id}/restore`, {})
+    expect(restored.status).toBe(200)
+    expect(schemaErrors('CrdtRestore', restored.body)).toEqual([])
+    await waitFor(
+      () => [ann.document, bob.doc, cat.document].every((d) => text(d) === 'good text'),
+      'every client to see the restored text',
+    )
   }, 60_000)
 })
