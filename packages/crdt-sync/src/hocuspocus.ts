@@ -23,11 +23,11 @@
 import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 
-/** Message types of the Hocuspocus protocol this server reads or writes. */
-export const HP_SYNC = 0
-export const HP_AWARENESS = 1
+/**
+ * Message types of the Hocuspocus protocol this server handles itself; 0 Sync, 1 Awareness and 3 QueryAwareness
+ * share y-websocket's numbers and bodies (./y-websocket.ts).
+ */
 export const HP_AUTH = 2
-export const HP_QUERY_AWARENESS = 3
 export const HP_STATELESS = 5
 export const HP_CLOSE = 7
 export const HP_SYNC_STATUS = 8

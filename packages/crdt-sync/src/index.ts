@@ -68,7 +68,9 @@ export {
   type VersionHistory,
   type VersionHistoryComponents,
   type VersionHistoryInit,
+  type VersionContent,
   type VersionInfo,
+  type VersionRestore,
 } from './versions'
 export {
   replicate,

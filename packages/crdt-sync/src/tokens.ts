@@ -96,9 +96,13 @@ export interface TokenAuthority {
 export interface RevocationRequest {
   /** @default random */
   id?: string
+  /** The document (exact name). */
   docName: string
+  /** Only sessions opened with this token ID (`jti`). @default every session of the document */
   tokenId?: string
+  /** Only sessions whose token has this subject (`sub`). @default every session of the document */
   subject?: string
+  /** What matching sessions keep. */
   access: 'read-only' | 'deny'
   /** ms from now. @default the authority's `revocationTtlMs` */
   ttlMs?: number

@@ -43,6 +43,24 @@ export interface VersionInfo {
   readonly bytes: number
 }
 
+/** A version as {@link VersionHistory.read} gives it. */
+export interface VersionContent {
+  /** Its description. */
+  info: VersionInfo
+  /** The document as it was: one Yjs v1 update of its whole state. */
+  update: Uint8Array
+  /** The JSON of each shared type (text as a string, XML fragments as markup, arrays and maps as JSON). */
+  json: Record<string, unknown>
+}
+
+/** The outcome of {@link VersionHistory.restore}. */
+export interface VersionRestore {
+  /** The version the document was made equal to. */
+  restored: VersionInfo
+  /** The named version of the state just before the restore. */
+  before: VersionInfo
+}
+
 /** Services of {@link createVersionHistory}. */
 export interface VersionHistoryComponents {
   /** The store of the documents (and of their companions). */
@@ -75,15 +93,12 @@ export interface VersionHistory {
    * One version: its description, the document as it was (a Yjs update), and the JSON of its shared types.
    * Rejects with `X_CRDT_VERSION_NOT_FOUND`.
    */
-  read(
-    docName: string,
-    id: string,
-  ): Promise<{ info: VersionInfo; update: Uint8Array; json: Record<string, unknown> }>
+  read(docName: string, id: string): Promise<VersionContent>
   /**
    * Makes the document equal to version `id` again, as a new change all clients converge to; a named version
    * of the state before is made first (so a restore can be undone). Resolves once the change is on disk.
    */
-  restore(docName: string, id: string): Promise<{ restored: VersionInfo; before: VersionInfo }>
+  restore(docName: string, id: string): Promise<VersionRestore>
   /** Makes the periodic versions that are due now (what the timer does). */
   tick(): Promise<number>
   /** Stops the timer and the store subscription. */
@@ -355,10 +370,7 @@ class VersionHistoryImpl implements VersionHistory {
     )
   }
 
-  async read(
-    docName: string,
-    id: string,
-  ): Promise<{ info: VersionInfo; update: Uint8Array; json: Record<string, unknown> }> {
+  async read(docName: string, id: string): Promise<VersionContent> {
     const companion = this.#companion(docName)
     const found =
       this.#store.get(companion) !== undefined || (await this.#store.has(companion))
@@ -379,7 +391,7 @@ class VersionHistoryImpl implements VersionHistory {
     }
   }
 
-  async restore(docName: string, id: string): Promise<{ restored: VersionInfo; before: VersionInfo }> {
+  async restore(docName: string, id: string): Promise<VersionRestore> {
     const { info, update } = await this.read(docName, id)
     const before = await this.create(docName, { name: `before restoring ${id}` })
     const version = new Y.Doc()
