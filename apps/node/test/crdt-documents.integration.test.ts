@@ -20,6 +20,7 @@ const DOC = 'perm/plan'
 let a: SpawnedNode
 let b: SpawnedNode
 let c: SpawnedNode
+let secretFile: string
 
 function token(payload: JWTPayload, secret = SECRET): Promise<string> {
   return new SignJWT(payload)
@@ -76,7 +77,7 @@ async function post(node: SpawnedNode, path: string, body: unknown, auth = ADMIN
 
 beforeAll(async () => {
   const dir = await tempDir()
-  const secretFile = join(dir, 'secret')
+  secretFile = join(dir, 'secret')
   await writeFile(secretFile, `${SECRET}\n`)
   const common = [
     '--bootstrap-interval-ms',
@@ -293,5 +294,35 @@ describe('documents across three nodes: permissions and versions', () => {
       () => [ann.document, bob.doc, cat.document].every((d) => text(d) === 'good text'),
       'every client to see the restored text',
     )
+  }, 60_000)
+
+  it('keeps revocations across a restart', async () => {
+    const dataDir = await tempDir()
+    const args = localArgs(dataDir, ['--crdt-token-secret-file', secretFile])
+    const env = { X_NODE_ADMIN_TOKEN: ADMIN }
+    let d = await spawnNode('d', args, { env })
+    cleanups.push(() => d.kill())
+    const doc = 'perm/restart'
+    expect(
+      (
+        await post(d, '/api/crdt/revocations', {
+          docName: doc,
+          subject: 'eve',
+          access: 'deny',
+          ttlMs: 600_000,
+        })
+      ).status,
+    ).toBe(201)
+    await d.kill()
+    d = await spawnNode('d2', args, { env })
+    cleanups.push(() => d.kill())
+    const list = await getJson(`${d.restUrl}/api/crdt/revocations`, { authorization: `Bearer ${ADMIN}` })
+    expect(list.body.revocations.map((r: { subject: string }) => r.subject)).toEqual(['eve'])
+    const eve = hp(d, doc, await token({ sub: 'eve', crdt: { [doc]: 'read-write' } }))
+    expect(
+      await new Promise<string>((resolve) =>
+        eve.on('authenticationFailed', ({ reason }: { reason: string }) => resolve(reason)),
+      ),
+    ).toBe('access revoked')
   }, 60_000)
 })

@@ -5,6 +5,8 @@ import {
   createSyncServer,
   createTokenAuthority,
   createVersionHistory,
+  decodeRevocation,
+  encodeRevocation,
   type DocStore,
   type VersionHistory,
   type Revocation,
@@ -87,7 +89,7 @@ export function tokenInit(config: NodeConfig): TokenAuthorityInit {
  * (`/hocuspocus`), both routed by the P2P server, under document tokens.
  */
 export const crdtComponent: Component<NodeCore & { readonly storage: StorageProduct }, CrdtProduct> = {
-  start({ storage, metrics, log, config }) {
+  async start({ storage, metrics, log, config }) {
     let tokens: TokenAuthority
     try {
       tokens = createTokenAuthority({}, tokenInit(config))
@@ -96,6 +98,22 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       const key = config.crdtTokenKeysFile !== '' ? 'crdtTokenKeysFile' : 'crdtTokenSecretFile'
       throw new ConfigError(`unusable token key: ${(err as Error).message}`, key, 'the combined settings')
     }
+    // Revocations outlive a restart (until their `until`): a revoked token must not come back with the node.
+    const revocationsDb = storage.db.sublevel<string, Uint8Array>('crdt-revocations', {
+      valueEncoding: 'view',
+    })
+    const expired: string[] = []
+    for await (const [id, bytes] of revocationsDb.iterator()) {
+      try {
+        const r = decodeRevocation(bytes)
+        if (r.until <= Date.now()) expired.push(id)
+        else tokens.revoke(r)
+      } catch (err) {
+        log.warn({ err, id }, 'dropping an unreadable stored revocation')
+        expired.push(id)
+      }
+    }
+    if (expired.length > 0) await revocationsDb.batch(expired.map((key) => ({ type: 'del' as const, key })))
     const store = createDocStore({ db: storage.crdt, logger: log.child({ component: 'crdt' }) }, {})
     const sync = createSyncServer(
       {
@@ -118,6 +136,9 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       versions,
       revoke(revocation) {
         if (!tokens.revoke(revocation)) return { applied: false, sessions: 0 }
+        revocationsDb
+          .put(revocation.id, encodeRevocation(revocation))
+          .catch((err: unknown) => log.warn({ err, id: revocation.id }, 'could not store a revocation'))
         return { applied: true, sessions: sync.restrict(tokens.restriction(revocation), 'access revoked') }
       },
     }
