@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest'
+import fc from 'fast-check'
 import { SignJWT, exportJWK, exportSPKI, generateKeyPair, type JWTPayload } from 'jose'
 import {
   createDocStore,
@@ -149,6 +150,36 @@ describe('document tokens', () => {
     expect(() => decodeRevocation(bad({ ...r, docName: '' }))).toThrow()
     expect(() => decodeRevocation(bad({ ...r, subject: 'x'.repeat(3000) }))).toThrow()
     expect(() => decodeRevocation(new Uint8Array([0xff, 0xfe]))).toThrow()
+  })
+
+  it('round-trips every well-formed revocation, and any bytes either decode to a valid one or throw', () => {
+    const revocation = fc.record(
+      {
+        id: fc.stringMatching(/^[0-9a-f]{8,64}$/),
+        docName: fc.string({ minLength: 1, maxLength: 100 }).filter((n) => !/[\u0000-\u001f\u007f]/.test(n)),
+        tokenId: fc.string({ minLength: 1, maxLength: 50 }),
+        subject: fc.string({ minLength: 1, maxLength: 50 }),
+        access: fc.constantFrom('read-only' as const, 'deny' as const),
+        until: fc.integer({ min: 0, max: 2 ** 50 }),
+      },
+      { requiredKeys: ['id', 'docName', 'access', 'until'] },
+    )
+    fc.assert(
+      fc.property(revocation, (r) => {
+        expect(decodeRevocation(encodeRevocation(r))).toEqual(r)
+      }),
+    )
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3_000 }), (bytes) => {
+        let r: Revocation
+        try {
+          r = decodeRevocation(bytes)
+        } catch {
+          return
+        }
+        expect(['read-only', 'deny']).toContain(r.access)
+      }),
+    )
   })
 })
 
