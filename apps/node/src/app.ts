@@ -9,11 +9,15 @@ import Fastify, {
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
 import { healthToHttpStatus, type HealthReport, type HealthRegistry } from '@x/node-monitor'
-import { ERROR_STATUS, statusForError } from './errors'
+import { ERROR_STATUS, NodeError, statusForError } from './errors'
 import {
   SCHEMAS,
   type AiFlaggedReport,
   type CryptoStatusReport,
+  type CrdtRevocationReport,
+  type CrdtRevocationEntry,
+  type CrdtRevocationRequest,
+  type CrdtVersionEntry,
   type DhtNodesReport,
   type PeersReport,
 } from './schemas'
@@ -33,6 +37,23 @@ export interface AppNode {
   aiFlagged(): AiFlaggedReport
   metricsText(): Promise<string>
   readonly metricsContentType: string
+  /**
+   * Revokes document sessions here and on the linked nodes that may host the document (admin only). Throws a
+   * `RangeError` for a malformed request.
+   */
+  crdtRevoke?(request: CrdtRevocationRequest): Promise<CrdtRevocationReport>
+  /** The revocations held now (admin only). */
+  crdtRevocations?(): CrdtRevocationEntry[]
+  /** Version history of documents (admin only); see `@x/crdt-sync` `VersionHistory`. */
+  crdtVersions?: {
+    list(docName: string): Promise<CrdtVersionEntry[]>
+    create(docName: string, options: { name?: string }): Promise<CrdtVersionEntry>
+    read(
+      docName: string,
+      id: string,
+    ): Promise<{ info: CrdtVersionEntry; update: Uint8Array; json: Record<string, unknown> }>
+    restore(docName: string, id: string): Promise<{ restored: CrdtVersionEntry; before: CrdtVersionEntry }>
+  }
   /** The WebSocket port the demo page is told to use. @default 3001 */
   readonly wsPort?: number
 }
@@ -238,6 +259,180 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     },
     async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
   )
+  const requireAdmin = (authorization: string | undefined): void => {
+    if (!bearerMatches(authorization, options.adminToken ?? '')) {
+      throw new NodeError('X_NODE_UNAUTHORIZED', 'this call needs Authorization: Bearer <adminToken>')
+    }
+  }
+  const crdtRevoke = node.crdtRevoke?.bind(node)
+  const crdtRevocations = node.crdtRevocations?.bind(node)
+  if (crdtRevoke !== undefined && crdtRevocations !== undefined) {
+    app.post<{ Body: CrdtRevocationRequest }>(
+      '/api/crdt/revocations',
+      {
+        schema: {
+          summary: 'Revoke document sessions (admin): closes or downgrades them here and on linked nodes',
+          description:
+            "Live sessions of `docName` (those of `tokenId`'s token, or of `subject`'s, when given) keep at most " +
+            '`access`, within a second on every node hosting the document; new sessions are refused or ' +
+            'read-only until `until`. Needs `Authorization: Bearer <adminToken>`.',
+          body: {
+            type: 'object',
+            required: ['docName', 'access'],
+            properties: {
+              docName: { type: 'string', minLength: 1, maxLength: 512 },
+              tokenId: { type: 'string', minLength: 1, maxLength: 256 },
+              subject: { type: 'string', minLength: 1, maxLength: 256 },
+              access: { type: 'string', enum: ['read-only', 'deny'] },
+              ttlMs: { type: 'integer', minimum: 1, maximum: 2_592_000_000, default: 86_400_000 },
+            },
+            additionalProperties: false,
+          },
+          response: { 201: ref('CrdtRevocation'), 400: ref('Error'), 401: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request.headers.authorization)
+        let report: CrdtRevocationReport
+        try {
+          report = await crdtRevoke(request.body)
+        } catch (err) {
+          if (err instanceof RangeError) {
+            return reply.status(400).send({
+              statusCode: 400,
+              error: 'Bad Request',
+              code: 'X_CRDT_BAD_DOC_NAME',
+              message: err.message,
+            })
+          }
+          throw err
+        }
+        return reply.status(201).send(report)
+      },
+    )
+    app.get(
+      '/api/crdt/revocations',
+      {
+        schema: {
+          summary: 'Document revocations this node holds (admin)',
+          response: { 200: ref('CrdtRevocations'), 401: ref('Error'), ...errorResponses },
+        },
+      },
+      (request) => {
+        requireAdmin(request.headers.authorization)
+        return { revocations: crdtRevocations() }
+      },
+    )
+  }
+  const versions = node.crdtVersions
+  if (versions !== undefined) {
+    const docParams = {
+      type: 'object',
+      required: ['doc'],
+      properties: { doc: { type: 'string', minLength: 1, description: 'the document name, URL-encoded' } },
+    } as const
+    const versionParams = {
+      type: 'object',
+      required: ['doc', 'id'],
+      properties: { doc: docParams.properties.doc, id: { type: 'string', minLength: 1, maxLength: 64 } },
+    } as const
+    const admin = 'Needs `Authorization: Bearer <adminToken>`.'
+    app.get<{ Params: { doc: string } }>(
+      '/api/crdt/docs/:doc/versions',
+      {
+        schema: {
+          summary: 'Versions of a document, newest first (admin)',
+          description: admin,
+          params: docParams,
+          response: { 200: ref('CrdtVersions'), 400: ref('Error'), 401: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request) => {
+        requireAdmin(request.headers.authorization)
+        return { versions: await versions.list(request.params.doc) }
+      },
+    )
+    app.post<{ Params: { doc: string }; Body: { name?: string } | undefined }>(
+      '/api/crdt/docs/:doc/versions',
+      {
+        schema: {
+          summary: 'Make a named version of a document now (admin)',
+          description: admin,
+          params: docParams,
+          body: {
+            type: 'object',
+            properties: { name: { type: 'string', minLength: 1, maxLength: 200 } },
+            additionalProperties: false,
+          },
+          response: {
+            201: ref('CrdtVersion'),
+            400: ref('Error'),
+            401: ref('Error'),
+            404: ref('Error'),
+            ...errorResponses,
+          },
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request.headers.authorization)
+        const name = request.body?.name
+        const info = await versions.create(request.params.doc, name === undefined ? {} : { name })
+        return reply.status(201).send(info)
+      },
+    )
+    app.get<{ Params: { doc: string; id: string } }>(
+      '/api/crdt/docs/:doc/versions/:id',
+      {
+        schema: {
+          summary: 'One version as JSON of its shared types (admin)',
+          description: admin,
+          params: versionParams,
+          response: {
+            200: ref('CrdtVersionContent'),
+            401: ref('Error'),
+            404: ref('Error'),
+            ...errorResponses,
+          },
+        },
+      },
+      async (request) => {
+        requireAdmin(request.headers.authorization)
+        const { info, json } = await versions.read(request.params.doc, request.params.id)
+        return { version: info, json }
+      },
+    )
+    app.get<{ Params: { doc: string; id: string } }>(
+      '/api/crdt/docs/:doc/versions/:id/update',
+      {
+        schema: {
+          summary: 'One version as a Yjs v1 update of the whole document (admin; application/octet-stream)',
+          description: admin,
+          params: versionParams,
+          response: { 401: ref('Error'), 404: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request, reply) => {
+        requireAdmin(request.headers.authorization)
+        const { update } = await versions.read(request.params.doc, request.params.id)
+        return reply.type('application/octet-stream').send(Buffer.from(update))
+      },
+    )
+    app.post<{ Params: { doc: string; id: string } }>(
+      '/api/crdt/docs/:doc/versions/:id/restore',
+      {
+        schema: {
+          summary: 'Restore a version as a new change every client converges to (admin)',
+          description: `${admin} The state before is saved as a named version first.`,
+          params: versionParams,
+          response: { 200: ref('CrdtRestore'), 401: ref('Error'), 404: ref('Error'), ...errorResponses },
+        },
+      },
+      async (request) => {
+        requireAdmin(request.headers.authorization)
+        return versions.restore(request.params.doc, request.params.id)
+      },
+    )
+  }
   await app.register(webRoutes, {
     wsPort: node.wsPort,
   })

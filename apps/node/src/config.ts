@@ -65,6 +65,15 @@ export interface NodeConfig {
   maxConnectionsPerAddress: number
   /** Node IDs this node replicates documents with (`*`: every authenticated node; empty: none). */
   crdtNodes: string[]
+  /** File holding the HS256 secret (at least 32 bytes) that document tokens are signed with; empty: none. */
+  crdtTokenSecretFile: string
+  /** File holding the public key(s) of document tokens (a JWKS JSON, or a PEM public key); empty: none. */
+  crdtTokenKeysFile: string
+  /**
+   * What a CRDT client without a token gets: `read-write`, `read-only` or `off`; `auto` is `read-write` when no
+   * token key is set (as before tokens) and `off` when one is.
+   */
+  crdtAnonymous: 'auto' | 'read-write' | 'read-only' | 'off'
 }
 
 type Kind =
@@ -81,6 +90,7 @@ type Kind =
   | 'path'
   | 'count'
   | 'nodelist'
+  | 'anonymous'
 
 interface Setting {
   key: keyof NodeConfig
@@ -247,6 +257,29 @@ export const SETTINGS: readonly Setting[] = [
     description:
       "node IDs this node replicates documents with, comma-separated ('*': every authenticated node)",
   },
+  {
+    key: 'crdtTokenSecretFile',
+    flag: '--crdt-token-secret-file',
+    env: 'X_NODE_CRDT_TOKEN_SECRET_FILE',
+    kind: 'path',
+    description:
+      'file with the HS256 secret (>= 32 bytes) of document tokens for /crdt/<doc> and /hocuspocus',
+  },
+  {
+    key: 'crdtTokenKeysFile',
+    flag: '--crdt-token-keys-file',
+    env: 'X_NODE_CRDT_TOKEN_KEYS_FILE',
+    kind: 'path',
+    description: 'file with the public keys of document tokens: a JWKS (JSON) or a PEM public key',
+  },
+  {
+    key: 'crdtAnonymous',
+    flag: '--crdt-anonymous',
+    env: 'X_NODE_CRDT_ANONYMOUS',
+    kind: 'anonymous',
+    description:
+      'access of CRDT clients without a token (auto: read-write without a token key, off with one)',
+  },
 ]
 
 /** Settings whose value may instead come from a file: `--<flag>-file <path>` or `<ENV>_FILE=<path>`. */
@@ -279,6 +312,9 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   maxConnectionsPerAddress: 256,
   // A linked node is authenticated, never trusted: documents replicate only with nodes the operator names.
   crdtNodes: [],
+  crdtTokenSecretFile: '',
+  crdtTokenKeysFile: '',
+  crdtAnonymous: 'auto',
 })
 
 const ALLOWED: Record<Kind, string> = {
@@ -295,6 +331,7 @@ const ALLOWED: Record<Kind, string> = {
   path: 'a file path',
   count: 'an integer from 0 to 1000000',
   nodelist: "comma-separated node IDs (40 hex digits), or '*' for every authenticated node",
+  anonymous: 'auto, read-write, read-only or off',
 }
 
 /** A configuration value was rejected. `setting` names it, `source` says where it came from. */
@@ -361,6 +398,11 @@ function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[
       return raw
     case 'path':
       if (typeof raw !== 'string') fail(setting, source, raw, allowed)
+      return raw
+    case 'anonymous':
+      if (raw !== 'auto' && raw !== 'read-write' && raw !== 'read-only' && raw !== 'off') {
+        fail(setting, source, raw, allowed)
+      }
       return raw
     case 'proxylist':
     case 'originlist': {

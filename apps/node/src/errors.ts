@@ -7,6 +7,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   X_NODE_CONFIG_INVALID: 400,
   X_NODE_NOT_READY: 503,
   X_NODE_NOT_FOUND: 404,
+  X_NODE_UNAUTHORIZED: 401,
   // @x/pqc
   X_PQC_BAD_KEY: 400,
   X_PQC_BAD_MESSAGE: 400,
@@ -43,6 +44,13 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
   X_CRDT_CLOSED: 503,
   X_CRDT_STORAGE: 503,
   X_CRDT_DOC_FAILED: 500,
+  X_CRDT_BAD_TOKEN: 401,
+  X_CRDT_TOKEN_EXPIRED: 401,
+  X_CRDT_ACCESS_DENIED: 403,
+  X_CRDT_REVOKED: 403,
+  X_CRDT_TOO_MANY_REVOCATIONS: 503,
+  X_CRDT_DOC_NOT_FOUND: 404,
+  X_CRDT_VERSION_NOT_FOUND: 404,
   // @x/node-monitor
   X_MON_DUPLICATE_NAME: 500,
   X_MON_METRIC_CONFLICT: 500,
@@ -51,7 +59,7 @@ export const ERROR_STATUS: Readonly<Record<string, number>> = Object.freeze({
 /** An error raised by apps/node itself. */
 export class NodeError extends Error {
   constructor(
-    readonly code: 'X_NODE_NOT_READY' | 'X_NODE_NOT_FOUND' | 'X_NODE_START_FAILED',
+    readonly code: 'X_NODE_NOT_READY' | 'X_NODE_NOT_FOUND' | 'X_NODE_START_FAILED' | 'X_NODE_UNAUTHORIZED',
     message: string,
     options?: ErrorOptions,
   ) {

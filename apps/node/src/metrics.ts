@@ -141,6 +141,13 @@ export function registerCrdtMetrics(metrics: Metrics, stats: Read<SyncServerStat
     [],
     () => stats().refusedUpdates,
   )
+  metrics.scraped(
+    'counter',
+    `${p}sessions_revoked_total`,
+    'Document sessions closed or downgraded by a revocation',
+    [],
+    () => stats().restrictedSessions,
+  )
 }
 
 /** `x_link_*`: node links, handshakes by outcome, frames. */

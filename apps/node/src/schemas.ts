@@ -241,7 +241,105 @@ export const errorSchema = {
   additionalProperties: false,
 } as const
 
+const revocationProperties = {
+  id: { type: 'string', description: 'hex ID; nodes that forward it apply it once' },
+  docName: { type: 'string' },
+  tokenId: { type: 'string', description: 'only sessions opened with this token ID (`jti`)' },
+  subject: { type: 'string', description: 'only sessions whose token has this subject (`sub`)' },
+  access: { type: 'string', enum: ['read-only', 'deny'], description: 'what matching sessions keep' },
+  until: { type: 'number', description: 'ms since the epoch; tokens it matches are refused until then' },
+} as const
+
+export const crdtRevocationSchema = {
+  $id: 'CrdtRevocation',
+  type: 'object',
+  description:
+    'A revocation of document sessions, applied here and sent to the linked nodes that may host the document.',
+  required: ['id', 'docName', 'access', 'until', 'sessions', 'nodes'],
+  properties: {
+    ...revocationProperties,
+    sessions: { type: 'integer', description: 'live sessions on this node it closed or downgraded' },
+    nodes: { type: 'array', items: { type: 'string' }, description: 'node IDs it was sent to' },
+  },
+  additionalProperties: false,
+} as const
+
+export const crdtRevocationsSchema = {
+  $id: 'CrdtRevocations',
+  type: 'object',
+  description: 'The revocations this node holds now (made here or received from other nodes).',
+  required: ['revocations'],
+  properties: {
+    revocations: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['id', 'docName', 'access', 'until'],
+        properties: revocationProperties,
+        additionalProperties: false,
+      },
+    },
+  },
+  additionalProperties: false,
+} as const
+
+const versionInfo = {
+  type: 'object',
+  required: ['id', 'kind', 'createdAt', 'bytes'],
+  properties: {
+    id: { type: 'string' },
+    kind: { type: 'string', enum: ['named', 'periodic'] },
+    name: { type: 'string' },
+    createdAt: { type: 'number', description: 'ms since the epoch' },
+    bytes: { type: 'integer', description: 'size of its Yjs update' },
+  },
+  additionalProperties: false,
+} as const
+
+export const crdtVersionSchema = {
+  $id: 'CrdtVersion',
+  description: 'A version of a document.',
+  ...versionInfo,
+} as const
+
+export const crdtVersionsSchema = {
+  $id: 'CrdtVersions',
+  type: 'object',
+  description: 'The versions of a document, newest first.',
+  required: ['versions'],
+  properties: { versions: { type: 'array', items: versionInfo } },
+  additionalProperties: false,
+} as const
+
+export const crdtVersionContentSchema = {
+  $id: 'CrdtVersionContent',
+  type: 'object',
+  description:
+    'A version and the JSON of its shared types (text as a string, XML fragments as markup, arrays and maps as JSON).',
+  required: ['version', 'json'],
+  properties: {
+    version: versionInfo,
+    json: { type: 'object', additionalProperties: true },
+  },
+  additionalProperties: false,
+} as const
+
+export const crdtRestoreSchema = {
+  $id: 'CrdtRestore',
+  type: 'object',
+  description: 'A restore: the version the document was made equal to, and the version saved just before.',
+  required: ['restored', 'before'],
+  properties: { restored: versionInfo, before: versionInfo },
+  additionalProperties: false,
+} as const
+
 export const SCHEMAS = [
+  crdtVersionSchema,
+  crdtVersionsSchema,
+  crdtVersionContentSchema,
+  crdtRestoreSchema,
+  crdtRevocationSchema,
+  crdtRevocationsSchema,
   healthSchema,
   livenessSchema,
   readinessSchema,
@@ -251,6 +349,36 @@ export const SCHEMAS = [
   aiFlaggedSchema,
   errorSchema,
 ] as const
+
+export interface CrdtVersionEntry {
+  id: string
+  kind: 'named' | 'periodic'
+  name?: string
+  createdAt: number
+  bytes: number
+}
+
+export interface CrdtRevocationEntry {
+  id: string
+  docName: string
+  tokenId?: string
+  subject?: string
+  access: 'read-only' | 'deny'
+  until: number
+}
+
+export interface CrdtRevocationReport extends CrdtRevocationEntry {
+  sessions: number
+  nodes: string[]
+}
+
+export interface CrdtRevocationRequest {
+  docName: string
+  tokenId?: string
+  subject?: string
+  access: 'read-only' | 'deny'
+  ttlMs?: number
+}
 
 export interface AiFlaggedReport {
   enabled: boolean

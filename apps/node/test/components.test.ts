@@ -1,4 +1,9 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { tokenInit } from '../src/components/crdt'
+import { DEFAULT_CONFIG } from '../src/config'
 import { p2pHealth } from '../src/components/p2p'
 import { signalingHealth } from '../src/components/signaling'
 import { nodeSystem } from '../src/node'
@@ -43,5 +48,31 @@ describe('health checks say when something is wrong', () => {
       reason: 'closed',
     })
     expect(signalingHealth({ closed: false, listening: false, stats: {} }).status).toBe('down')
+  })
+})
+
+describe('document-token settings', () => {
+  it('reads the secret and key files, and names the setting of an unusable one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'x-node-tokens-'))
+    await writeFile(join(dir, 'short'), 'too short\n')
+    await writeFile(join(dir, 'good'), `${'s'.repeat(40)}\n`)
+    await writeFile(join(dir, 'jwks'), '{"keys":[]}')
+    const base = { ...DEFAULT_CONFIG, crdtNodes: [] as string[] }
+    expect(() => tokenInit({ ...base, crdtTokenSecretFile: join(dir, 'short') })).toThrow(
+      expect.objectContaining({ code: 'X_NODE_CONFIG_INVALID', setting: 'crdtTokenSecretFile' }),
+    )
+    expect(() => tokenInit({ ...base, crdtTokenKeysFile: join(dir, 'missing') })).toThrow(
+      expect.objectContaining({ setting: 'crdtTokenKeysFile' }),
+    )
+    const init = tokenInit({
+      ...base,
+      crdtTokenSecretFile: join(dir, 'good'),
+      crdtTokenKeysFile: join(dir, 'jwks'),
+      crdtAnonymous: 'off',
+    })
+    expect(init.secret?.length).toBe(40)
+    expect(init.publicKeys).toEqual({ keys: [] })
+    expect(init.anonymous).toBe('deny')
+    await rm(dir, { recursive: true, force: true })
   })
 })

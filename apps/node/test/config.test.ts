@@ -99,6 +99,27 @@ describe('parseConfig', () => {
     expect(helpText()).toMatch(/--crdt-nodes/)
   })
 
+  it('reads the document-token settings: key files, and anonymous access auto by default', () => {
+    expect(config({})).toMatchObject({
+      crdtTokenSecretFile: '',
+      crdtTokenKeysFile: '',
+      crdtAnonymous: 'auto',
+    })
+    expect(
+      config({
+        argv: ['--crdt-token-secret-file', '/run/secret', '--crdt-anonymous', 'off'],
+        env: { X_NODE_CRDT_TOKEN_KEYS_FILE: '/etc/jwks.json' },
+      }),
+    ).toMatchObject({
+      crdtTokenSecretFile: '/run/secret',
+      crdtTokenKeysFile: '/etc/jwks.json',
+      crdtAnonymous: 'off',
+    })
+    expect(() => config({ argv: ['--crdt-anonymous', 'yes'] })).toThrow(
+      /invalid setting 'crdtAnonymous' from flag --crdt-anonymous: "yes"; allowed: auto, read-write, read-only or off/,
+    )
+  })
+
   it('reads the AI engine switch and allow-list, and names them when they are wrong', () => {
     expect(config({ argv: ['--ai', 'off'] }).ai).toBe(false)
     expect(config({ env: { X_NODE_AI: 'true' } }).ai).toBe(true)

@@ -40,11 +40,38 @@ export {
   createSyncServer,
   type Access,
   type Authorize,
+  type Grant,
+  type SessionInfo,
+  type StatelessMessage,
   type SyncServer,
   type SyncServerComponents,
   type SyncServerInit,
   type SyncServerStats,
 } from './sync-server'
+export {
+  createTokenAuthority,
+  decodeRevocation,
+  encodeRevocation,
+  revocationFrom,
+  type Revocation,
+  type RevocationRequest,
+  type TokenAccess,
+  type TokenAuthority,
+  type TokenAuthorityComponents,
+  type TokenAuthorityInit,
+} from './tokens'
+export {
+  createVersionHistory,
+  docToJson,
+  isVersionsDocName,
+  VERSIONS_PREFIX,
+  type VersionHistory,
+  type VersionHistoryComponents,
+  type VersionHistoryInit,
+  type VersionContent,
+  type VersionInfo,
+  type VersionRestore,
+} from './versions'
 export {
   replicate,
   type Replication,

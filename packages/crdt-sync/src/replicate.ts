@@ -8,6 +8,7 @@ import { encodeStateAsUpdateSliced } from './encode-sliced'
 import { docNameProblem } from './keys'
 import { sliceUpdateAsync } from './update-slices'
 import type { DocStore } from './doc-store'
+import { decodeRevocation, encodeRevocation, type Revocation } from './tokens'
 
 /**
  * A byte link to another node, reliable and ordered while open (e.g. an encrypted node-to-node session).
@@ -59,6 +60,12 @@ export interface ReplicationComponents {
   clock?: Clock
   /** @default a silent logger */
   logger?: Logger
+  /**
+   * A revocation the other node sent for a document this side holds and lets it write (a node that may write a
+   * document can already do worse than close its sessions). It can only lower access: apply it with
+   * `TokenAuthority.revoke` and `SyncServer.restrict`, never grant from it. @default ignored
+   */
+  onRevoke?: (revocation: Revocation, peerId: string) => void
 }
 
 /** Options of {@link replicate}; plain data. */
@@ -114,6 +121,11 @@ export interface Replication {
   getStats(): ReplicationStats
   /** Offers the state vector of every subscribed document now (what the periodic resync does). */
   resync(): void
+  /**
+   * Sends `revocation` to the other node if it may read the document (it may host sessions of it); a node that
+   * may not learn the document's name is told nothing. Resolves whether it was sent.
+   */
+  revoke(revocation: Revocation): Promise<boolean>
   /** Stops replicating; the link and the store stay open. Idempotent. */
   close(): void
 }
@@ -130,6 +142,8 @@ const KIND_FRAGMENT_END = 5
 // does not have, may not share with the subscriber, or beyond maxSubscriptions (alike: the subscriber cannot
 // tell which). Lets the subscriber subscribe again once the other side offers the document itself.
 const KIND_UNAVAILABLE = 6
+// payload: a revocation (./tokens.ts encodeRevocation) of the named document's sessions; only lowers access.
+const KIND_REVOKE = 7
 const NO_PAYLOAD = new Uint8Array(0)
 const DEFAULT_MAX_FRAME_BYTES = 4 * 1024 * 1024 + 128 * 1024
 const DEFAULT_MAX_SUBSCRIPTIONS = 100_000
@@ -175,6 +189,7 @@ class ReplicationImpl implements Replication {
   readonly #clock: Clock
   readonly #log: Logger
   readonly #peerId: string
+  readonly #onRevokeHook: ((revocation: Revocation, peerId: string) => void) | undefined
   readonly #maxSubscriptions: number
   readonly #maxFrameBytes: number
   readonly #resyncMs: number
@@ -218,6 +233,7 @@ class ReplicationImpl implements Replication {
     this.#clock = components.clock ?? SYSTEM_CLOCK
     this.#log = components.logger ?? SILENT_LOGGER
     this.#peerId = init.peerId ?? 'peer'
+    this.#onRevokeHook = components.onRevoke
     this.#maxSubscriptions = positive('maxSubscriptions', init.maxSubscriptions, DEFAULT_MAX_SUBSCRIPTIONS)
     this.#maxFrameBytes = positive('maxFrameBytes', init.maxFrameBytes, DEFAULT_MAX_FRAME_BYTES)
     const resyncMs = init.resyncIntervalMs ?? DEFAULT_RESYNC_INTERVAL_MS
@@ -269,6 +285,14 @@ class ReplicationImpl implements Replication {
         }
       })(),
     )
+  }
+
+  async revoke(revocation: Revocation): Promise<boolean> {
+    if (this.#closed || !this.#link.isOpen) return false
+    const session = this.#session
+    if (!(await this.#allowed(revocation.docName, 'read')) || session !== this.#session) return false
+    this.#send(KIND_REVOKE, revocation.docName, encodeRevocation(revocation))
+    return true
   }
 
   close(): void {
@@ -455,7 +479,7 @@ class ReplicationImpl implements Replication {
       }
       name = decoding.readVarString(d)
       payload = decoding.readVarUint8Array(d)
-      if (kind > KIND_UNAVAILABLE || docNameProblem(name) !== undefined) throw new Error('frame shape')
+      if (kind > KIND_REVOKE || docNameProblem(name) !== undefined) throw new Error('frame shape')
     } catch (err) {
       this.#stats.badFrames++
       this.#log.debug({ err }, 'dropped a malformed replication frame')
@@ -465,6 +489,7 @@ class ReplicationImpl implements Replication {
     if (kind === KIND_SUBSCRIBE) this.#track(this.#onSubscribe(name, payload, session))
     else if (kind === KIND_RESYNC) this.#track(this.#onResync(name, payload, session))
     else if (kind === KIND_UNAVAILABLE) this.#track(this.#onUnavailable(name, session))
+    else if (kind === KIND_REVOKE) this.#track(this.#onRevoke(name, payload))
     else this.#track(this.#onUpdate(name, payload, kind, session))
   }
 
@@ -580,6 +605,28 @@ class ReplicationImpl implements Replication {
     const ours = Y.decodeStateVector(await this.#store.getStateVector(name))
     if (ahead(ours, peerSv)) await this.#answer(name, stateVector, session)
     if (ahead(peerSv, ours) && this.#subscribed.has(name)) await this.#ask(name, session)
+  }
+
+  /** A revocation from the other node: passed on only if well formed, for `name`, and the node may write it. */
+  async #onRevoke(name: string, payload: Uint8Array): Promise<void> {
+    let revocation: Revocation
+    try {
+      revocation = decodeRevocation(payload)
+      if (revocation.docName !== name) throw new Error('document mismatch')
+    } catch (err) {
+      this.#stats.badFrames++
+      this.#log.debug({ err }, 'dropped a malformed revocation')
+      return
+    }
+    if (!(await this.#allowed(name, 'write'))) {
+      this.#stats.denied++
+      return
+    }
+    try {
+      this.#onRevokeHook?.(revocation, this.#peerId)
+    } catch (err) {
+      this.#log.warn({ err, doc: name }, 'onRevoke threw')
+    }
   }
 
   /** An update from the other node: applied only for a document this side subscribed to, if it may write. */

@@ -4,6 +4,7 @@ import {
   type DocStore,
   type Replication,
   type ReplicationAuthorize,
+  type Revocation,
   type SyncLink,
 } from '@x/crdt-sync'
 import { DEFAULT_MAX_RECORD_BYTES } from '@x/pqc'
@@ -25,6 +26,8 @@ export interface NodeReplicationOptions {
   clock?: Clock
   /** @default 300_000 */
   resyncIntervalMs?: number
+  /** A revocation another node sent (see `ReplicationComponents.onRevoke`). @default ignored */
+  onRevoke?: (revocation: Revocation, fromNode: string) => void
 }
 
 export interface NodeReplicationStats {
@@ -43,6 +46,11 @@ export interface NodeReplicationStats {
 
 export interface NodeReplication {
   getStats(): NodeReplicationStats
+  /**
+   * Sends `revocation` to every linked node that may read its document, except `exceptNode`; resolves with the
+   * nodes it was sent to.
+   */
+  revoke(revocation: Revocation, exceptNode?: string): Promise<string[]>
   stop(): void
 }
 
@@ -119,6 +127,7 @@ export function startReplication(
         link,
         authorize: options.authorize,
         clock: options.clock,
+        ...(options.onRevoke === undefined ? {} : { onRevoke: options.onRevoke }),
         logger: log.child({ peerNode: nodeId }),
       },
       { peerId: nodeId, resyncIntervalMs: options.resyncIntervalMs },
@@ -148,6 +157,15 @@ export function startReplication(
         out.subscribers += s.subscribers
       }
       return out
+    },
+    async revoke(revocation, exceptNode) {
+      const sent: string[] = []
+      await Promise.all(
+        [...perNode].map(async ([nodeId, { replication }]) => {
+          if (nodeId !== exceptNode && (await replication.revoke(revocation))) sent.push(nodeId)
+        }),
+      )
+      return sent
     },
     stop() {
       offOpen()

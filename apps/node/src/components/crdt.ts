@@ -1,4 +1,20 @@
-import { createDocStore, createSyncServer, type DocStore, type SyncServer } from '@x/crdt-sync'
+import { randomBytes } from 'node:crypto'
+import { readFileSync } from 'node:fs'
+import {
+  createDocStore,
+  createSyncServer,
+  createTokenAuthority,
+  createVersionHistory,
+  decodeRevocation,
+  encodeRevocation,
+  type DocStore,
+  type VersionHistory,
+  type Revocation,
+  type SyncServer,
+  type TokenAuthority,
+  type TokenAuthorityInit,
+} from '@x/crdt-sync'
+import { ConfigError, type NodeConfig } from '../config'
 import { registerCrdtMetrics } from '../metrics'
 import type { Component } from '../system'
 import type { NodeCore } from './core'
@@ -7,17 +23,128 @@ import type { StorageProduct } from './storage'
 export interface CrdtProduct {
   readonly store: DocStore
   readonly sync: SyncServer
+  /** Verifies document tokens and holds revocations. */
+  readonly tokens: TokenAuthority
+  /** Named and periodic versions of the documents. */
+  readonly versions: VersionHistory
+  /**
+   * Applies a revocation here: held (so new sessions are refused or read-only), and live sessions of the
+   * document closed or downgraded. `applied` is false for one already held (a forwarded copy).
+   */
+  revoke(revocation: Revocation): { applied: boolean; sessions: number }
 }
 
-/** Yjs documents persisted in LevelDB, and the y-websocket endpoint (`/crdt/<doc>`, routed by the P2P server). */
+/** Random revocation IDs (the default implementation of the injected randomness). */
+export function randomRevocationId(): string {
+  return randomBytes(16).toString('hex')
+}
+
+function readSetting(config: NodeConfig, key: 'crdtTokenSecretFile' | 'crdtTokenKeysFile'): string {
+  try {
+    return readFileSync(config[key], 'utf8')
+  } catch (err) {
+    throw new ConfigError(
+      `cannot read setting '${key}' (${config[key]}): ${(err as Error).message}`,
+      key,
+      'the combined settings',
+    )
+  }
+}
+
+/** The token settings as `createTokenAuthority` options; throws a `ConfigError` naming the bad setting. */
+export function tokenInit(config: NodeConfig): TokenAuthorityInit {
+  const init: TokenAuthorityInit = {}
+  if (config.crdtTokenSecretFile !== '') {
+    init.secret = new TextEncoder().encode(readSetting(config, 'crdtTokenSecretFile').replace(/\r?\n$/, ''))
+    if (init.secret.length < 32) {
+      throw new ConfigError(
+        `the secret in '${config.crdtTokenSecretFile}' is shorter than 32 bytes`,
+        'crdtTokenSecretFile',
+        'the combined settings',
+      )
+    }
+  }
+  if (config.crdtTokenKeysFile !== '') {
+    const text = readSetting(config, 'crdtTokenKeysFile').trim()
+    if (text.startsWith('{')) {
+      try {
+        init.publicKeys = JSON.parse(text) as TokenAuthorityInit['publicKeys']
+      } catch {
+        throw new ConfigError(
+          `'${config.crdtTokenKeysFile}' is neither a JWKS nor a PEM public key`,
+          'crdtTokenKeysFile',
+          'the combined settings',
+        )
+      }
+    } else init.publicKeys = text
+  }
+  if (config.crdtAnonymous !== 'auto') {
+    init.anonymous = config.crdtAnonymous === 'off' ? 'deny' : config.crdtAnonymous
+  }
+  return init
+}
+
+/**
+ * Yjs documents persisted in LevelDB, served to y-websocket clients (`/crdt/<doc>`) and Hocuspocus clients
+ * (`/hocuspocus`), both routed by the P2P server, under document tokens.
+ */
 export const crdtComponent: Component<NodeCore & { readonly storage: StorageProduct }, CrdtProduct> = {
-  start({ storage, metrics, log }) {
+  async start({ storage, metrics, log, config }) {
+    let tokens: TokenAuthority
+    try {
+      tokens = createTokenAuthority({}, tokenInit(config))
+    } catch (err) {
+      if (err instanceof ConfigError) throw err
+      const key = config.crdtTokenKeysFile !== '' ? 'crdtTokenKeysFile' : 'crdtTokenSecretFile'
+      throw new ConfigError(`unusable token key: ${(err as Error).message}`, key, 'the combined settings')
+    }
+    // Revocations outlive a restart (until their `until`): a revoked token must not come back with the node.
+    const revocationsDb = storage.db.sublevel<string, Uint8Array>('crdt-revocations', {
+      valueEncoding: 'view',
+    })
+    const expired: string[] = []
+    for await (const [id, bytes] of revocationsDb.iterator()) {
+      try {
+        const r = decodeRevocation(bytes)
+        if (r.until <= Date.now()) expired.push(id)
+        else tokens.revoke(r)
+      } catch (err) {
+        log.warn({ err, id }, 'dropping an unreadable stored revocation')
+        expired.push(id)
+      }
+    }
+    if (expired.length > 0) await revocationsDb.batch(expired.map((key) => ({ type: 'del' as const, key })))
     const store = createDocStore({ db: storage.crdt, logger: log.child({ component: 'crdt' }) }, {})
-    const sync = createSyncServer({ store, logger: log.child({ component: 'crdt-sync' }) }, {})
+    const sync = createSyncServer(
+      {
+        store,
+        logger: log.child({ component: 'crdt-sync' }),
+        authorize: (docName, _request, token) => tokens.authorize(docName, token),
+      },
+      {},
+    )
+    const versions = createVersionHistory({ store, logger: log.child({ component: 'crdt-versions' }) }, {})
     registerCrdtMetrics(metrics, () => sync.getStats())
-    return { store, sync }
+    log.info(
+      { tokens: tokens.keyed, anonymous: tokens.anonymous },
+      tokens.keyed ? 'document tokens required unless anonymous access is on' : 'document tokens off',
+    )
+    return {
+      store,
+      sync,
+      tokens,
+      versions,
+      revoke(revocation) {
+        if (!tokens.revoke(revocation)) return { applied: false, sessions: 0 }
+        revocationsDb
+          .put(revocation.id, encodeRevocation(revocation))
+          .catch((err: unknown) => log.warn({ err, id: revocation.id }, 'could not store a revocation'))
+        return { applied: true, sessions: sync.restrict(tokens.restriction(revocation), 'access revoked') }
+      },
+    }
   },
-  async stop({ store, sync }) {
+  async stop({ store, sync, versions }) {
+    versions.close()
     await sync.close()
     await store.close()
   },

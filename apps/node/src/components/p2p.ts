@@ -33,6 +33,8 @@ import type { CryptoProduct } from './crypto'
 import type { DhtProduct } from './dht'
 
 const CRDT_PATH_PREFIX = '/crdt/'
+/** The Hocuspocus endpoint (many documents over one socket, as `@hocuspocus/provider` 2+ speaks it). */
+export const HOCUSPOCUS_PATH = '/hocuspocus'
 /** How often the routing table's nodes are (re)linked. */
 export const LINK_TABLE_INTERVAL_MS = 5_000
 /** Routing-table nodes dialed per round. */
@@ -143,6 +145,7 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
         }
         return crdt.sync.handleUpgrade(req, socket, head, doc)
       }
+      if (path === HOCUSPOCUS_PATH) return crdt.sync.handleHocuspocusUpgrade(req, socket, head)
       for (const r of routes) if (r.upgrade(req, socket, head)) return
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n')
     })
@@ -221,8 +224,26 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
       reannouncedAt = now
       void directory.announceNode()
     })
-    const replication = startReplication(crdt.store, links, log.child({ component: 'replication' }), {
+    const replicationLog = log.child({ component: 'replication' })
+    const replication: NodeReplication = startReplication(crdt.store, links, replicationLog, {
       authorize: nodeListAuthorize(config.crdtNodes),
+      // Another node may only lower access (a node trusted to write a document could do worse); a new one is
+      // passed on to the other nodes, once (by its ID), so it reaches every node hosting the document.
+      onRevoke(revocation, fromNode) {
+        let result: { applied: boolean; sessions: number }
+        try {
+          result = crdt.revoke(revocation)
+        } catch (err) {
+          replicationLog.warn({ err, fromNode, doc: revocation.docName }, 'refused a revocation')
+          return
+        }
+        if (!result.applied) return
+        replicationLog.info(
+          { fromNode, doc: revocation.docName, id: revocation.id, sessions: result.sessions },
+          'revocation from another node applied',
+        )
+        void replication.revoke(revocation, fromNode)
+      },
     })
 
     // Keep links to the nodes of the routing table (a full mesh in small networks, bounded by the link slots).

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
+import { revocationFrom } from '@x/crdt-sync'
 import { getStatus as pqcStatus } from '@x/pqc'
 import type { AiEngine } from '../ai/engine'
 import { buildApp, type AppNode } from '../app'
@@ -9,6 +10,7 @@ import { NodeError } from '../errors'
 import type { DhtNodesReport, PeerEntry, PeersReport } from '../schemas'
 import type { Component } from '../system'
 import type { NodeCore } from './core'
+import { randomRevocationId, type CrdtProduct } from './crdt'
 import type { CryptoProduct } from './crypto'
 import type { DhtProduct } from './dht'
 import type { P2pProduct } from './p2p'
@@ -18,11 +20,12 @@ type Deps = NodeCore & {
   readonly dht: DhtProduct
   readonly p2p: P2pProduct
   readonly ai: AiEngine
+  readonly crdt: CrdtProduct
 }
 
 /** What `/api/*` shows of the node, over the components started before the REST API (and the registries). */
 export function appView(deps: Deps): AppNode {
-  const { crypto, dht, p2p, ai, health, stats, metrics, peerSources, version, addresses, config } = deps
+  const { crypto, dht, p2p, ai, crdt, health, stats, metrics, peerSources, version, addresses, config } = deps
   return {
     version,
     wsPort: addresses.ws.port,
@@ -54,6 +57,14 @@ export function appView(deps: Deps): AppNode {
       }
     },
     aiFlagged: () => ({ enabled: ai.enabled, flagged: ai.flagged() }),
+    async crdtRevoke(request) {
+      const revocation = revocationFrom(request, Date.now(), randomRevocationId, request.ttlMs)
+      const { sessions } = crdt.revoke(revocation)
+      const nodes = await p2p.replication.revoke(revocation)
+      return { ...revocation, sessions, nodes }
+    },
+    crdtRevocations: () => crdt.tokens.revocations(),
+    crdtVersions: crdt.versions,
     async peers(options: { limit?: number; addresses?: boolean } = {}): Promise<PeersReport> {
       const snap = await stats.collect()
       const sig = (snap.signaling ?? {}) as Partial<PeersReport['signaling']>
