@@ -258,7 +258,9 @@ class NativeEndpoint implements Endpoint<NativeState> {
   #hold(to: string, frame: string, from: string): void {
     const held = this.#core.hold.hold(`n:${to}`, to, frame, from, this.#core.clock.now(), (sender, peer) => {
       const conn = this.#peers.get(sender)
-      if (conn !== undefined) this.#core.send(conn, `{"type":"expire","peer":${JSON.stringify(peer)}}`)
+      if (conn === undefined) return
+      this.#core.admission.call(conn.guard, 'error', 'EXPIRED')
+      this.#core.send(conn, `{"type":"expire","peer":${JSON.stringify(peer)}}`)
     })
     if (!held) this.#notFound(from, to)
   }
@@ -300,7 +302,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
       // The frame was parsed and has no top-level "from" (JSON.parse keeps the last duplicate key, so none
       // exists): prefixing the server-set sender onto the original text yields valid JSON without re-serialising.
       const frame = `{"from":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`
-      if (this.#core.send(target, frame)) this.#core.counters.relayed++
+      if (this.#core.send(target, frame, from)) this.#core.counters.relayed++
       return
     }
     const federation = this.#federation
@@ -416,7 +418,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
     }
     const held = this.#core.hold.take(`n:${id}`)
     if (held !== undefined) {
-      for (const f of held.frames) if (this.#core.send(conn, f.frame)) this.#core.counters.relayed++
+      for (const f of held.frames) if (this.#core.send(conn, f.frame, f.from)) this.#core.counters.relayed++
     }
   }
 
@@ -487,6 +489,8 @@ class NativeEndpoint implements Endpoint<NativeState> {
         this.#core.log.warn({ err: (err as Error).message, topic }, 'directory findTopic failed')
       }
     }
-    this.#core.send(conn, JSON.stringify({ type: 'peers', topic, peers: [...found], rid }))
+    const peers = [...found]
+    if (peers.length > 0) this.#core.admission.call(conn.guard, 'discovered', peers)
+    this.#core.send(conn, JSON.stringify({ type: 'peers', topic, peers, rid }))
   }
 }
