@@ -40,6 +40,7 @@ import { DhtPeerDirectory, createRecordValidator, onContactHost } from './adapte
 import { createNodeRelay } from './adapters/node-relay'
 import { startReplication, type NodeReplication } from './adapters/crdt-replication'
 import { createAiEngine, type AiEngine } from './ai/engine'
+import { createClientAddress } from './client-address'
 
 export const VERSION = '0.1.0'
 export const KEY_FILE = 'identity.key'
@@ -204,6 +205,7 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
         socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
         return
       }
+      if (ai !== undefined && !ai.crdtUpgrade(req, socket, head)) return
       return syncServer.handleUpgrade(req, socket, head, doc)
     }
     if (signaling?.handleUpgrade(req, socket, head)) return
@@ -494,11 +496,17 @@ export function createNode(config: NodeConfig, options: CreateNodeOptions = {}):
       stats.register('replication', () => replication!.getStats())
     })
 
-    await step('ai', () => {
+    await step('ai', async () => {
       ai = createAiEngine(
-        { logger: log.child({ component: 'ai' }) },
+        {
+          logger: log.child({ component: 'ai' }),
+          // The learned baselines survive restarts: a restart does not reopen the learning window.
+          store: db!.sublevel<string, Uint8Array>('ai', { valueEncoding: 'view' }),
+          clientAddress: createClientAddress(config.trustProxy),
+        },
         { enabled: config.ai, allowList: config.aiAllowList },
       )
+      await ai.restore()
       ai.start()
       health.register('ai', () => ai!.health(), { required: false })
     })

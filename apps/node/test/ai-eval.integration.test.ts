@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest'
-import { ATTACKS, runAiEval } from '../scripts/ai-eval'
+import { ATTACKS, runAiEval } from '../scripts/ai-eval/live'
 
 /**
  * One small run of the AI engine's evaluation harness against a real node process: normal peers, DHT nodes and
