@@ -92,15 +92,11 @@ export class NativePeer {
         if (!this.#challenged) this.harm.refusals++
         else this.harm.blockedCloses.push(reason)
       }
+      // A refused upgrade (HTTP 429) ends in a close too (1006): one reconnect per connection.
+      if (c.refusedHttp) this.harm.refusals++
       this.#reconnect()
       this.onClosed?.()
     }
-    c.ws.on('error', () => {
-      if (c.refusedHttp && this.client === c) {
-        this.harm.refusals++
-        this.#reconnect()
-      }
-    })
   }
 
   #challenged = false
@@ -234,18 +230,11 @@ export class YClient {
         if (!opened) this.harm.refusals++
         else this.harm.blockedCloses.push(reason)
       }
+      if (c.refusedHttp) this.harm.refusals++
       if (this.reconnectMs !== undefined && !this.stopped) {
         this.world.after(this.reconnectMs * (0.5 + this.world.rand()), () => this.connect(this.topics))
       }
     }
-    c.ws.on('error', () => {
-      if (c.refusedHttp) {
-        this.harm.refusals++
-        if (this.reconnectMs !== undefined && !this.stopped) {
-          this.world.after(this.reconnectMs * (0.5 + this.world.rand()), () => this.connect(this.topics))
-        }
-      }
-    })
   }
 
   #signal(topic: string, to: string, type: 'offer' | 'answer'): void {
@@ -322,13 +311,11 @@ export class PeerJsClient {
         if (!wasOpen) this.harm.refusals++
         else this.harm.blockedCloses.push(reason)
       }
+      if (c.refusedHttp) this.harm.refusals++
       if (this.reconnectMs !== undefined && !this.stopped) {
         this.world.after(this.reconnectMs * (0.5 + this.world.rand()), () => this.connect())
       }
     }
-    c.ws.on('error', () => {
-      if (c.refusedHttp) this.harm.refusals++
-    })
   }
 
   #answer(dst: string): void {

@@ -17,7 +17,7 @@ import { World, type FlagEvent } from './world'
 
 /** Pre-training of the restored state: the base mix for this long. */
 export const PRETRAIN_MS = 20 * 60_000
-export const DEFAULT_WARMUP_MS = 60_000
+export const DEFAULT_WARMUP_MS = 90_000
 
 export function barMs(category: Category): number {
   return category === 'single' || category === 'innocent' ? 5_000 : 10_000
@@ -101,7 +101,12 @@ export async function runTrial(
     seed,
     attack,
     detected: detection?.at !== undefined,
-    inTime: detection?.ttd !== undefined && detection.ttd <= barMs(scenario.category),
+    // Framing and reflection are judged by whether the innocent party was harmed (flagging the senders is
+    // reported, not required: one offer each is no abuse of theirs).
+    inTime:
+      scenario.category === 'innocent'
+        ? ctx.failures.length === 0
+        : detection?.ttd !== undefined && detection.ttd <= barMs(scenario.category),
     ttdMs: detection?.ttd,
     drivenBy: detection?.drivenBy,
     normalEntities: fp.entities,

@@ -408,8 +408,7 @@ function idleNative(ctx: Ctx, ip: string): void {
   const { w } = ctx
   const open = () => {
     const c = new WsClient(w, '/p2p-signaling', ip)
-    c.onClose = () => w.after(500, open)
-    c.ws.on('error', () => w.after(1_000, open))
+    c.onClose = () => w.after(500 + w.rand() * 1_000, open)
   }
   open()
 }
@@ -737,7 +736,7 @@ function rampScan(factor: number, crossAt: number): Scenario['run'] {
  * Poisoning: from a node that starts learning with attackers in the room, `sources` addresses ramp up scans, DHT
  * requests and identity churn through the warm-up; after it, fresh attackers scan and spam the DHT.
  */
-function poison(sources: number): Scenario['run'] {
+function poison(sources: number, then: 'scan' | 'dht'): Scenario['run'] {
   return (ctx) => {
     const { w, atk } = ctx
     const teachers: NativePeer[] = []
@@ -761,17 +760,22 @@ function poison(sources: number): Scenario['run'] {
       }
       w.after(5_000, step)
     }
-    // After the warm-up (5 min): the real attacks, from fresh addresses.
+    // After the warm-up (5 min): the real attack, from a fresh address, just above its threshold (a baseline
+    // taught upwards would let it pass).
     w.after(300_000, () => {
       for (const t of teachers) t.stop()
-      const a = atk.peer(atk.ip())
-      a.onReady = () => {
+      if (then === 'scan') {
+        const a = atk.peer(atk.ip())
+        a.onReady = () => {
+          atk.begin()
+          repeat(w, 2, 60_000, () => a.send({ type: 'offer', to: randomId(w), data: { sdp: 'x' } }))
+        }
+        a.connect()
+      } else {
+        const d = new DhtActor(w, atk.ip(), 'attack')
         atk.begin()
-        repeat(w, 20, 60_000, () => a.send({ type: 'offer', to: randomId(w), data: { sdp: 'x' } }))
+        repeat(w, 30, 60_000, (i) => d.request(i % 2 === 0 ? 'find_node' : 'store'))
       }
-      a.connect()
-      const d = new DhtActor(w, atk.ip(), 'attack')
-      repeat(w, 60, 60_000, (i) => d.request(i % 2 === 0 ? 'find_node' : 'store'))
     })
   }
 }
@@ -847,10 +851,10 @@ export const SCENARIOS: readonly Scenario[] = [
 
   // Single-source attacks: tuned.
   { name: 'flood', set: 'tuned', category: 'single', description: 'candidates to a victim that does not answer', sweep: [8, 16, 40, 100, 400], unit: 'signals/s', durationMs: MIN, run: flood(false), achieved: floodAchieved },
-  { name: 'scan', set: 'tuned', category: 'single', description: 'offers to random peer IDs', sweep: [0.5, 1, 2, 5, 40], unit: 'targets/s', durationMs: MIN, run: scan(false) },
-  { name: 'identity churn', set: 'tuned', category: 'single', description: 'throw-away identities from one address, each connection dropped within a second', sweep: [0.2, 0.5, 2, 20], unit: 'identities/s', durationMs: MIN, run: churn(500, false), achieved: registrationsAchieved },
-  { name: 'DHT spam', set: 'tuned', category: 'single', description: 'STORE and FIND_NODE from one address', sweep: [10, 25, 60, 500], unit: 'requests/s', durationMs: MIN, run: dhtSpam(['store', 'find_node']), achieved: dhtAchieved },
-  { name: 'slow-loris', set: 'tuned', category: 'single', description: 'raw sockets that never finish their request, and a third as many WebSockets that never register', sweep: [2, 4, 10, 40], unit: 'sockets', durationMs: MIN, run: slowLoris('native'), achieved: heldAchieved },
+  { name: 'scan', set: 'tuned', category: 'single', description: 'offers to random peer IDs', sweep: [0.5, 1, 2, 5, 40], unit: 'targets/s', threshold: 1, durationMs: MIN, run: scan(false) },
+  { name: 'identity churn', set: 'tuned', category: 'single', description: 'throw-away identities from one address, each connection dropped within a second', sweep: [0.2, 0.5, 2, 20], unit: 'identities/s', threshold: 2, durationMs: MIN, run: churn(500, false), achieved: registrationsAchieved },
+  { name: 'DHT spam', set: 'tuned', category: 'single', description: 'STORE and FIND_NODE from one address', sweep: [10, 25, 60, 500], unit: 'requests/s', threshold: 25, durationMs: MIN, run: dhtSpam(['store', 'find_node']), achieved: dhtAchieved },
+  { name: 'slow-loris', set: 'tuned', category: 'single', description: 'raw sockets that never finish their request, and a third as many WebSockets that never register', sweep: [2, 4, 10, 40], unit: 'sockets', threshold: 4, durationMs: MIN, run: slowLoris('native'), achieved: heldAchieved },
   { name: 'y-webrtc publish flood', set: 'tuned', category: 'single', description: 'one connection publishing over 32 topics (3 of them real rooms)', sweep: [5, 20, 60], unit: 'publishes/s', durationMs: MIN, run: publishFlood(1, 32), achieved: fanoutAchieved },
   { name: 'CRDT oversized updates', set: 'tuned', category: 'single', description: '8 MB updates every 3 s (closed by the size limit), reconnecting', sweep: [1], unit: '', durationMs: MIN, run: crdtOversize(8 * 1024 * 1024, 3_000), achieved: crdtAchieved },
   { name: 'CRDT connection flood', set: 'tuned', category: 'single', description: 'CRDT connections from one address', sweep: [5, 30], unit: 'connections/s', durationMs: MIN, run: crdtConnFlood(), achieved: crdtAchieved },
@@ -885,10 +889,12 @@ export const SCENARIOS: readonly Scenario[] = [
   // Ramps and poisoning.
   { name: 'slow ramp: flood', set: 'tuned', category: 'ramp', description: 'normal for a minute, then a one-sided flood from 0.5/s growing ×1.3 every 10 s (judged from 16/s)', sweep: [1], unit: '', durationMs: 4 * MIN, run: rampFlood(1.3, 16), achieved: floodAchieved },
   { name: 'slow ramp: DHT', set: 'tuned', category: 'ramp', description: 'DHT requests from 0.5/s growing ×1.3 every 10 s (judged from 25/s)', sweep: [1], unit: '', durationMs: 4 * MIN, run: rampDht(1.3, 25), achieved: dhtAchieved },
-  { name: 'poisoned warm-up', set: 'tuned', category: 'ramp', description: 'a fresh node learns with 3 sources ramping scans and DHT requests; then scan 20/s and DHT 60/s from new addresses', sweep: [1], unit: '', durationMs: 90_000, warmupMs: 300_000, fresh: true, startsInWarmup: true, run: poison(3) },
+  { name: 'poisoned warm-up: scan', set: 'tuned', category: 'ramp', description: 'a fresh node learns while 3 sources ramp scans and DHT requests ×1.3 every 10 s for 5 min; then a scan of 2 targets/s from a new address', sweep: [1], unit: '', durationMs: 90_000, warmupMs: 300_000, fresh: true, startsInWarmup: true, run: poison(3, 'scan') },
+  { name: 'poisoned warm-up: DHT', set: 'tuned', category: 'ramp', description: 'the same teaching; then 30 DHT requests/s from a new address', sweep: [1], unit: '', durationMs: 90_000, warmupMs: 300_000, fresh: true, startsInWarmup: true, run: poison(3, 'dht'), achieved: dhtAchieved },
   { name: 'slow ramp: flood (×1.15)', set: 'held-out', category: 'ramp', description: 'as above, ×1.15 every 10 s', sweep: [1], unit: '', durationMs: 6 * MIN, run: rampFlood(1.15, 16), achieved: floodAchieved },
   { name: 'slow ramp: scan', set: 'held-out', category: 'ramp', description: 'scan from 0.02 targets/s growing ×1.3 every 10 s (judged from 1/s)', sweep: [1], unit: '', durationMs: 4 * MIN, run: rampScan(1.3, 1) },
-  { name: 'poisoned warm-up (5 sources)', set: 'held-out', category: 'ramp', description: '5 teaching sources', sweep: [1], unit: '', durationMs: 90_000, warmupMs: 300_000, fresh: true, startsInWarmup: true, run: poison(5) },
+  { name: 'poisoned warm-up (5 sources): scan', set: 'held-out', category: 'ramp', description: '5 teaching sources', sweep: [1], unit: '', durationMs: 90_000, warmupMs: 300_000, fresh: true, startsInWarmup: true, run: poison(5, 'scan') },
+  { name: 'poisoned warm-up (5 sources): DHT', set: 'held-out', category: 'ramp', description: '5 teaching sources', sweep: [1], unit: '', durationMs: 90_000, warmupMs: 300_000, fresh: true, startsInWarmup: true, run: poison(5, 'dht'), achieved: dhtAchieved },
 
   // Held under the old floors for minutes (the issue's variants).
   { name: 'under the old floor: flood', set: 'tuned', category: 'long', description: '9.9 signals/s to one victim for 10 min', sweep: [1], unit: '', durationMs: 10 * MIN, run: underFloor('flood'), achieved: floodAchieved },

@@ -26,6 +26,7 @@ import {
   N,
   NODE_FEATURES,
   PRESSES,
+  PREFIX_SCORED,
   PrefixRecord,
   S,
   SESSION_FEATURES,
@@ -37,7 +38,7 @@ import {
   peerKey,
   perMember,
 } from './features'
-import { RobustBaselineModel, type AnomalyModel } from './model'
+import { BASELINE_HALF_LIFE_MS, RobustBaselineModel, type AnomalyModel } from './model'
 import {
   PolicyBook,
   type PolicyEntry,
@@ -60,6 +61,16 @@ const LEARN_MAX_SCORE = 0.5
 const SOURCE_SHARE = 0.02
 const MIN_SOURCE_WEIGHT = 20
 const ABOVE_P99_SHARE = 0.0025
+/**
+ * For this long after the engine starts, the node-wide model neither learns nor puts anything under pressure:
+ * after a restart every client reconnects and every DHT neighbour bootstraps at once, which is neither normal
+ * load nor an attack.
+ */
+export const NODE_SETTLE_MS = 60_000
+/** An identity (or an unauthenticated connection) is an established member of its address after this long. */
+const ESTABLISHED_AFTER_MS = 60_000
+/** A new identity that leaves within this time counts as churn. */
+const CHURN_WITHIN_MS = 60_000
 /** A key whose score averaged over a minute exceeds this is rising: nothing it does is learned. */
 const RISING_SCORE = 0.1
 /** Per round, the weight of the past in that average (τ = 1 min at 4 rounds a second). */
@@ -414,9 +425,11 @@ class Engine implements AiEngine {
   readonly #dhtSources = new Map<string, number>()
   #newDhtSources = 0
   #newDhtSources60 = 0
-  #newIdentities60 = 0
-  /** Address features under node-wide pressure (1) this round. */
+  /** Address features under node-wide pressure: since when (0: none). */
+  readonly #pressureSince = new Float64Array(ADDRESS_FEATURES.length)
+  /** The pressure mask of the address being scored (pressure applies to sources that appeared with it). */
   readonly #pressure = new Uint8Array(ADDRESS_FEATURES.length)
+  #pressed = false
   #pressureNames: string[] = []
   #dhtSurgeSince = 0
   #flooded = 0
@@ -424,6 +437,7 @@ class Engine implements AiEngine {
   #timer: ReturnType<typeof setInterval> | undefined
   #persistTimer: ReturnType<typeof setInterval> | undefined
   #lastTick: number
+  readonly #bornAt: number
   #scored = 0
   #scoredTotal = 0
   readonly #wss: WebSocketServer
@@ -466,8 +480,9 @@ class Engine implements AiEngine {
     this.#targetModel = new RobustBaselineModel(TARGET_FEATURES, { throttleAt, name: 'targets' })
     this.#prefixModel = new RobustBaselineModel(ADDRESS_FEATURES, { throttleAt, name: 'prefixes' })
     this.#nodeModel = new RobustBaselineModel(NODE_FEATURES, { throttleAt, name: 'node' })
-    for (const m of this.#models()) this.#shares.set(m, new SourceShares(2 * 60 * 60_000))
+    for (const m of this.#models()) this.#shares.set(m, new SourceShares(BASELINE_HALF_LIFE_MS))
     this.#lastTick = this.#clock.now()
+    this.#bornAt = this.#lastTick
     this.#wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 1024 })
     this.guard = { connect: (address, endpoint, close) => this.#connect(address, endpoint, close) }
     this.admitDht = ({ from, kind }) => this.#admitDht(from, kind)
@@ -613,7 +628,8 @@ class Engine implements AiEngine {
     if (credential !== undefined) this.#keyInfo.set(key, { address: addr.address, credential })
     ;(s.endpoint === 'peerjs' ? this.#byPeerjs : this.#byPeer).set(peerId, s)
     s.allowed ||= this.#allow.has(peerId)
-    addr.noteIdentity(key, this.#clock.now())
+    s.registeredAt = this.#clock.now()
+    s.newIdentity = addr.noteIdentity(key, s.registeredAt)
     if (!s.allowed) {
       s.level = this.#policy.level(key)
       if (s.level === 'blocked') s.close(refusal(this.#policy.get(key), this.#clock.now()))
@@ -630,7 +646,9 @@ class Engine implements AiEngine {
       if (map.get(s.peerId) === s) map.delete(s.peerId)
     }
     if (!s.settled) s.address.unsettled--
-    if (this.#clock.now() - s.openedAt < SHORT_LIVED_MS) s.address.shortLived++
+    const now = this.#clock.now()
+    if (now - s.openedAt < SHORT_LIVED_MS) s.address.shortLived++
+    if (s.newIdentity && now - s.registeredAt < CHURN_WITHIN_MS) s.address.noteDeparture(s.key, now)
   }
 
   socketOpened(socket: Socket): boolean {
@@ -761,12 +779,25 @@ class Engine implements AiEngine {
 
     // 1. Fold every connection; count the members in good standing of every address.
     const active: Session[] = []
-    for (const addr of this.#addresses.values()) addr.members = 0
+    for (const addr of this.#addresses.values()) {
+      addr.members = 0
+      addr.established = 0
+    }
     for (const s of this.#sessions) {
       s.external = 0
       s.externalReason = undefined
       const isActive = s.fold(now, d)
-      if (s.settled && s.level === 'normal') s.address.members++
+      if (s.settled && s.level === 'normal') {
+        const addr = s.address
+        addr.members++
+        if (
+          s.key.startsWith('conn:')
+            ? now - s.openedAt >= ESTABLISHED_AFTER_MS
+            : addr.establishedFor(s.key, now, ESTABLISHED_AFTER_MS)
+        ) {
+          addr.established++
+        }
+      }
       if (isActive || this.#policy.get(s.key) !== undefined) active.push(s)
       nx[N.SIGNALS] = nx[N.SIGNALS]! + Math.min(s.rateInitiated, CAP_SIGNALS)
       nx[N.TOPICS] = nx[N.TOPICS]! + Math.min(s.topicsHeld, CAP_TOPICS)
@@ -844,15 +875,15 @@ class Engine implements AiEngine {
         prefix = new PrefixRecord(addr.prefix)
         this.#prefixes.set(addr.prefix, prefix)
       }
-      prefix.add(ar, addr.members)
+      prefix.add(ar, addr.members, addr.established)
       // Each source adds at most its ceiling (per member): a few sources cannot make the node's baseline.
       const m = Math.max(1, addr.members)
       nx[N.DHT] = nx[N.DHT]! + Math.min(ar[A.DHT]!, CAP_DHT)
       nx[N.CONNECTIONS] = nx[N.CONNECTIONS]! + Math.min(ar[A.CONNECTIONS]!, CAP_CONNECTIONS * m)
       nx[N.UNPRODUCTIVE] = nx[N.UNPRODUCTIVE]! + Math.min(ar[A.UNPRODUCTIVE]!, CAP_UNPRODUCTIVE)
       nx[N.CRDT_BYTES] = nx[N.CRDT_BYTES]! + Math.min(ar[A.CRDT_BYTES]!, CAP_CRDT_BYTES * m)
-      const x = perMember(ar, addr.members, this.#ax)
-      let score = this.#addressModel.score(x, this.#as, this.#pressure)
+      const x = perMember(ar, addr.members, addr.established, this.#ax)
+      let score = this.#addressModel.score(x, this.#as, this.#pressureOf(addr))
       let surge = false
       if (score < throttle && this.#inSurge(addr)) {
         score = throttle
@@ -884,8 +915,8 @@ class Engine implements AiEngine {
         continue
       }
       if (prefix.addresses >= 2) {
-        const x = perMember(prefix.sum, prefix.members, this.#ax)
-        const score = this.#prefixModel.score(x, this.#as, this.#pressure)
+        const x = perMember(prefix.sum, prefix.members, prefix.established, this.#ax, PREFIX_SCORED)
+        const score = this.#prefixModel.score(x, this.#as, this.#pressureOf(undefined))
         scored++
         const t = this.#policy.update(prefix.key, score, now, () =>
           this.#reasons({ model: this.#prefixModel, x, scores: this.#as }),
@@ -903,17 +934,23 @@ class Engine implements AiEngine {
     this.#newDhtSources = 0
     nx[N.NEW_DHT_SOURCES] = this.#newDhtSources60
     let newIdentities = 0
-    for (const addr of this.#addresses.values()) newIdentities += addr.newIdentities60
-    this.#newIdentities60 = newIdentities
+    for (const addr of this.#addresses.values()) newIdentities += addr.rateNewIdentities * 60
     nx[N.NEW_IDENTITIES] = newIdentities
-    const nodeScore = this.#nodeModel.score(nx, this.#ns)
+    const settling = now - this.#bornAt < NODE_SETTLE_MS
+    const nodeScore = settling ? 0 : this.#nodeModel.score(nx, this.#ns)
+    if (settling) this.#ns.fill(0)
     scored++
-    this.#pressure.fill(0)
     const pressed: string[] = []
+    const on = new Uint8Array(ADDRESS_FEATURES.length)
     for (let j = 0; j < NODE_FEATURES.length; j++) {
       if (this.#ns[j]! < throttle) continue
       pressed.push(NODE_FEATURES[j]!.name)
-      for (const i of PRESSES[j]!) this.#pressure[i] = 1
+      for (const i of PRESSES[j]!) on[i] = 1
+    }
+    this.#pressed = pressed.length > 0
+    for (let i = 0; i < on.length; i++) {
+      if (on[i] === 0) this.#pressureSince[i] = 0
+      else if (this.#pressureSince[i] === 0) this.#pressureSince[i] = now
     }
     if (this.#ns[N.NEW_DHT_SOURCES]! >= throttle) this.#dhtSurgeSince ||= now
     else this.#dhtSurgeSince = 0
@@ -921,7 +958,8 @@ class Engine implements AiEngine {
       this.#log.warn({ pressure: pressed }, 'ai: node-wide pressure changed')
     }
     this.#pressureNames = pressed
-    if (nodeScore < LEARN_MAX_SCORE) this.#learn(this.#nodeModel, 'node', nx, nodeScore, 0, now)
+    // One observation a round, made of contributions each capped at its source's ceiling: no per-source share.
+    if (!settling && nodeScore < LEARN_MAX_SCORE) this.#nodeModel.learn(nx)
 
     for (const t of this.#policy.expire(now)) {
       // A session's key that expires has no open session to update (it was closed when blocked, or its level
@@ -934,6 +972,31 @@ class Engine implements AiEngine {
     for (const sh of this.#shares.values()) sh.round(now)
     this.#scored = scored
     this.#scoredTotal += scored
+  }
+
+  /**
+   * The features under pressure for `addr`: those whose pressure began after (or just before) the address
+   * appeared, as a DHT source for DHT features. Sources established before an attack keep their usual bar.
+   * Prefixes (`undefined`) are under every pressure.
+   */
+  #pressureOf(addr: AddressRecord | undefined): Uint8Array | undefined {
+    if (!this.#pressed) return undefined
+    const mask = this.#pressure
+    for (let i = 0; i < mask.length; i++) {
+      const since = this.#pressureSince[i]!
+      if (since === 0) {
+        mask[i] = 0
+        continue
+      }
+      const born =
+        addr === undefined
+          ? Infinity
+          : i === A.DHT || i === A.DHT_STORES || i === A.DHT_10M
+            ? addr.dhtSince || Infinity
+            : addr.createdAt
+      mask[i] = born >= since - SURGE_LOOKBACK_MS ? 1 : 0
+    }
+    return mask
   }
 
   /** Learns `x` if its source's share allows (rising keys and keys above the p99 are held to tighter caps). */

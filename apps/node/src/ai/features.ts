@@ -35,13 +35,15 @@ const MAX_DISTINCT = 256
 export const UNPRODUCTIVE_AFTER_MS = 1_000
 /** A connection closed within this time of opening is short-lived. */
 export const SHORT_LIVED_MS = 2_000
+/** A new identity that left is churn unless it comes back within this time. */
+export const CHURN_RETURN_MS = 5_000
 
 /** Peers a connection keeps pair state for; beyond, new peers count as unanswered and one-sided at once. */
 export const MAX_PAIRS = 128
 /** Pair counts decay with this time constant; a pair idle this long is forgotten. */
 const PAIR_TAU_MS = TEN_MIN_MS
 /** A target that has not answered within this time is unanswered. */
-export const REPLY_GRACE_MS = 2_000
+export const REPLY_GRACE_MS = 1_500
 /** Unanswered targets are counted over this window. */
 export const UNANSWERED_WINDOW_MS = 60_000
 /**
@@ -131,22 +133,25 @@ export const A = {
   TOPICS: 10,
   CRDT_BYTES: 11,
   FLAGGED_KEYS: 12,
-  CHURN_1H: 13,
-  DHT_10M: 14,
-  UNPRODUCTIVE_10M: 15,
+  CHURN: 13,
+  CHURN_1H: 14,
+  DHT_10M: 15,
+  UNPRODUCTIVE_10M: 16,
 } as const
 
 /**
  * Address features. Those marked per member are divided by the members in good standing the address carries
- * (registered peers, subscribed y-webrtc and CRDT connections, none of them flagged), at least 1.
+ * (registered peers, subscribed y-webrtc and synchronising CRDT connections, none of them flagged), at least 1;
+ * rates of arrival and departure by its established members only (an identity first seen from the address a
+ * minute ago or more, a connection open that long): what comes and goes cannot vouch for itself.
  */
 export const ADDRESS_FEATURES: readonly FeatureSpec[] = [
-  { name: 'connections/s per member', floor: 2, ceiling: 8, prior: [0.05, 1] },
+  { name: 'connections/s per member', floor: 2, ceiling: 4, prior: [0.05, 1] },
   { name: 'open connections per member', floor: 8, ceiling: 24, prior: [1, 4] },
   { name: 'unproductive connections', floor: 3, ceiling: 10, prior: [0, 1] },
-  { name: 'new identities per member', floor: 3, ceiling: 10, prior: [0.1, 1] },
+  { name: 'new identities/s', floor: 3, ceiling: 10, prior: [0.02, 0.5] },
   { name: 'failed authentications/s per member', floor: 0.5, ceiling: 3, prior: [0, 0.1] },
-  { name: 'short-lived connections/s per member', floor: 1, ceiling: 5, prior: [0, 0.3] },
+  { name: 'short-lived connections/s per member', floor: 1, ceiling: 1.5, prior: [0, 0.3] },
   { name: 'DHT requests/s', floor: 12, ceiling: 40, prior: [1, 6] },
   { name: 'DHT stores/s', floor: 8, ceiling: 25, prior: [0.05, 2] },
   { name: 'bad datagrams/s', floor: 2, ceiling: 10, prior: [0, 0.2] },
@@ -154,26 +159,34 @@ export const ADDRESS_FEATURES: readonly FeatureSpec[] = [
   { name: 'topics held per member', floor: 16, ceiling: 64, prior: [1, 4] },
   { name: 'CRDT bytes/s per member', floor: 200_000, ceiling: 1_000_000, prior: [100, 20_000] },
   { name: 'flagged connections (10 min)', floor: 2, ceiling: 5, prior: [0, 0.5] },
-  { name: 'identity churn per member (1 h)', floor: 12, ceiling: 30, prior: [0.2, 3] },
+  // New identities that left within a minute (a crowd arriving stays; throw-away identities go).
+  { name: 'identity churn per member (1 min)', floor: 3, ceiling: 8, prior: [0, 0.5] },
+  { name: 'identity churn per member (1 h)', floor: 12, ceiling: 30, prior: [0.1, 2] },
   { name: 'DHT requests (10 min)', floor: 2_000, ceiling: 6_000, prior: [100, 1_000] },
-  { name: 'unproductive connections (10 min)', floor: 1, ceiling: 2, prior: [0, 0.2] },
+  { name: 'unproductive connection-seconds (10 min)', floor: 60, ceiling: 240, prior: [0, 10] },
 ]
 
-/** Features divided by the address's members (and how: 1 per member, or 1 per 8 members). */
+/**
+ * How each feature is divided: 0 not at all, 1 by the members, 2 by the established members, 8 by one per 8
+ * members (a few connections of a big NAT are always being set up).
+ */
 export const PER_MEMBER: readonly number[] = ADDRESS_FEATURES.map((_, i) =>
   i === A.UNPRODUCTIVE || i === A.UNPRODUCTIVE_10M
     ? 8
-    : i === A.CONNECTIONS ||
-        i === A.OPEN ||
-        i === A.NEW_IDENTITIES ||
-        i === A.AUTH_FAILURES ||
-        i === A.SHORT_LIVED ||
-        i === A.FRAMES ||
-        i === A.TOPICS ||
-        i === A.CRDT_BYTES ||
-        i === A.CHURN_1H
+    : i === A.OPEN || i === A.FRAMES || i === A.TOPICS || i === A.CRDT_BYTES
       ? 1
-      : 0,
+      : i === A.CONNECTIONS || i === A.AUTH_FAILURES || i === A.SHORT_LIVED || i === A.CHURN || i === A.CHURN_1H
+        ? 2
+        : 0,
+)
+
+/**
+ * The features a prefix is scored on. Not arrival rates (connections, new identities, short-lived connections)
+ * nor frames: clients of one carrier or campus /24 come online together, and every one of them is a member
+ * only once it is established. Per-address scores cover those.
+ */
+export const PREFIX_SCORED: readonly number[] = ADDRESS_FEATURES.map((_, i) =>
+  i === A.CONNECTIONS || i === A.NEW_IDENTITIES || i === A.SHORT_LIVED || i === A.FRAMES ? 0 : 1,
 )
 
 /** Node-wide features (one vector per round). */
@@ -208,7 +221,7 @@ export const PRESSES: readonly (readonly number[])[] = [
   [A.UNPRODUCTIVE, A.UNPRODUCTIVE_10M, A.OPEN],
   [A.TOPICS],
   [A.CRDT_BYTES],
-  [A.NEW_IDENTITIES, A.CHURN_1H],
+  [A.NEW_IDENTITIES, A.CHURN, A.CHURN_1H],
 ]
 
 /** Frame classes. */
@@ -385,6 +398,9 @@ export class SessionRecord {
   key: string
   /** The registered peer ID (native or PeerJS), once registered. */
   peerId: string | undefined
+  /** When it registered, and whether its identity was new to its address then. */
+  registeredAt = 0
+  newIdentity = false
   /** Registered, subscribed (y-webrtc) or synchronising (CRDT): counted as a member, no longer unproductive. */
   settled = false
   isClosed = false
@@ -730,7 +746,10 @@ export class SessionRecord {
       p.decayTo(now)
       if (p.recentIn < 1) continue
       total += p.recentIn
-      if (p.got > ONE_SIDED_SLACK + ONE_SIDED_RATIO * p.sent) list.push({ peer, recent: p.recentIn })
+      // Never answered by this peer (given the time to answer), or sending far more than it was answered.
+      if ((p.sent < 1 && now - p.firstIn >= REPLY_GRACE_MS) || p.got > UNSOLICITED_SLACK + ONE_SIDED_RATIO * p.sent) {
+        list.push({ peer, recent: p.recentIn })
+      }
     }
     list.sort((a, b) => b.recent - a.recent)
     const out: { peer: string; recent: number }[] = []
@@ -749,8 +768,8 @@ export class AddressRecord {
   readonly sessions = new Set<SessionRecord>()
   /** Raw TCP sockets on the WebSocket port not (yet) upgraded, with their open times. */
   readonly pendingSockets = new Map<object, number>()
-  /** Identities seen from this address, with when (a returning identity is not a new one). */
-  readonly identities = new Map<string, number>()
+  /** Identities seen from this address: first and last seen (a returning identity is not a new one). */
+  readonly identities = new Map<string, { first: number; last: number; returned: boolean }>()
   connections = 0
   authFailures = 0
   shortLived = 0
@@ -760,17 +779,24 @@ export class AddressRecord {
   frames = 0
   crdtBytes = 0
   newIdentities = 0
+  /** New identities that left within a minute. */
+  churned = 0
   flaggedKeys = 0
   /** Sessions not settled yet plus pending sockets: what can turn unproductive with time alone. */
   unsettled = 0
-  /** Members in good standing (computed every round by the engine). */
+  /** Members in good standing, and those among them established (computed every round by the engine). */
   members = 0
+  established = 0
   /** Score averaged over about a minute (a rising address is not learned). */
   slowScore = 0
   readonly key: string
   readonly prefix: string
+  readonly createdAt: number
   readonly rates = new Float64Array(9)
-  newIdentities60 = 0
+  /** New identities that left, waiting to be counted as churn unless they come back. */
+  readonly #departed: { identity: string; at: number }[] = []
+  rateNewIdentities = 0
+  churn60 = 0
   churn1h = 0
   dht10m = 0
   unproductive10m = 0
@@ -792,23 +818,63 @@ export class AddressRecord {
     now: number,
   ) {
     this.lastActive = now
+    this.createdAt = now
     this.key = `addr:${address}`
     this.prefix = prefixOf(address)
   }
 
-  /** An identity registered from this address; counted as new unless it came from here within the hour. */
-  noteIdentity(identity: string, now: number): void {
+  /**
+   * An identity registered from this address; returns whether it is new (not seen from here within the hour).
+   */
+  noteIdentity(identity: string, now: number): boolean {
     const seen = this.identities.get(identity)
-    if (seen === undefined || now - seen > 60 * 60_000) this.newIdentities++
+    const fresh = seen === undefined || now - seen.last > 60 * 60_000
+    if (fresh) this.newIdentities++
     this.identities.delete(identity)
-    this.identities.set(identity, now)
+    this.identities.set(identity, { first: fresh ? now : seen.first, last: now, returned: !fresh })
     if (this.identities.size > 512) {
       const oldest = this.identities.keys().next().value
       if (oldest !== undefined) this.identities.delete(oldest)
     }
+    return fresh
+  }
+
+  /**
+   * A new identity left soon after it came: churn, unless it is back within `CHURN_RETURN_MS` (a phone that
+   * reconnects, a page reload).
+   */
+  noteDeparture(identity: string, now: number): void {
+    if (this.#departed.length >= 256) this.churned++
+    else this.#departed.push({ identity, at: now })
+  }
+
+  #countDepartures(now: number): void {
+    const q = this.#departed
+    let i = 0
+    while (i < q.length && now - q[i]!.at >= CHURN_RETURN_MS) {
+      const { identity, at } = q[i]!
+      const seen = this.identities.get(identity)
+      if (seen === undefined || seen.last <= at) this.churned++
+      i++
+    }
+    if (i > 0) q.splice(0, i)
+  }
+
+  get departing(): number {
+    return this.#departed.length
+  }
+
+  /**
+   * Whether an identity is established at this address: first seen from here `ms` ago or more, or back after
+   * leaving (a throw-away identity never comes back; a phone reconnects).
+   */
+  establishedFor(identity: string, now: number, ms: number): boolean {
+    const seen = this.identities.get(identity)
+    return seen !== undefined && (now - seen.first >= ms || seen.returned)
   }
 
   fold(now: number, d: Decay): boolean {
+    if (this.#departed.length > 0) this.#countDepartures(now)
     const r = this.rates
     const active =
       this.connections +
@@ -819,7 +885,8 @@ export class AddressRecord {
         this.dhtBad +
         this.frames +
         this.crdtBytes +
-        this.newIdentities >
+        this.newIdentities +
+        this.churned >
       0
     r[0] = ewma(r[0]!, this.connections, d.conn, d.dtMs)
     r[1] = ewma(r[1]!, this.authFailures, d.frame, d.dtMs)
@@ -829,12 +896,13 @@ export class AddressRecord {
     r[5] = ewma(r[5]!, this.dhtBad, d.dht, d.dtMs)
     r[6] = ewma(r[6]!, this.frames, d.conn, d.dtMs)
     r[7] = ewma(r[7]!, this.crdtBytes, d.crdt, d.dtMs)
-    this.newIdentities60 = d.minute * this.newIdentities60 + this.newIdentities
-    this.churn1h = d.hour * this.churn1h + this.newIdentities
+    this.rateNewIdentities = ewma(this.rateNewIdentities, this.newIdentities, d.ratio, d.dtMs)
+    this.churn60 = d.minute * this.churn60 + this.churned
+    this.churn1h = d.hour * this.churn1h + this.churned
     this.dht10m = d.tenMin * this.dht10m + this.dht
     this.flagged10m = d.tenMin * this.flagged10m + this.flaggedKeys
     this.unproductiveNow = this.unproductive(now)
-    this.unproductive10m = d.tenMin * this.unproductive10m + (1 - d.tenMin) * this.unproductiveNow
+    this.unproductive10m = d.tenMin * this.unproductive10m + (this.unproductiveNow * d.dtMs) / 1000
     this.connections = 0
     this.authFailures = 0
     this.shortLived = 0
@@ -844,12 +912,13 @@ export class AddressRecord {
     this.frames = 0
     this.crdtBytes = 0
     this.newIdentities = 0
+    this.churned = 0
     this.flaggedKeys = 0
     if (active) this.lastActive = now
-    let sum = this.newIdentities60 + this.unproductive10m * 10 + this.flagged10m
+    let sum = this.rateNewIdentities + this.churn60 + this.unproductive10m + this.flagged10m
     for (let i = 0; i < 8; i++) sum += r[i]!
     // Settled sessions that stay quiet change nothing here; unsettled ones may turn unproductive.
-    return active || sum > 0.05 || this.unsettled > 0
+    return active || sum > 0.05 || this.unsettled > 0 || this.#departed.length > 0
   }
 
   addPending(socket: object, now: number): void {
@@ -877,7 +946,7 @@ export class AddressRecord {
     out[A.CONNECTIONS] = this.rates[0]!
     out[A.OPEN] = this.sessions.size + this.pendingSockets.size
     out[A.UNPRODUCTIVE] = this.unproductiveNow
-    out[A.NEW_IDENTITIES] = this.newIdentities60
+    out[A.NEW_IDENTITIES] = this.rateNewIdentities
     out[A.AUTH_FAILURES] = this.rates[1]!
     out[A.SHORT_LIVED] = this.rates[2]!
     out[A.DHT] = this.rates[3]!
@@ -887,6 +956,7 @@ export class AddressRecord {
     out[A.TOPICS] = topics
     out[A.CRDT_BYTES] = this.rates[7]!
     out[A.FLAGGED_KEYS] = this.flagged10m
+    out[A.CHURN] = this.churn60
     out[A.CHURN_1H] = this.churn1h
     out[A.DHT_10M] = this.dht10m
     out[A.UNPRODUCTIVE_10M] = this.unproductive10m
@@ -894,12 +964,20 @@ export class AddressRecord {
   }
 }
 
-/** Divides the per-member features of a raw address (or prefix) vector by its members. */
-export function perMember(raw: Float64Array, members: number, out: Float64Array): Float64Array {
+/** Divides the per-member features of a raw address (or prefix) vector by its members (see `PER_MEMBER`). */
+export function perMember(
+  raw: Float64Array,
+  members: number,
+  established: number,
+  out: Float64Array,
+  only?: readonly number[],
+): Float64Array {
   const m = members > 1 ? members : 1
+  const e = established > 1 ? established : 1
   for (let i = 0; i < raw.length; i++) {
     const how = PER_MEMBER[i]!
-    out[i] = how === 0 ? raw[i]! : how === 1 ? raw[i]! / m : raw[i]! / Math.max(1, m / how)
+    const v = how === 0 ? raw[i]! : how === 1 ? raw[i]! / m : how === 2 ? raw[i]! / e : raw[i]! / Math.max(1, m / how)
+    out[i] = only === undefined || only[i] === 1 ? v : 0
   }
   return out
 }
@@ -909,6 +987,7 @@ export class PrefixRecord {
   readonly key: string
   readonly sum = new Float64Array(ADDRESS_FEATURES.length)
   members = 0
+  established = 0
   addresses = 0
   /** Addresses seen in this round (cleared by the engine when it scores). */
   touched = false
@@ -917,9 +996,10 @@ export class PrefixRecord {
     this.key = `net:${prefix}`
   }
 
-  add(raw: Float64Array, members: number): void {
+  add(raw: Float64Array, members: number, established: number): void {
     for (let i = 0; i < raw.length; i++) this.sum[i]! += raw[i]!
     this.members += members
+    this.established += established
     this.addresses++
     this.touched = true
   }
@@ -927,6 +1007,7 @@ export class PrefixRecord {
   reset(): void {
     this.sum.fill(0)
     this.members = 0
+    this.established = 0
     this.addresses = 0
     this.touched = false
   }

@@ -13,7 +13,8 @@
  * The reference is the learned 99th percentile, but never more than `throttleAt` octaves below the feature's
  * ceiling: whatever the model learned (or was taught by an attacker), a value at the ceiling scores at least
  * `throttleAt`. Under node-wide pressure on a feature (an attack spread over many sources), the reference drops
- * to the learned median and the floor to a quarter, so that sources well above the typical one stand out.
+ * half an octave below the learned median and the floor to a quarter, so that sources well above the typical one
+ * stand out (the engine applies pressure only to sources that appeared as it began).
  *
  * Rates, counts and ratios of network traffic are heavy-tailed and positive, hence the log scale; quantiles
  * rather than mean and variance keep one flood from dragging the baseline up. What is learned is chosen by the
@@ -82,8 +83,9 @@ const BINS = BINS_PER_OCTAVE * OCTAVES
 const PRIOR_WEIGHT = 500
 /** Baseline half-life: long enough that a slow attacker must keep at it for hours to move anything. */
 export const BASELINE_HALF_LIFE_MS = 2 * 60 * 60_000
-/** Under pressure, the floor is divided by this. */
+/** Under pressure, the floor is divided by this, and the reference is the median less this many octaves. */
 export const PRESSURE_FLOOR_DIVISOR = 4
+export const PRESSURE_MARGIN_OCTAVES = 0.5
 
 function level(x: number): number {
   return Math.log2(1 + (x > 0 ? x : 0))
@@ -186,7 +188,7 @@ export class RobustBaselineModel implements AnomalyModel {
       let s = 0
       const pressed = pressure !== undefined && pressure[i] !== 0
       if (v > (pressed ? this.#floors[i]! / PRESSURE_FLOOR_DIVISOR : this.#floors[i]!)) {
-        const ref = pressed ? this.#medianLevel[i]! : this.#p99Level[i]!
+        const ref = pressed ? this.#medianLevel[i]! - PRESSURE_MARGIN_OCTAVES : this.#p99Level[i]!
         const maxRef = this.#maxRef[i]!
         s = level(v) - (ref < maxRef ? ref : maxRef)
         if (s < 0) s = 0
