@@ -104,7 +104,11 @@ export async function runSuite(options: SuiteOptions = {}): Promise<SuiteReport>
         all.push(r)
         log(
           `${s.set} | ${s.name} | ${intensityLabel(s, v)} | seed ${seed}: ` +
-            (r.attack ? (r.detected ? `detected in ${r.ttdMs} ms (${r.drivenBy ?? '?'})` : 'missed') : 'normal') +
+            (r.attack
+              ? r.detected
+                ? `detected in ${r.ttdMs} ms (${r.drivenBy ?? '?'})`
+                : 'missed'
+              : 'normal') +
             `, FP ${r.falsePositives.length}/${r.normalEntities}` +
             (r.falsePositives.length > 0 ? ` [${r.falsePositives.slice(0, 3).join(', ')}]` : '') +
             (r.failures.length > 0 ? `, FAIL ${r.failures.join('; ')}` : '') +
@@ -121,7 +125,8 @@ export async function runSuite(options: SuiteOptions = {}): Promise<SuiteReport>
       }
       for (const k of Object.keys(achieved)) achieved[k] = Math.round(achieved[k]! * 10) / 10
       const drivenBy: Record<string, number> = {}
-      for (const t of trials) if (t.drivenBy !== undefined) drivenBy[t.drivenBy] = (drivenBy[t.drivenBy] ?? 0) + 1
+      for (const t of trials)
+        if (t.drivenBy !== undefined) drivenBy[t.drivenBy] = (drivenBy[t.drivenBy] ?? 0) + 1
       rows.push({
         scenario: s.name,
         set: s.set,
@@ -186,7 +191,9 @@ export function formatReport(report: SuiteReport): string {
           ? '—'
           : `${r.inTime}/${r.trials}${r.detected > r.inTime ? ` (+${r.detected - r.inTime} later)` : ''}${r.underThreshold ? ' (under threshold)' : ''}`
       const ttd =
-        r.ttdP50Ms === undefined ? '—' : `${(r.ttdP50Ms / 1000).toFixed(1)} / ${((r.ttdMaxMs ?? 0) / 1000).toFixed(1)} s`
+        r.ttdP50Ms === undefined
+          ? '—'
+          : `${(r.ttdP50Ms / 1000).toFixed(1)} / ${((r.ttdMaxMs ?? 0) / 1000).toFixed(1)} s`
       const fp = `${r.falsePositives}/${r.normalEntities}${r.blockedNormalPeers > 0 ? `, ${r.blockedNormalPeers} blocked` : ''}`
       const achieved = Object.entries(r.achieved)
         .map(([k, v]) => `${k}: ${v}`)
@@ -207,7 +214,9 @@ export function formatReport(report: SuiteReport): string {
       `${set.set}: false positives in normal groups ${set.falsePositives}/${set.normalEntities} normal addresses and peers (${pct(set.falsePositiveRate)}); ` +
         `in all trials ${set.falsePositivesAll}/${set.normalEntitiesAll} (${pct(set.normalEntitiesAll === 0 ? 0 : set.falsePositivesAll / set.normalEntitiesAll)}); ` +
         `normal peers blocked: ${set.blockedNormalPeers}` +
-        (set.innocentFailures.length > 0 ? `; innocent harmed: ${set.innocentFailures.join('; ')}` : '; no innocent party harmed'),
+        (set.innocentFailures.length > 0
+          ? `; innocent harmed: ${set.innocentFailures.join('; ')}`
+          : '; no innocent party harmed'),
     )
   }
   const [a, b] = report.sets

@@ -179,10 +179,12 @@ async function startNormalTraffic(
   }
   const partnerOf = (i: number) => peers[i ^ 1] ?? peers[0]!
 
-  // Per-peer habits: mean gap between WebRTC set-ups (log-uniform 3–30 s), busy peers chatter steadily.
+  // Per-peer habits: mean gap between WebRTC set-ups (log-uniform 3–30 s); one pair in five chatters steadily,
+  // both ways (an app using signaling as a message bus).
+  const chat = peers.map(() => 5 + rand() * 20)
   const habits = peers.map((_, i) => ({
     sessionGapMs: 3_000 * 10 ** rand(),
-    busyPerS: i % 10 === 0 ? 5 + rand() * 20 : 0,
+    busyPerS: (i >> 1) % 5 === 0 ? chat[i & ~1]! * (0.8 + rand() * 0.4) : 0,
     reconnects: i % 7 === 3,
   }))
 

@@ -171,13 +171,20 @@ export function startBaseMix(w: World, pop: Population, options: BaseMixOptions 
     })
   }
 
-  for (let i = 0; i < Math.round(8 * scale); i++) editor(w, pop, w.ip(), 10_000 + w.rand() * 200_000, arriveMs)
+  for (let i = 0; i < Math.round(8 * scale); i++)
+    editor(w, pop, w.ip(), 10_000 + w.rand() * 200_000, arriveMs)
 
   for (let i = 0; i < Math.round(14 * scale); i++) dhtNeighbour(w, pop, w.ip(), arriveMs)
 }
 
 /** A y-websocket editor: an initial sync of `docBytes`, then typing in bursts. */
-export function editor(w: World, pop: Population, ip: string, docBytes: number, arriveMs: number): CrdtClient {
+export function editor(
+  w: World,
+  pop: Population,
+  ip: string,
+  docBytes: number,
+  arriveMs: number,
+): CrdtClient {
   const c = new CrdtClient(w, ip, 'normal', CRDT_MAX_MESSAGE_BYTES, 2_000)
   pop.crdt.push(c)
   let active = false

@@ -82,8 +82,9 @@ export async function runTrial(
   const pop = emptyPopulation()
   startBaseMix(w, pop)
   const atk = new AttackTracker(w)
-  const ctx: Ctx = { w, pop, atk, outcome: {}, failures: [] }
-  const warmup = scenario.warmupMs ?? DEFAULT_WARMUP_MS
+  const ctx: Ctx = { w, pop, atk, stash: {}, failures: [] }
+  // Up to 2 s more, so that seeds do not all start the attack in the same phase of the scoring rounds.
+  const warmup = (scenario.warmupMs ?? DEFAULT_WARMUP_MS) + Math.floor(w.rand() * 2_000)
   if (scenario.startsInWarmup === true) scenario.run(ctx, intensity)
   await w.run(warmup)
   if (scenario.startsInWarmup !== true) scenario.run(ctx, intensity)
@@ -129,10 +130,12 @@ function covered(f: FlagEvent, atk: AttackTracker, w: World): string[] {
     const net = f.key.slice(4)
     const base = net.endsWith('/24') ? net.slice(0, net.lastIndexOf('.')) : net.slice(0, net.indexOf('::'))
     const ips = [...atk.ips].filter((ip) => prefixOf(ip) === base)
-    for (const [k, role] of w.roles) if (role === 'normal' && !k.includes(':') && prefixOf(k) === base) return []
+    for (const [k, role] of w.roles)
+      if (role === 'normal' && !k.includes(':') && prefixOf(k) === base) return []
     return ips
   }
-  const ip = atk.keys.get(f.key) ?? (f.address !== undefined && atk.ips.has(f.address) ? f.address : undefined)
+  const ip =
+    atk.keys.get(f.key) ?? (f.address !== undefined && atk.ips.has(f.address) ? f.address : undefined)
   return ip === undefined ? [] : [ip]
 }
 
@@ -145,7 +148,9 @@ function judgeDetection(
   const from = atk.judgeFrom ?? atk.startAt
   if (from === undefined) return { at: undefined, ttd: undefined, drivenBy: undefined }
   const need =
-    scenario.category === 'distributed' ? Math.max(1, Math.ceil((scenario.sourceShare ?? 0.5) * atk.ips.size)) : 1
+    scenario.category === 'distributed'
+      ? Math.max(1, Math.ceil((scenario.sourceShare ?? 0.5) * atk.ips.size))
+      : 1
   const flagged = new Set<string>()
   for (const f of flags) {
     if (f.to === 'normal') continue

@@ -32,7 +32,8 @@ export class HeapClock {
   }
 
   clearTimeout(handle: unknown): void {
-    if (handle !== null && typeof handle === 'object' && 'cancelled' in handle) (handle as Timer).cancelled = true
+    if (handle !== null && typeof handle === 'object' && 'cancelled' in handle)
+      (handle as Timer).cancelled = true
   }
 
   /** Runs every timer due up to `now + ms`, each at its own time, then sets the time to `now + ms`. */

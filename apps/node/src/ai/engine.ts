@@ -62,9 +62,9 @@ const SOURCE_SHARE = 0.02
 const MIN_SOURCE_WEIGHT = 20
 const ABOVE_P99_SHARE = 0.0025
 /**
- * For this long after the engine starts, the node-wide model neither learns nor puts anything under pressure:
- * after a restart every client reconnects and every DHT neighbour bootstraps at once, which is neither normal
- * load nor an attack.
+ * For this long after the engine starts, the node-wide model neither learns nor puts anything under pressure,
+ * and arrival rates (connections, new identities, short-lived connections) are not scored: after a restart
+ * every client reconnects and every DHT neighbour bootstraps at once, which is neither normal load nor an attack.
  */
 export const NODE_SETTLE_MS = 60_000
 /** An identity (or an unauthenticated connection) is an established member of its address after this long. */
@@ -420,8 +420,8 @@ class Engine implements AiEngine {
   readonly #byPeerjs = new Map<string, Session>()
   readonly #addresses = new Map<string, AddressRecord>()
   readonly #prefixes = new Map<string, PrefixRecord>()
-  /** Address (and PeerJS credential) of flagged keys, for the flagged list. */
-  readonly #keyInfo = new Map<string, { address: string; credential?: string }>()
+  /** Address of flagged keys, for the flagged list. */
+  readonly #keyInfo = new Map<string, { address: string }>()
   readonly #dhtSources = new Map<string, number>()
   #newDhtSources = 0
   #newDhtSources60 = 0
@@ -498,7 +498,10 @@ class Engine implements AiEngine {
     this.#timer = setInterval(() => this.tick(), this.#tickMs)
     this.#timer.unref()
     if (this.#store !== undefined) {
-      this.#persistTimer = setInterval(() => void this.persist().catch(() => undefined), AI_PERSIST_INTERVAL_MS)
+      this.#persistTimer = setInterval(
+        () => void this.persist().catch(() => undefined),
+        AI_PERSIST_INTERVAL_MS,
+      )
       this.#persistTimer.unref()
     }
   }
@@ -625,7 +628,6 @@ class Engine implements AiEngine {
     // A connection flagged before it registered stays flagged as the peer it becomes.
     this.#policy.rekey(s.key, key)
     s.settle(key, peerId)
-    if (credential !== undefined) this.#keyInfo.set(key, { address: addr.address, credential })
     ;(s.endpoint === 'peerjs' ? this.#byPeerjs : this.#byPeer).set(peerId, s)
     s.allowed ||= this.#allow.has(peerId)
     s.registeredAt = this.#clock.now()
@@ -861,6 +863,7 @@ class Engine implements AiEngine {
 
     // 4. Addresses, summed into their prefixes.
     const ar = this.#ar
+    const settling = now - this.#bornAt < NODE_SETTLE_MS
     for (const addr of this.#addresses.values()) {
       const isActive = addr.fold(now, d)
       const entry = this.#policy.get(addr.key)
@@ -883,6 +886,12 @@ class Engine implements AiEngine {
       nx[N.UNPRODUCTIVE] = nx[N.UNPRODUCTIVE]! + Math.min(ar[A.UNPRODUCTIVE]!, CAP_UNPRODUCTIVE)
       nx[N.CRDT_BYTES] = nx[N.CRDT_BYTES]! + Math.min(ar[A.CRDT_BYTES]!, CAP_CRDT_BYTES * m)
       const x = perMember(ar, addr.members, addr.established, this.#ax)
+      if (settling) {
+        // Everyone reconnects after a restart, and nobody is established yet: arrivals say nothing.
+        x[A.CONNECTIONS] = 0
+        x[A.NEW_IDENTITIES] = 0
+        x[A.SHORT_LIVED] = 0
+      }
       let score = this.#addressModel.score(x, this.#as, this.#pressureOf(addr))
       let surge = false
       if (score < throttle && this.#inSurge(addr)) {
@@ -915,7 +924,7 @@ class Engine implements AiEngine {
         continue
       }
       if (prefix.addresses >= 2) {
-        const x = perMember(prefix.sum, prefix.members, prefix.established, this.#ax, PREFIX_SCORED)
+        const x = perMember(prefix.spread(), prefix.members, prefix.established, this.#ax, PREFIX_SCORED)
         const score = this.#prefixModel.score(x, this.#as, this.#pressureOf(undefined))
         scored++
         const t = this.#policy.update(prefix.key, score, now, () =>
@@ -936,7 +945,6 @@ class Engine implements AiEngine {
     let newIdentities = 0
     for (const addr of this.#addresses.values()) newIdentities += addr.rateNewIdentities * 60
     nx[N.NEW_IDENTITIES] = newIdentities
-    const settling = now - this.#bornAt < NODE_SETTLE_MS
     const nodeScore = settling ? 0 : this.#nodeModel.score(nx, this.#ns)
     if (settling) this.#ns.fill(0)
     scored++
@@ -1000,7 +1008,14 @@ class Engine implements AiEngine {
   }
 
   /** Learns `x` if its source's share allows (rising keys and keys above the p99 are held to tighter caps). */
-  #learn(model: AnomalyModel, source: string, x: Float64Array, score: number, slow: number, now: number): void {
+  #learn(
+    model: AnomalyModel,
+    source: string,
+    x: Float64Array,
+    score: number,
+    slow: number,
+    now: number,
+  ): void {
     if (score >= LEARN_MAX_SCORE) return
     const above = score > 0
     if (above && slow > RISING_SCORE) return
@@ -1024,7 +1039,8 @@ class Engine implements AiEngine {
 
   #apply(t: Transition, sessions: Iterable<Session>, now: number): void {
     const e = t.entry
-    const address = this.#keyInfo.get(e.key)?.address ?? (e.key.startsWith('addr:') ? e.key.slice(5) : undefined)
+    const address =
+      this.#keyInfo.get(e.key)?.address ?? (e.key.startsWith('addr:') ? e.key.slice(5) : undefined)
     const fields = {
       key: e.key,
       ...(address === undefined ? {} : { address }),
@@ -1112,7 +1128,10 @@ class Engine implements AiEngine {
               ? 'peerjs'
               : 'connection'
     const info = this.#keyInfo.get(e.key)
-    if (kind === 'peerjs' && info?.credential !== undefined) id = id.slice(0, id.lastIndexOf('/'))
+    // PeerJS IDs have no '/': what follows it in the key is the holder's token digest.
+    const slash = kind === 'peerjs' ? id.lastIndexOf('/') : -1
+    const credential = slash === -1 ? undefined : id.slice(slash + 1)
+    if (slash !== -1) id = id.slice(0, slash)
     const entry: FlaggedEntry = {
       kind,
       id,
@@ -1124,7 +1143,7 @@ class Engine implements AiEngine {
       offenses: round(e.offenses),
       reasons: e.reasons,
     }
-    if (info?.credential !== undefined) entry.credential = info.credential
+    if (credential !== undefined) entry.credential = credential
     const address = kind === 'address' ? id : info?.address
     if (address !== undefined) entry.address = address
     if (e.level === 'blocked') entry.until = e.until
@@ -1136,17 +1155,25 @@ class Engine implements AiEngine {
 function refusal(entry: PolicyEntry | undefined, now: number): string {
   const feature = entry?.reasons[0]?.feature ?? 'abuse'
   if (entry?.level === 'blocked') {
-    return `blocked: ${feature}; retry in ${Math.max(1, Math.ceil((entry.until - now) / 1000))} s`.slice(0, 123)
+    return `blocked: ${feature}; retry in ${Math.max(1, Math.ceil((entry.until - now) / 1000))} s`.slice(
+      0,
+      123,
+    )
   }
   return `throttled: ${feature}; slow down`.slice(0, 123)
 }
 
 function takeToken(addr: AddressRecord, which: 'conn' | 'dht' | 'tell', now: number): boolean {
   const perS =
-    which === 'conn' ? THROTTLED_CONNECTIONS_PER_S : which === 'dht' ? THROTTLED_DHT_PER_S : TOLD_REFUSALS_PER_S
+    which === 'conn'
+      ? THROTTLED_CONNECTIONS_PER_S
+      : which === 'dht'
+        ? THROTTLED_DHT_PER_S
+        : TOLD_REFUSALS_PER_S
   const burst = which === 'dht' ? perS * 2 : 2
   const before = which === 'conn' ? addr.connTokens : which === 'dht' ? addr.dhtTokens : addr.tellTokens
-  const at = which === 'conn' ? addr.connRefilledAt : which === 'dht' ? addr.dhtRefilledAt : addr.tellRefilledAt
+  const at =
+    which === 'conn' ? addr.connRefilledAt : which === 'dht' ? addr.dhtRefilledAt : addr.tellRefilledAt
   let tokens = Math.min(burst, before + ((now - at) * perS) / 1000)
   const ok = tokens >= 1
   if (ok) tokens -= 1

@@ -61,6 +61,8 @@ export const UNSOLICITED_SLACK = 48
  */
 export const REPLY_CREDIT_BASE = 96
 export const REPLY_CREDIT_PER_SIGNAL = 4
+/** Set-ups (offers sent to one peer, decayed over 10 min) that each add `REPLY_CREDIT_BASE` to its credit. */
+export const MAX_CREDITED_SETUPS = 4
 
 /** Session (connection) features; the order is the vector's. */
 export const S = {
@@ -94,7 +96,8 @@ export const SESSION_FEATURES: readonly FeatureSpec[] = [
   { name: 'other frames/s', floor: 5, ceiling: 40, prior: [0.2, 2] },
   { name: 'dropped frames/s', floor: 2, ceiling: 20, prior: [0, 0.5] },
   { name: 'error ratio', floor: 0.3, ceiling: 0.9, prior: [0.01, 0.2] },
-  { name: 'bytes in/s', floor: 40_000, ceiling: 600_000, prior: [200, 10_000] },
+  // A peer answering a meeting's worth of offers sends 100 KB in a moment.
+  { name: 'bytes in/s', floor: 200_000, ceiling: 1_000_000, prior: [200, 10_000] },
   // A y-webrtc room signals by broadcast: a client joining a room of 25 fans out megabytes in seconds.
   { name: 'fan-out bytes/s', floor: 2_000_000, ceiling: 8_000_000, prior: [0, 100_000] },
   { name: 'signals (10 min)', floor: 2_000, ceiling: 6_000, prior: [10, 500] },
@@ -175,7 +178,11 @@ export const PER_MEMBER: readonly number[] = ADDRESS_FEATURES.map((_, i) =>
     ? 8
     : i === A.OPEN || i === A.FRAMES || i === A.TOPICS || i === A.CRDT_BYTES
       ? 1
-      : i === A.CONNECTIONS || i === A.AUTH_FAILURES || i === A.SHORT_LIVED || i === A.CHURN || i === A.CHURN_1H
+      : i === A.CONNECTIONS ||
+          i === A.AUTH_FAILURES ||
+          i === A.SHORT_LIVED ||
+          i === A.CHURN ||
+          i === A.CHURN_1H
         ? 2
         : 0,
 )
@@ -231,14 +238,16 @@ export const enum FrameClass {
   Topic = 2,
   Other = 3,
   Dropped = 4,
+  /** A signal that opens a set-up (an offer): a `Signal` that also renews a pair's credit. */
+  Offer = 5,
 }
 
 /** Message types by class (native, y-webrtc and PeerJS names). */
 const CLASS_OF: Record<string, FrameClass> = {
-  offer: FrameClass.Signal,
+  offer: FrameClass.Offer,
   answer: FrameClass.Signal,
   candidate: FrameClass.Signal,
-  OFFER: FrameClass.Signal,
+  OFFER: FrameClass.Offer,
   ANSWER: FrameClass.Signal,
   CANDIDATE: FrameClass.Signal,
   publish: FrameClass.Publish,
@@ -342,7 +351,9 @@ export function prefixOf(address: string): string {
   const left = head === '' ? [] : head.split(':')
   const right = tail === undefined || tail === '' ? [] : tail.split(':')
   const groups =
-    tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
+    tail === undefined
+      ? left
+      : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right]
   return `${groups
     .slice(0, 4)
     .map((g) => g.replace(/^0+(?=.)/, '') || '0')
@@ -359,6 +370,8 @@ export class Pair {
   got = 0
   /** Signals sent that a reply or discovery credit covered. */
   exempt = 0
+  /** Set-ups (offers) sent. */
+  setups = 0
   /** Signals sent to a new target not yet judged (no answer yet, grace not over). */
   pending = 0
   /** Received recently (τ 2 s): the peer's share of a flood. */
@@ -379,6 +392,7 @@ export class Pair {
     this.sent *= a
     this.got *= a
     this.exempt *= a
+    this.setups *= a
     this.recentIn *= Math.exp(-dt / CONN_TAU_MS)
     this.last = now
   }
@@ -405,8 +419,8 @@ export class SessionRecord {
   settled = false
   isClosed = false
   /** Counts since the last round, by frame class. */
-  readonly counts = new Float64Array(5)
-  readonly rates = new Float64Array(5)
+  readonly counts = new Float64Array(6)
+  readonly rates = new Float64Array(6)
   bytesIn = 0
   rateIn = 0
   lastBytes = 0
@@ -421,6 +435,7 @@ export class SessionRecord {
   // Outbound signals: the current run to one target, then per-round totals.
   lastTarget: string | undefined
   targetRun = 0
+  offerRun = 0
   initiated = 0
   /** y-webrtc publishes: broadcast signalling, in bursts when a client joins a room; counted over 30 s and 10 min. */
   publishes = 0
@@ -485,7 +500,7 @@ export class SessionRecord {
     this.lastBytes = bytes
     this.frames++
     this.address.frames++
-    if (cls === FrameClass.Signal && target !== undefined) {
+    if ((cls === FrameClass.Signal || cls === FrameClass.Offer) && target !== undefined) {
       if (target === this.lastTarget) this.targetRun++
       else {
         const t = now()
@@ -493,6 +508,7 @@ export class SessionRecord {
         this.lastTarget = target
         this.targetRun = 1
       }
+      if (cls === FrameClass.Offer) this.offerRun++
     } else if (cls === FrameClass.Publish) this.publishes++
   }
 
@@ -517,7 +533,7 @@ export class SessionRecord {
   }
 
   #pair(peer: string, now: number): Pair | undefined {
-    const pairs = (this.pairs ??= new Map())
+    const pairs = (this.pairs ??= new Map<string, Pair>())
     let p = pairs.get(peer)
     if (p !== undefined) return p
     if (pairs.size >= MAX_PAIRS) {
@@ -536,7 +552,9 @@ export class SessionRecord {
     const n = this.targetRun
     const target = this.lastTarget
     if (n === 0 || target === undefined) return
+    const offers = this.offerRun
     this.targetRun = 0
+    this.offerRun = 0
     const p = this.#pair(target, now)
     if (p === undefined) {
       // No room to tell: as bad as it gets (a connection talking to more than MAX_PAIRS peers in a minute).
@@ -553,6 +571,7 @@ export class SessionRecord {
       this.#pairsDirty = true
     }
     p.sent += n
+    p.setups += offers
     if (p.firstIn === 0 && !p.discovered && now - p.firstOut < REPLY_GRACE_MS) {
       p.pending += n
       this.#pending = true
@@ -564,14 +583,15 @@ export class SessionRecord {
   /** Judges `n` signals just added to `p.sent`: covered by a credit, initiated, one-sided. */
   #judge(p: Pair, n: number): void {
     let exempt = 0
+    const base = REPLY_CREDIT_BASE * Math.max(1, Math.min(MAX_CREDITED_SETUPS, p.setups))
     if (p.discovered || p.firstIn !== 0) {
-      const credit = REPLY_CREDIT_BASE + REPLY_CREDIT_PER_SIGNAL * p.got - p.exempt
+      const credit = base + REPLY_CREDIT_PER_SIGNAL * p.got - p.exempt
       if (credit > 0) exempt = credit < n ? credit : n
       p.exempt += exempt
     }
     this.initiated += n - exempt
-    // A peer that answers may be sent a set-up's worth before its answers catch up (trickle ICE).
-    const allowance = (p.firstIn !== 0 ? REPLY_CREDIT_BASE : ONE_SIDED_SLACK) + ONE_SIDED_RATIO * p.got
+    // A peer that answers may be sent a set-up's worth per set-up before its answers catch up (trickle ICE).
+    const allowance = (p.firstIn !== 0 ? base : ONE_SIDED_SLACK) + ONE_SIDED_RATIO * p.got
     const after = p.sent - allowance
     if (after > 0) this.oneSided += after - Math.max(0, p.sent - n - allowance)
   }
@@ -589,10 +609,12 @@ export class SessionRecord {
       return
     }
     p.decayTo(now)
-    if (p.firstOut === 0) this.unsolicitedSources.add(from)
-    const allowance = UNSOLICITED_SLACK + ONE_SIDED_RATIO * p.sent
-    const after = p.got + n - allowance
-    if (after > 0) this.unsolicited += after - Math.max(0, p.got - allowance)
+    // Unsolicited: from a peer this connection never signalled (once it answers, it takes part).
+    if (p.firstOut === 0) {
+      this.unsolicitedSources.add(from)
+      const after = p.got + n - UNSOLICITED_SLACK
+      if (after > 0) this.unsolicited += after - Math.max(0, p.got - UNSOLICITED_SLACK)
+    }
     p.got += n
     p.recentIn += n
     if (p.firstIn === 0) {
@@ -615,8 +637,9 @@ export class SessionRecord {
     this.flushOut(now)
     this.flushIn(now)
     let active = false
-    const frames = this.counts[0]! + this.counts[1]! + this.counts[2]! + this.counts[3]!
-    for (let c = 0; c < 5; c++) {
+    const frames =
+      this.counts[0]! + this.counts[1]! + this.counts[2]! + this.counts[3]! + this.counts[FrameClass.Offer]!
+    for (let c = 0; c < 6; c++) {
       const n = this.counts[c]!
       if (n > 0) active = true
       this.rates[c] = ewma(this.rates[c]!, n, d.frame, d.dtMs)
@@ -645,7 +668,10 @@ export class SessionRecord {
     this.received = 0
     this.unsolicited = 0
     this.errors = 0
-    if (this.pairs !== undefined && (this.#pairsDirty || this.#pending || now - this.#pairsSweptAt >= 1_000)) {
+    if (
+      this.pairs !== undefined &&
+      (this.#pairsDirty || this.#pending || now - this.#pairsSweptAt >= 1_000)
+    ) {
       this.#recount(now)
     }
     this.unanswered1h = d.hour * this.unanswered1h + this.unansweredEvents
@@ -654,7 +680,8 @@ export class SessionRecord {
     return (
       active ||
       this.unansweredNow > 0 ||
-      this.rates[0]! + this.rates[1]! + this.rates[2]! + this.rates[3]! + this.rates[4]! > 0.05 ||
+      this.rates[0]! + this.rates[1]! + this.rates[2]! + this.rates[3]! + this.rates[4]! + this.rates[5]! >
+        0.05 ||
       this.rateReceived > 0.05 ||
       this.rateOneSided > 0.05 ||
       this.rateInitiated30 > 0.05
@@ -747,7 +774,10 @@ export class SessionRecord {
       if (p.recentIn < 1) continue
       total += p.recentIn
       // Never answered by this peer (given the time to answer), or sending far more than it was answered.
-      if ((p.sent < 1 && now - p.firstIn >= REPLY_GRACE_MS) || p.got > UNSOLICITED_SLACK + ONE_SIDED_RATIO * p.sent) {
+      if (
+        (p.sent < 1 && now - p.firstIn >= REPLY_GRACE_MS) ||
+        p.got > UNSOLICITED_SLACK + ONE_SIDED_RATIO * p.sent
+      ) {
         list.push({ peer, recent: p.recentIn })
       }
     }
@@ -976,16 +1006,22 @@ export function perMember(
   const e = established > 1 ? established : 1
   for (let i = 0; i < raw.length; i++) {
     const how = PER_MEMBER[i]!
-    const v = how === 0 ? raw[i]! : how === 1 ? raw[i]! / m : how === 2 ? raw[i]! / e : raw[i]! / Math.max(1, m / how)
+    const v =
+      how === 0 ? raw[i]! : how === 1 ? raw[i]! / m : how === 2 ? raw[i]! / e : raw[i]! / Math.max(1, m / how)
     out[i] = only === undefined || only[i] === 1 ? v : 0
   }
   return out
 }
 
-/** An address prefix (/24, /64): the sum of its addresses, scored like one address with all their members. */
+/**
+ * An address prefix (/24, /64): the sum of its addresses but the largest one per feature (an address on its own
+ * is scored as an address: the prefix is for what is spread over several), scored like one address with all
+ * their members.
+ */
 export class PrefixRecord {
   readonly key: string
   readonly sum = new Float64Array(ADDRESS_FEATURES.length)
+  readonly #max = new Float64Array(ADDRESS_FEATURES.length)
   members = 0
   established = 0
   addresses = 0
@@ -997,15 +1033,26 @@ export class PrefixRecord {
   }
 
   add(raw: Float64Array, members: number, established: number): void {
-    for (let i = 0; i < raw.length; i++) this.sum[i]! += raw[i]!
+    for (let i = 0; i < raw.length; i++) {
+      const v = raw[i]!
+      this.sum[i]! += v
+      if (v > this.#max[i]!) this.#max[i] = v
+    }
     this.members += members
     this.established += established
     this.addresses++
     this.touched = true
   }
 
+  /** The sum without the largest address, per feature. */
+  spread(): Float64Array {
+    for (let i = 0; i < this.sum.length; i++) this.sum[i]! -= this.#max[i]!
+    return this.sum
+  }
+
   reset(): void {
     this.sum.fill(0)
+    this.#max.fill(0)
     this.members = 0
     this.established = 0
     this.addresses = 0
