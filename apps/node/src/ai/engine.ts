@@ -75,6 +75,8 @@ const CHURN_WITHIN_MS = 60_000
 const RISING_SCORE = 0.1
 /** Per round, the weight of the past in that average (τ = 1 min at 4 rounds a second). */
 const SLOW_A = Math.exp(-AI_TICK_MS / 60_000)
+/** Each key is learned every this many rounds. */
+const LEARN_EVERY = 4
 /** Throttled sessions may send this many frames per second (burst twice as many). */
 const THROTTLED_FRAMES_PER_S = 10
 /** Throttled for flooding a peer: this many. */
@@ -328,6 +330,7 @@ class Session extends SessionRecord implements GuardSession {
   }
 
   topics(held: number): void {
+    this.address.topicsHeld += held - this.topicsHeld
     this.topicsHeld = held
     // A y-webrtc connection is productive once it subscribed to something.
     if (held > 0 && !this.settled && this.endpoint === 'y-webrtc') this.settle(undefined)
@@ -437,6 +440,7 @@ class Engine implements AiEngine {
   #timer: ReturnType<typeof setInterval> | undefined
   #persistTimer: ReturnType<typeof setInterval> | undefined
   #lastTick: number
+  #round = 0
   readonly #bornAt: number
   #scored = 0
   #scoredTotal = 0
@@ -643,6 +647,7 @@ class Engine implements AiEngine {
     s.isClosed = true
     this.#sessions.delete(s)
     s.address.sessions.delete(s)
+    s.address.topicsHeld -= s.topicsHeld
     if (s.peerId !== undefined) {
       const map = s.endpoint === 'peerjs' ? this.#byPeerjs : this.#byPeer
       if (map.get(s.peerId) === s) map.delete(s.peerId)
@@ -771,6 +776,7 @@ class Engine implements AiEngine {
     const now = this.#clock.now()
     const dt = Math.max(1, now - this.#lastTick)
     this.#lastTick = now
+    this.#round++
     for (const m of this.#models()) m.decay(dt)
     const d = decayFor(dt)
     const throttle = this.#throttleScore
@@ -792,13 +798,11 @@ class Engine implements AiEngine {
       if (s.settled && s.level === 'normal') {
         const addr = s.address
         addr.members++
-        if (
-          s.key.startsWith('conn:')
-            ? now - s.openedAt >= ESTABLISHED_AFTER_MS
-            : addr.establishedFor(s.key, now, ESTABLISHED_AFTER_MS)
-        ) {
-          addr.established++
-        }
+        // Once established, a connection stays so (its identity's record at the address is kept for the hour).
+        s.established ||= s.key.startsWith('conn:')
+          ? now - s.openedAt >= ESTABLISHED_AFTER_MS
+          : addr.establishedFor(s.key, now, ESTABLISHED_AFTER_MS)
+        if (s.established) addr.established++
       }
       if (isActive || this.#policy.get(s.key) !== undefined) active.push(s)
       nx[N.SIGNALS] = nx[N.SIGNALS]! + Math.min(s.rateInitiated, CAP_SIGNALS)
@@ -827,7 +831,7 @@ class Engine implements AiEngine {
             score: round(score),
           }
         }
-      } else this.#learn(this.#targetModel, s.address.prefix, x, score, s.slowScore, now)
+      } else this.#learn(this.#targetModel, s.address.prefix, x, score, s.slowScore, now, s.id)
     }
     this.#flooded = flooded
 
@@ -857,7 +861,7 @@ class Engine implements AiEngine {
       s.level = s.allowed ? 'normal' : this.#policy.level(s.key)
       if (s.level === 'normal') s.flooder = false
       if (s.level === 'normal' && own < LEARN_MAX_SCORE && s.external === 0) {
-        this.#learn(this.#sessionModel, s.address.prefix, x, own, s.slowScore, now)
+        this.#learn(this.#sessionModel, s.address.prefix, x, own, s.slowScore, now, s.id)
       }
     }
 
@@ -912,7 +916,7 @@ class Engine implements AiEngine {
       }
       const level = allowed ? 'normal' : this.#policy.level(addr.key)
       if (isActive && level === 'normal' && score < LEARN_MAX_SCORE) {
-        this.#learn(this.#addressModel, addr.prefix, x, score, slow, now)
+        this.#learn(this.#addressModel, addr.prefix, x, score, slow, now, addr.createdAt)
       }
     }
 
@@ -1007,7 +1011,11 @@ class Engine implements AiEngine {
     return mask
   }
 
-  /** Learns `x` if its source's share allows (rising keys and keys above the p99 are held to tighter caps). */
+  /**
+   * Learns `x` if its source's share allows (rising keys and keys above the p99 are held to tighter caps). Each
+   * key is learned every LEARN_EVERY rounds (`phase` spreads them over the rounds): the baseline needs samples,
+   * not every round of every key.
+   */
   #learn(
     model: AnomalyModel,
     source: string,
@@ -1015,8 +1023,9 @@ class Engine implements AiEngine {
     score: number,
     slow: number,
     now: number,
+    phase = 0,
   ): void {
-    if (score >= LEARN_MAX_SCORE) return
+    if (score >= LEARN_MAX_SCORE || (phase + this.#round) % LEARN_EVERY !== 0) return
     const above = score > 0
     if (above && slow > RISING_SCORE) return
     const w = this.#shares.get(model)!.weight(source, model.samples, above, now)

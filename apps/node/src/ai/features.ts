@@ -415,6 +415,8 @@ export class SessionRecord {
   /** When it registered, and whether its identity was new to its address then. */
   registeredAt = 0
   newIdentity = false
+  /** An established member of its address (see the engine). */
+  established = false
   /** Registered, subscribed (y-webrtc) or synchronising (CRDT): counted as a member, no longer unproductive. */
   settled = false
   isClosed = false
@@ -814,6 +816,8 @@ export class AddressRecord {
   flaggedKeys = 0
   /** Sessions not settled yet plus pending sockets: what can turn unproductive with time alone. */
   unsettled = 0
+  /** Topics its connections hold. */
+  topicsHeld = 0
   /** Members in good standing, and those among them established (computed every round by the engine). */
   members = 0
   established = 0
@@ -971,8 +975,6 @@ export class AddressRecord {
 
   /** The raw (not per-member) vector: what the address did. */
   raw(out: Float64Array): Float64Array {
-    let topics = 0
-    for (const s of this.sessions) topics += s.topicsHeld
     out[A.CONNECTIONS] = this.rates[0]!
     out[A.OPEN] = this.sessions.size + this.pendingSockets.size
     out[A.UNPRODUCTIVE] = this.unproductiveNow
@@ -983,7 +985,7 @@ export class AddressRecord {
     out[A.DHT_STORES] = this.rates[4]!
     out[A.DHT_BAD] = this.rates[5]!
     out[A.FRAMES] = this.rates[6]!
-    out[A.TOPICS] = topics
+    out[A.TOPICS] = this.topicsHeld
     out[A.CRDT_BYTES] = this.rates[7]!
     out[A.FLAGGED_KEYS] = this.flagged10m
     out[A.CHURN] = this.churn60

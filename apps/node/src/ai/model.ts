@@ -160,7 +160,9 @@ export class RobustBaselineModel implements AnomalyModel {
   learn(x: Float64Array, weight = 1): void {
     if (!(weight > 0)) return
     for (let i = 0; i < this.features.length; i++) {
-      this.#hist[i]![binOf(level(x[i]!))]! += weight
+      const v = x[i]!
+      // Most features of most observations are 0: no logarithm for those.
+      this.#hist[i]![v > 0 ? binOf(level(v)) : 0]! += weight
       this.#totals[i]! += weight
     }
     this.#samples += weight
