@@ -8,6 +8,9 @@
  *
  * Everything runs on 127.0.0.1, bounded in count and time; every process started here is stopped by PID.
  * Prints a table, and as its last line one JSON object.
+ *
+ * `TLS=1`: the same with TLS on both ports (https, wss; a throw-away certificate made with `openssl`; X25519MLKEM768
+ * on Node >= 24.7), to state what TLS costs. `NODE_BIN` runs the node under another Node (e.g. 24).
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
@@ -23,6 +26,40 @@ const APP = join(dirname(fileURLToPath(import.meta.url)), '../../apps/node')
 const SERVER = join(APP, 'dist/server.js')
 const DURATION_S = Number(process.env.BENCH_DURATION_S ?? 10)
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 50)
+const TLS = process.env.TLS === '1'
+const NODE_BIN = process.env.NODE_BIN ?? process.execPath
+const HTTP = TLS ? 'https' : 'http'
+const WS = TLS ? 'wss' : 'ws'
+
+/** A self-signed certificate for 127.0.0.1 (the bench accepts it: NODE_TLS_REJECT_UNAUTHORIZED below). */
+function makeCertificate(dir: string): string[] {
+  spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-days',
+      '1',
+    ].concat([
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+      '-keyout',
+      join(dir, 'key.pem'),
+      '-out',
+      join(dir, 'cert.pem'),
+    ]),
+    { stdio: 'ignore' },
+  )
+  return ['--tls-cert', join(dir, 'cert.pem'), '--tls-key', join(dir, 'key.pem')]
+}
+let tlsArgs: string[] = []
 
 interface Ready {
   nodeId: string
@@ -41,7 +78,7 @@ const started: ChildProcess[] = []
 function startNode(dataDir: string, extra: string[] = []): Promise<Running> {
   const t0 = performance.now()
   const proc = spawn(
-    process.execPath,
+    NODE_BIN,
     [
       SERVER,
       '--host',
@@ -56,6 +93,7 @@ function startNode(dataDir: string, extra: string[] = []): Promise<Running> {
       dataDir,
       '--log-level',
       'warn',
+      ...tlsArgs,
       ...extra,
     ],
     { stdio: ['ignore', 'inherit', 'pipe'] },
@@ -168,6 +206,10 @@ async function main(): Promise<void> {
     dirs.push(d)
     return d
   }
+  if (TLS) {
+    tlsArgs = makeCertificate(tmp())
+    process.env.NODE_TLS_REJECT_UNAUTHORIZED = '0'
+  }
   try {
     // 2. Cold start with an existing identity (first run creates it).
     const dir = tmp()
@@ -179,7 +221,7 @@ async function main(): Promise<void> {
       const n = await startNode(dir)
       coldReady.push(n.readyMs)
       for (;;) {
-        const res = await fetch(`http://127.0.0.1:${n.ready.rest}/api/health/ready`).catch(() => undefined)
+        const res = await fetch(`${HTTP}://127.0.0.1:${n.ready.rest}/api/health/ready`).catch(() => undefined)
         if (res?.status === 200) break
         await new Promise((r) => setTimeout(r, 5))
       }
@@ -193,42 +235,46 @@ async function main(): Promise<void> {
     const n = await startNode(dir)
     await new Promise((r) => setTimeout(r, 5_000))
     const idleRss = rssMiB(n.proc.pid!)
-    const base = `http://127.0.0.1:${n.ready.rest}`
+    const base = `${HTTP}://127.0.0.1:${n.ready.rest}`
     const health = await cannon(`${base}/api/health`)
     const peers = await cannon(`${base}/api/peers`)
     const rssAfterLoad = rssMiB(n.proc.pid!)
     await stopNode(n)
 
     // 4. Signal latency: same node vs across nodes (A → C through the federation).
-    const a = await startNode(tmp(), ['--bootstrap-interval-ms', '2000'])
+    // Two nodes on one machine: a testnet, whose loopback links the dial policy refuses on a public network.
+    const a = await startNode(tmp(), ['--bootstrap-interval-ms', '2000', '--allow-private-addresses', 'on'])
     const c = await startNode(tmp(), [
+      '--allow-private-addresses',
+      'on',
       '--bootstrap-interval-ms',
       '2000',
       '--seed-nodes',
       `127.0.0.1:${a.ready.dht}`,
     ])
     for (;;) {
-      const body = (await (await fetch(`http://127.0.0.1:${a.ready.rest}/api/peers`)).json()) as {
+      const body = (await (await fetch(`${HTTP}://127.0.0.1:${a.ready.rest}/api/peers`)).json()) as {
         list: { id: string; state: string }[]
       }
       if (body.list.some((l) => l.id === c.ready.nodeId && l.state === 'open')) break
       await new Promise((r) => setTimeout(r, 200))
     }
     const sameNode = await signalLatency(
-      `ws://127.0.0.1:${a.ready.ws}/p2p-signaling`,
-      `ws://127.0.0.1:${a.ready.ws}/p2p-signaling`,
+      `${WS}://127.0.0.1:${a.ready.ws}/p2p-signaling`,
+      `${WS}://127.0.0.1:${a.ready.ws}/p2p-signaling`,
       300,
     )
     const crossNode = await signalLatency(
-      `ws://127.0.0.1:${a.ready.ws}/p2p-signaling`,
-      `ws://127.0.0.1:${c.ready.ws}/p2p-signaling`,
+      `${WS}://127.0.0.1:${a.ready.ws}/p2p-signaling`,
+      `${WS}://127.0.0.1:${c.ready.ws}/p2p-signaling`,
       300,
     )
     await stopNode(a)
     await stopNode(c)
 
     const result = {
-      node: process.version,
+      node: spawnSync(NODE_BIN, ['--version'], { encoding: 'utf8' }).stdout.trim(),
+      tls: TLS,
       cpus: (await import('node:os')).cpus().length,
       autocannon: { connections: CONNECTIONS, durationS: DURATION_S },
       restHealth: health,
@@ -240,7 +286,7 @@ async function main(): Promise<void> {
       signalLatencySameNode: sameNode,
       signalLatencyCrossNode: crossNode,
     }
-    console.log('\napps/node benchmarks (127.0.0.1)')
+    console.log(`\napps/node benchmarks (127.0.0.1, ${TLS ? 'TLS' : 'plain'}, node ${result.node})`)
     console.table({
       'GET /api/health': {
         'req/s': health.reqPerSec,

@@ -11,7 +11,7 @@ import {
   parseRecord,
   recordKey,
   type RecordBody,
-} from '../src/adapters/dht-records'
+} from '../src/records/format'
 
 const RUNS = 200
 const identity = Identity.generate(new Uint8Array(32).fill(7))
@@ -27,6 +27,8 @@ const body: RecordBody = {
   a: 'ws://192.168.100.200:3001',
   e: now + RECORD_TTL_MS,
   q: now,
+  // The peer's own statement fields (x-signaling/2): what a peer record carries since issue 17.
+  p: { h: '192.168.100.200:3001', t: now, c: 'QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo0NTY3OA==' },
 }
 const key = recordKey('peer', body.k)
 for (let i = 0; i < 20; i++) signer.sign({ ...body, q: now + i }) // warm-up

@@ -113,6 +113,9 @@ export function localArgs(dataDir: string, extra: string[] = []): string[] {
     dataDir,
     '--log-level',
     'info',
+    // Every node of a local network is on 127.0.0.1: a testnet.
+    '--allow-private-addresses',
+    'on',
     ...extra,
   ]
 }

@@ -40,6 +40,11 @@ async function main(): Promise<void> {
       join(dataRoot, `node-${name}`),
       '--bootstrap-interval-ms',
       '5000',
+      '--allow-private-addresses',
+      'on',
+      // A local testnet is a closed network: its nodes replicate documents with each other.
+      '--crdt-nodes',
+      '*',
       ...(seeds.length > 0 ? ['--seed-nodes', seeds.join(',')] : []),
     ]
     // Own process groups: Ctrl-C reaches this script only, which sends each node one SIGTERM (a node that got

@@ -1,3 +1,5 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
+import type { SecureContextOptions } from 'node:tls'
 import Fastify, {
   LogController,
   type FastifyBaseLogger,
@@ -21,18 +23,37 @@ import { webRoutes } from './web'
 export interface AppNode {
   readonly version: string
   readonly health: HealthRegistry
-  /** `limit`: most signaling peers listed in `list` (P2P links are always all listed). */
-  peers(options?: { limit?: number }): Promise<PeersReport>
+  /**
+   * `limit`: most signaling peers listed in `list` (P2P links are always all listed). `addresses`: include each
+   * entry's network address (only for a request bearing the admin token).
+   */
+  peers(options?: { limit?: number; addresses?: boolean }): Promise<PeersReport>
   cryptoStatus(): CryptoStatusReport
   dhtNodes(): DhtNodesReport
   aiFlagged(): AiFlaggedReport
   metricsText(): Promise<string>
   readonly metricsContentType: string
+  /** The WebSocket port the demo page is told to use. @default 3001 */
+  readonly wsPort?: number
 }
 
 export interface BuildAppOptions {
   /** Pino logger for the REST component. @default no logging */
   logger?: FastifyBaseLogger
+  /** Bearer token that unlocks sensitive data (peer addresses); empty: nobody sees it. @default '' */
+  adminToken?: string
+  /** Serves https with these options instead of http. @default http */
+  https?: SecureContextOptions
+  /** Reverse proxies whose `X-Forwarded-For` gives the client address (`request.ip`). @default none */
+  trustProxy?: readonly string[]
+}
+
+/** Whether `request` carries `Authorization: Bearer <token>` for a non-empty `token` (compared in constant time). */
+export function bearerMatches(header: string | undefined, token: string): boolean {
+  if (token === '' || header === undefined || !header.startsWith('Bearer ')) return false
+  const given = createHash('sha256').update(header.slice(7)).digest()
+  const expected = createHash('sha256').update(token).digest()
+  return timingSafeEqual(given, expected)
 }
 
 const STATUS_TEXT: Record<number, string> = {
@@ -63,6 +84,10 @@ const errorResponses = { 500: ref('Error'), 503: ref('Error') }
 export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.logger ? { loggerInstance: options.logger } : { logger: false }),
+    ...(options.https === undefined ? {} : { https: options.https }),
+    ...(options.trustProxy === undefined || options.trustProxy.length === 0
+      ? {}
+      : { trustProxy: [...options.trustProxy] }),
     // Per-request logs would cost more than the cached health report itself; errors are still logged.
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
@@ -149,6 +174,8 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     {
       schema: {
         summary: 'P2P links, signaling and DHT figures merged',
+        description:
+          "IDs and kinds for everyone; each entry's network `address` only with `Authorization: Bearer <adminToken>`.",
         querystring: {
           type: 'object',
           properties: {
@@ -165,7 +192,11 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
         response: { 200: ref('Peers'), 400: ref('Error'), ...errorResponses },
       },
     },
-    (request) => node.peers({ limit: request.query.limit }),
+    (request) =>
+      node.peers({
+        limit: request.query.limit,
+        addresses: bearerMatches(request.headers.authorization, options.adminToken ?? ''),
+      }),
   )
   app.get(
     '/api/crypto/status',
@@ -208,7 +239,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
   )
   await app.register(webRoutes, {
-    wsPort: (node as { addresses?: { ws: { port: number } } }).addresses?.ws.port,
+    wsPort: node.wsPort,
   })
   return app
 }

@@ -42,6 +42,11 @@ export interface NodeConfig {
   /** IP addresses and peer IDs the AI engine never throttles or blocks. */
   aiAllowList: string[]
   /**
+   * Testnet setting: dial loopback, private and link-local addresses other nodes announce, and count every node
+   * on one address as separate (off on a public network, so no node can point this one at its own services).
+   */
+  allowPrivateAddresses: boolean
+  /**
    * Reverse proxies whose `Forwarded`/`X-Forwarded-For` are believed (addresses, CIDR ranges, or `loopback`,
    * `linklocal`, `uniquelocal`); empty: none, the client is the socket's peer.
    */
@@ -58,6 +63,8 @@ export interface NodeConfig {
   maxConnections: number
   /** Open connections from one address (IPv4, or IPv6 /64) on each port. */
   maxConnectionsPerAddress: number
+  /** Node IDs this node replicates documents with (`*`: every authenticated node; empty: none). */
+  crdtNodes: string[]
 }
 
 type Kind =
@@ -73,6 +80,7 @@ type Kind =
   | 'originlist'
   | 'path'
   | 'count'
+  | 'nodelist'
 
 interface Setting {
   key: keyof NodeConfig
@@ -173,6 +181,14 @@ export const SETTINGS: readonly Setting[] = [
     description: 'IP addresses and peer IDs the AI engine never throttles or blocks, comma-separated',
   },
   {
+    key: 'allowPrivateAddresses',
+    flag: '--allow-private-addresses',
+    env: 'X_NODE_ALLOW_PRIVATE_ADDRESSES',
+    kind: 'switch',
+    description:
+      'testnet setting: link to nodes on loopback, private and link-local addresses (never on a public network)',
+  },
+  {
     key: 'trustProxy',
     flag: '--trust-proxy',
     env: 'X_NODE_TRUST_PROXY',
@@ -223,6 +239,14 @@ export const SETTINGS: readonly Setting[] = [
     kind: 'count',
     description: 'open connections from one IPv4 address or IPv6 /64, per port',
   },
+  {
+    key: 'crdtNodes',
+    flag: '--crdt-nodes',
+    env: 'X_NODE_CRDT_NODES',
+    kind: 'nodelist',
+    description:
+      "node IDs this node replicates documents with, comma-separated ('*': every authenticated node)",
+  },
 ]
 
 /** Settings whose value may instead come from a file: `--<flag>-file <path>` or `<ENV>_FILE=<path>`. */
@@ -245,6 +269,7 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   ai: true,
   // Loopback is a local reverse proxy or a local tool: blocking it would cut off everyone behind it.
   aiAllowList: ['127.0.0.1', '::1'],
+  allowPrivateAddresses: false,
   trustProxy: [],
   allowedOrigins: [],
   adminToken: '',
@@ -252,6 +277,8 @@ export const DEFAULT_CONFIG: Readonly<NodeConfig> = Object.freeze({
   tlsKey: '',
   maxConnections: 0,
   maxConnectionsPerAddress: 256,
+  // A linked node is authenticated, never trusted: documents replicate only with nodes the operator names.
+  crdtNodes: [],
 })
 
 const ALLOWED: Record<Kind, string> = {
@@ -267,6 +294,7 @@ const ALLOWED: Record<Kind, string> = {
   originlist: 'comma-separated origins such as https://app.example.org, or *',
   path: 'a file path',
   count: 'an integer from 0 to 1000000',
+  nodelist: "comma-separated node IDs (40 hex digits), or '*' for every authenticated node",
 }
 
 /** A configuration value was rejected. `setting` names it, `source` says where it came from. */
@@ -297,6 +325,7 @@ export type ParseResult =
 
 const HOST_RE = /^[A-Za-z0-9.:\-[\]%]{1,253}$/
 const ID_RE = /^[A-Za-z0-9.:_-]{1,128}$/
+const NODE_ID_RE = /^([0-9a-f]{40}|\*)$/
 
 function fail(setting: Setting | string, source: string, value: unknown, allowed: string): never {
   const name = typeof setting === 'string' ? setting : setting.key
@@ -375,6 +404,19 @@ function parseValue(setting: Setting, raw: unknown, source: string): NodeConfig[
           : fail(setting, source, raw, allowed)
       for (const item of items) {
         if (typeof item !== 'string' || !ID_RE.test(item)) fail(setting, source, raw, allowed)
+      }
+      return items as string[]
+    }
+    case 'nodelist': {
+      const items: unknown[] = Array.isArray(raw)
+        ? raw.map((x: unknown) => (typeof x === 'string' ? x.trim().toLowerCase() : x))
+        : typeof raw === 'string'
+          ? raw.trim() === ''
+            ? []
+            : raw.split(',').map((x) => x.trim().toLowerCase())
+          : fail(setting, source, raw, allowed)
+      for (const item of items) {
+        if (typeof item !== 'string' || !NODE_ID_RE.test(item)) fail(setting, source, raw, allowed)
       }
       return items as string[]
     }
@@ -493,6 +535,7 @@ export function parseConfig(options: ParseConfigOptions = {}): ParseResult {
     aiAllowList: [...DEFAULT_CONFIG.aiAllowList],
     trustProxy: [],
     allowedOrigins: [],
+    crdtNodes: [...DEFAULT_CONFIG.crdtNodes],
   }
   const flags: { setting: Setting; raw: string }[] = []
   const warnings: string[] = []

@@ -136,6 +136,24 @@ export const cryptoStatusSchema = {
       type: 'boolean',
       description: 'whether the identity key file is passphrase-encrypted',
     },
+    tls: {
+      type: 'object',
+      description: 'TLS on the REST and WebSocket ports, and the key-exchange groups offered',
+      required: ['enabled', 'groups', 'postQuantum'],
+      properties: {
+        enabled: { type: 'boolean' },
+        groups: {
+          type: 'array',
+          items: { type: 'string' },
+          description: 'TLS 1.3 key-exchange groups offered, most preferred first',
+        },
+        postQuantum: {
+          type: 'boolean',
+          description: 'whether X25519MLKEM768 (hybrid ML-KEM-768 + X25519) is offered first',
+        },
+      },
+      additionalProperties: false,
+    },
   },
   additionalProperties: false,
 } as const
@@ -298,4 +316,5 @@ export interface CryptoStatusReport {
   production: boolean
   nodeId?: string
   keyFileEncrypted?: boolean
+  tls?: { enabled: boolean; groups: string[]; postQuantum: boolean }
 }

@@ -91,6 +91,15 @@ async function main(): Promise<void> {
   }
   process.on('SIGINT', onSignal)
   process.on('SIGTERM', onSignal)
+  // SIGHUP: a renewed certificate (certbot, cert-manager) is served without a restart.
+  process.on('SIGHUP', () => {
+    try {
+      if (node.reloadTls()) log.info({}, 'TLS certificate reloaded')
+      else log.info({}, 'SIGHUP: TLS is off, nothing to reload')
+    } catch (e) {
+      log.error({ err: (e as Error).message }, 'TLS certificate not reloaded; the previous one stays')
+    }
+  })
   // Under `pnpm start` / `npm start` a supervisor's SIGTERM stops the wrapper, which does not forward it: stop when
   // a launcher is gone. Not when started directly (`x-node`, `node dist/server.js`, nohup, systemd).
   if (process.env.npm_lifecycle_event !== undefined && process.env.X_NODE_WATCH_LAUNCHER !== 'off') {

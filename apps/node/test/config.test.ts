@@ -81,8 +81,22 @@ describe('parseConfig', () => {
       passphrase: '',
       ai: true,
       aiAllowList: ['127.0.0.1', '::1'],
+      crdtNodes: [],
     })
     expect(c.publicHost.length).toBeGreaterThan(0)
+  })
+
+  it('reads the nodes documents replicate with: node IDs or *, nothing by default', () => {
+    const id = 'ab'.repeat(20)
+    expect(config({ argv: ['--crdt-nodes', `${id.toUpperCase()}, *`] }).crdtNodes).toEqual([id, '*'])
+    expect(config({ env: { X_NODE_CRDT_NODES: '' } }).crdtNodes).toEqual([])
+    expect(
+      config({ readFile: () => `{"crdtNodes":["${id}"]}`, argv: ['--config', 'c.json'] }).crdtNodes,
+    ).toEqual([id])
+    expect(() => config({ argv: ['--crdt-nodes', 'abcd'] })).toThrow(
+      /invalid setting 'crdtNodes' from flag --crdt-nodes: "abcd"; allowed: comma-separated node IDs/,
+    )
+    expect(helpText()).toMatch(/--crdt-nodes/)
   })
 
   it('reads the AI engine switch and allow-list, and names them when they are wrong', () => {

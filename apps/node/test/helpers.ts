@@ -53,8 +53,12 @@ export function schemaErrors(id: string, body: unknown): string[] {
   return validate(body) ? [] : (validate.errors ?? []).map((e) => `${e.instancePath} ${e.message ?? ''}`)
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are checked by schema
-export async function getJson(url: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url)
+export async function getJson(
+  url: string,
+  headers: Record<string, string> = {},
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- response bodies are checked by schema
+): Promise<{ status: number; body: any }> {
+  // Bounded, so a polling caller (waitFor) gets control back even when a request is stuck.
+  const res = await fetch(url, { headers, signal: AbortSignal.timeout(5_000) })
   return { status: res.status, body: await res.json() }
 }

@@ -15,7 +15,8 @@ let b: SpawnedNode
 let c: SpawnedNode
 
 beforeAll(async () => {
-  const fast = ['--bootstrap-interval-ms', '2000']
+  // A closed test network: every node replicates documents with every other (the default is no one).
+  const fast = ['--bootstrap-interval-ms', '2000', '--crdt-nodes', '*']
   a = await spawnNode('a', localArgs(await tempDir(), fast))
   cleanups.push(() => a.kill())
   b = await spawnNode('b', localArgs(await tempDir(), [...fast, '--seed-nodes', `127.0.0.1:${a.ready.dht}`]))
@@ -148,7 +149,8 @@ describe('three nodes', () => {
       'A and C to converge',
       30_000,
     )
-    // A fresh client on the third node gets the whole history (B replicated it without any client of its own).
+    // A fresh client on the third node gets the whole history: B, which never held the document, asks A and C
+    // for it by name once its client does.
     const onB = open(b)
     await waitFor(() => onB.provider.synced && onB.text() === onA.text(), 'the late client on B', 30_000)
     onB.doc.getText('t').insert(onB.doc.getText('t').length, ' [B]')

@@ -30,7 +30,7 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(schemaErrors('HealthReport', health.body)).toEqual([])
     expect(health.body.status).toBe('ok')
     expect(Object.keys(health.body.components).sort()).toEqual(
-      ['ai', 'crypto', 'dht', 'p2p', 'signaling', 'storage'].sort(),
+      ['ai', 'crdt', 'crypto', 'dht', 'p2p', 'signaling', 'storage'].sort(),
     )
     expect(health.body.components.ai).toMatchObject({
       status: 'ok',
@@ -108,8 +108,8 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect((await getJson(`${base}/api/ai/flagged`)).body).toEqual({ enabled: false, flagged: [] })
   })
 
-  it('/api/peers lists registered signaling peers beside the P2P links, bounded by ?limit', async () => {
-    const node = await startNode()
+  it('/api/peers lists registered signaling peers beside the P2P links, bounded by ?limit, addresses for the admin only', async () => {
+    const node = await startNode(['--admin-token', 'the-admin-token'])
     const base = `http://127.0.0.1:${node.addresses.rest.port}`
     const ids = await Promise.all(
       [0, 1].map(async () => {
@@ -122,7 +122,8 @@ describe('one node: every REST endpoint returns its documented shape', () => {
         return client.connect()
       }),
     )
-    const peers = await getJson(`${base}/api/peers`)
+    const admin = { authorization: 'Bearer the-admin-token' }
+    const peers = await getJson(`${base}/api/peers`, admin)
     expect(peers.status).toBe(200)
     expect(schemaErrors('Peers', peers.body)).toEqual([])
     const listed = peers.body.list.filter((p: { kind: string }) => p.kind === 'signaling-peer')
@@ -130,6 +131,17 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     for (const p of listed) {
       expect(p.state).toBe('open')
       expect(p.address).toBe('127.0.0.1')
+    }
+    // Everyone else sees IDs and kinds, no addresses (a wrong token is no token).
+    const others: Record<string, string>[] = [
+      {},
+      { authorization: 'Bearer wrong' },
+      { authorization: 'the-admin-token' },
+    ]
+    for (const headers of others) {
+      const anonymous = await getJson(`${base}/api/peers`, headers)
+      expect(anonymous.body.list.map((p: { id: string }) => p.id).sort()).toEqual([...ids].sort())
+      expect(anonymous.body.list.every((p: { address?: string }) => p.address === undefined)).toBe(true)
     }
     expect(peers.body).toMatchObject({ connected: 2, total: 2, signaling: { peers: 2, connectedPeers: 2 } })
 
@@ -142,11 +154,48 @@ describe('one node: every REST endpoint returns its documented shape', () => {
     expect(bad.body.message).toMatch(/limit/)
   })
 
+  it('/metrics has every component, named by Prometheus conventions (counters _total, durations in seconds)', async () => {
+    const node = await startNode()
+    const identity = Identity.generate()
+    const client = createSignalingClient(
+      { publicKey: identity.publicKey, sign: (m) => identity.sign(m), WebSocket: WebSocket as never },
+      { url: `ws://127.0.0.1:${node.addresses.ws.port}/p2p-signaling` },
+    )
+    cleanups.push(() => client.close())
+    await client.connect()
+    const text = await (await fetch(`http://127.0.0.1:${node.addresses.rest.port}/metrics`)).text()
+    const types = new Map([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => [m[1]!, m[2]!]))
+    for (const family of [
+      'x_signaling_connections',
+      'x_signaling_registrations_total',
+      'x_signaling_signals_relayed_total',
+      'x_signaling_frames_rejected_total',
+      'x_dht_routing_table_contacts',
+      'x_kademlia_rpc_sent_total',
+      'x_kademlia_rpc_received_total',
+      'x_kademlia_lookup_duration_seconds',
+      'x_crdt_documents_open',
+      'x_crdt_stored_bytes',
+      'x_link_handshakes_total',
+      'x_link_connected_nodes',
+      'x_ai_flagged',
+      'x_system_cpu_usage_percent',
+    ]) {
+      expect(types.has(family), family).toBe(true)
+    }
+    expect(text).toMatch(/^x_signaling_registrations_total\{outcome="ok"\} 1$/m)
+    expect(text).toMatch(/^x_signaling_connections 1$/m)
+    for (const [name, type] of types) {
+      if (type === 'counter') expect(name).toMatch(/_total$/)
+      if (type === 'histogram') expect(name).toMatch(/_seconds$/)
+    }
+  })
+
   it('/api/health and /api/health/ready go to 503 when a required component fails (the database closes)', async () => {
     const node = await startNode()
     const base = `http://127.0.0.1:${node.addresses.rest.port}`
     expect((await getJson(`${base}/api/health`)).status).toBe(200)
-    await node.internals.db!.close()
+    await node.internals.storage?.db.close()
     // The health result is cached for healthCacheMs (1 s by default): wait for the next round.
     await new Promise((r) => setTimeout(r, 1_100))
     const health = await getJson(`${base}/api/health`)

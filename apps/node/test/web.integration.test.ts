@@ -78,7 +78,7 @@ describe.skipIf(!HAVE_CHROMIUM)('dashboard in Chromium', () => {
     await page.setViewportSize({ width: 1100, height: 900 })
 
     // Make the storage component fail for real: close the node's LevelDB under it.
-    await n.node.internals.db!.close()
+    await n.node.internals.storage?.db.close()
     const storage = page.locator('[data-component=storage][data-status=down]')
     await storage.waitFor({ timeout: 10_000 })
     expect(await storage.locator('.reason').innerText()).toContain('database closed')

@@ -3,6 +3,9 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 import { SILENT_LOGGER, type Logger } from './logger'
+import { nextTurn, type Clock } from './clock'
+import { sliceUpdate, sliceUpdateAsync, type SliceBudget, type SlicedUpdate } from './update-slices'
+import { encodeStateAsUpdateSliced } from './encode-sliced'
 import {
   META_RANGE,
   decodeName,
@@ -55,20 +58,14 @@ export interface CrdtDatabase {
   close(): Promise<void>
 }
 
-/** Injected time source (milliseconds); defaults to `Date.now`. */
-export interface Clock {
-  /** Milliseconds since the epoch. */
-  now(): number
-}
-
 /** Services injected into {@link createDocStore}. */
 export interface DocStoreComponents {
   /** The database documents live in; see {@link CrdtDatabase} for what it must support. */
   db: CrdtDatabase
   /** @default a silent logger */
   logger?: Logger
-  /** @default `{ now: Date.now }` */
-  clock?: Clock
+  /** Only `now` is used. @default `Date.now` */
+  clock?: Pick<Clock, 'now'>
 }
 
 /** Options of {@link createDocStore}; plain data. */
@@ -81,6 +78,30 @@ export interface DocStoreInit {
   maxOpenDocuments?: number
   /** Most bytes a document may occupy in storage (snapshot + uncompacted updates). @default 33_554_432 (32 MiB) */
   maxDocumentBytes?: number
+  /**
+   * Largest single update accepted from a client or another node (`X_CRDT_UPDATE_TOO_LARGE`). Whatever its
+   * size, an update is applied in small slices, as many per turn of the event loop as fit in 10 ms.
+   * @default 4_194_304 (4 MiB)
+   */
+  maxUpdateBytes?: number
+  /**
+   * Storage quota of the whole store: an update that would take the stored bytes of all documents (plus what is
+   * being written) beyond it is refused with `X_CRDT_QUOTA_EXCEEDED`. Approximate until the first scan of the
+   * metadata index (started by the first `open`) has finished. @default 1_073_741_824 (1 GiB)
+   */
+  maxStoredBytes?: number
+  /**
+   * Most distinct Yjs client IDs in one document (`X_CRDT_DOC_TOO_LARGE`): every transaction on a document
+   * costs time in proportion to its client count, so a document carrying hundreds of thousands of them (a few
+   * bytes each) would slow every later edit. @default 20_000
+   */
+  maxDocumentClients?: number
+  /**
+   * CPU time one update may take to apply, across its slices; beyond it the rest of the update is dropped and
+   * the update is refused with `X_CRDT_UPDATE_TOO_LARGE` (what it applied so far stays, like any change). Yjs
+   * integrates some crafted shapes in time quadratic in their size. @default 2_000
+   */
+  maxApplyMs?: number
   /** Compact a document when its uncompacted updates outweigh `ratio` × its snapshot. @default 1 */
   compactionRatio?: number
   /** Never compact (by size ratio) while uncompacted updates total fewer bytes than this. @default 65_536 */
@@ -103,11 +124,13 @@ export interface DocHandle {
   /** The live document. Local edits (`doc.getText().insert(...)`) are persisted like remote ones. */
   readonly doc: Y.Doc
   /**
-   * Validates and applies a remote update. Throws `X_CRDT_BAD_MESSAGE` (not a Yjs update, nothing applied),
-   * `X_CRDT_DOC_TOO_LARGE` (nothing applied) or `X_CRDT_DOC_FAILED`. Listeners of
-   * {@link DocStore.onUpdate} hear about it once it is on disk.
+   * Validates and applies a remote update; resolves once it is applied (not yet durable: see `whenDurable`).
+   * A small update is applied before this returns; a large one in slices, one per turn of the event loop, after
+   * every update this handle's document received before it. Rejects with `X_CRDT_UPDATE_TOO_LARGE`,
+   * `X_CRDT_DOC_TOO_LARGE`, `X_CRDT_QUOTA_EXCEEDED`, `X_CRDT_BAD_MESSAGE` (not a Yjs update: nothing applied)
+   * or `X_CRDT_DOC_FAILED`. Listeners of {@link DocStore.onUpdate} hear about it once it is on disk.
    */
-  applyUpdate(update: Uint8Array, origin?: unknown): void
+  applyUpdate(update: Uint8Array, origin?: unknown): Promise<void>
   /** Runs `fn` once every change made to this document so far is on disk (synchronously if it already is). */
   afterDurable(fn: () => void): void
   /** Resolves once every change made to this document so far is on disk. */
@@ -154,6 +177,8 @@ export interface DocStoreStats {
   updatesPerSecond: number
   /** Stored bytes (snapshot + uncompacted updates) of every document, from the metadata index. */
   bytesStored: number
+  /** The storage quota (`maxStoredBytes`). */
+  maxStoredBytes: number
   /** The most recent compaction, or `null` if none yet. */
   lastCompaction: CompactionInfo | null
   /** Error counts by code. */
@@ -174,6 +199,12 @@ export interface DocStore {
   encodeStateAsUpdate(name: string, stateVector?: Uint8Array): Promise<Uint8Array>
   /** Names of every stored document, in key order. */
   listDocuments(): AsyncIterable<string>
+  /** Whether the document is stored (it has metadata) or in memory now, without loading it. */
+  has(name: string): Promise<boolean>
+  /** Names of the documents in memory now (stored or not yet written). */
+  loadedDocuments(): string[]
+  /** Subscribes to documents being loaded into memory (opened while not in memory); returns the unsubscribe function. */
+  onDocumentLoaded(listener: (name: string) => void): () => void
   /** Subscribes to durable updates; returns the unsubscribe function. */
   onUpdate(listener: UpdateListener): () => void
   /** Subscribes to documents dropped from memory because a write failed; returns the unsubscribe function. */
@@ -196,6 +227,23 @@ const DEFAULT_IDLE_TIMEOUT_MS = 30_000
 const DEFAULT_EVICTION_INTERVAL_MS = 5_000
 const DEFAULT_MAX_OPEN_DOCUMENTS = 10_000
 const DEFAULT_MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+const DEFAULT_MAX_UPDATE_BYTES = 4 * 1024 * 1024
+const DEFAULT_MAX_STORED_BYTES = 1024 * 1024 * 1024
+const DEFAULT_MAX_DOCUMENT_CLIENTS = 20_000
+/**
+ * Updates are applied in slices of at most 16 structs, as many per turn of the event loop as fit in
+ * APPLY_TURN_MS (and at most APPLY_TURN_STRUCTS): Y.applyUpdate costs ~10 µs per struct for hostile shapes
+ * (inserts at random positions), but an item integrated among many concurrent siblings scans them, so a time
+ * box, not a count alone, keeps each turn short.
+ */
+const APPLY_SLICE_BUDGET: SliceBudget = { maxBytes: 64 * 1024, maxStructs: 16, maxDeleteRanges: 256 }
+const APPLY_TURN_MS = 10
+const APPLY_TURN_STRUCTS = 1_000
+const DEFAULT_MAX_APPLY_MS = 2_000
+/** Monotonic time for the time box (a measurement, not a timer). */
+const monotonicMs = (): number => performance.now()
+/** Updates up to this size are read and applied at once, without yielding (the common case: keystrokes). */
+const APPLY_AT_ONCE_BYTES = 16 * 1024
 const DEFAULT_COMPACTION_RATIO = 1
 const DEFAULT_COMPACTION_MIN_BYTES = 64 * 1024
 const DEFAULT_COMPACTION_MAX_UPDATES = 500
@@ -230,6 +278,14 @@ class Entry {
   inflight: InflightMark[] = []
   waiters: { seq: number; fn: () => void }[] = []
   compactRequested = false
+  /** A snapshot being encoded (in steps) for compaction. */
+  compacting = false
+  /** An encoded snapshot that replaces update keys below `upTo` once no batch of this document is in flight. */
+  compactReady: { snapshot: Uint8Array; upTo: number; coveredBytes: number; bytesBefore: number } | undefined
+  /** The last update being applied in slices (later ones wait for it); undefined when none is. */
+  applyTail: Promise<void> | undefined
+  /** Bytes of updates accepted and not yet applied. */
+  applyingBytes = 0
   evicted = false
   failed: CrdtSyncError | undefined
   onUpdate: ((update: Uint8Array, origin: unknown) => void) | undefined
@@ -296,11 +352,15 @@ function decodeMeta(bytes: Uint8Array): { stateVector: Uint8Array; storedBytes: 
 class DocStoreImpl implements DocStore {
   readonly #db: CrdtDatabase
   readonly #log: Logger
-  readonly #clock: Clock
+  readonly #clock: Pick<Clock, 'now'>
   readonly #idleTimeoutMs: number
   readonly #evictionIntervalMs: number
   readonly #maxOpen: number
   readonly #maxDocBytes: number
+  readonly #maxUpdateBytes: number
+  readonly #maxStoredBytes: number
+  readonly #maxDocClients: number
+  readonly #maxApplyMs: number
   readonly #ratio: number
   readonly #compactionMinBytes: number
   readonly #compactionMaxUpdates: number
@@ -311,8 +371,10 @@ class DocStoreImpl implements DocStore {
   readonly #loading = new Map<string, Promise<Entry>>()
   readonly #dirty = new Set<Entry>()
   readonly #batches = new Set<Promise<void>>()
+  readonly #compactionJobs = new Set<Promise<void>>()
   readonly #updateListeners = new Set<UpdateListener>()
   readonly #failedListeners = new Set<(name: string, error: CrdtSyncError) => void>()
+  readonly #loadedListeners = new Set<(name: string) => void>()
   /**
    * Only while the one-time metadata scan runs: the stored size each document had when it was first rewritten
    * during the scan, so the scan counts that (and the write its difference) whatever the iterator sees.
@@ -322,6 +384,8 @@ class DocStoreImpl implements DocStore {
   readonly #errors: Partial<Record<CrdtSyncErrorCode, number>> = {}
   readonly #rate = new RateCounter()
   #bytesStored = 0
+  /** Bytes accepted (being applied, or applied and not yet written) and not yet in `#bytesStored`. */
+  #unwrittenBytes = 0
   #scan: Promise<void> | undefined
   #flushScheduled = false
   #sweepTimer: ReturnType<typeof setInterval> | undefined
@@ -345,6 +409,14 @@ class DocStoreImpl implements DocStore {
     )
     this.#maxOpen = positive('maxOpenDocuments', init.maxOpenDocuments, DEFAULT_MAX_OPEN_DOCUMENTS)
     this.#maxDocBytes = positive('maxDocumentBytes', init.maxDocumentBytes, DEFAULT_MAX_DOCUMENT_BYTES)
+    this.#maxUpdateBytes = positive('maxUpdateBytes', init.maxUpdateBytes, DEFAULT_MAX_UPDATE_BYTES)
+    this.#maxStoredBytes = positive('maxStoredBytes', init.maxStoredBytes, DEFAULT_MAX_STORED_BYTES)
+    this.#maxDocClients = positive(
+      'maxDocumentClients',
+      init.maxDocumentClients,
+      DEFAULT_MAX_DOCUMENT_CLIENTS,
+    )
+    this.#maxApplyMs = positive('maxApplyMs', init.maxApplyMs, DEFAULT_MAX_APPLY_MS)
     this.#ratio = positive('compactionRatio', init.compactionRatio, DEFAULT_COMPACTION_RATIO)
     this.#compactionMinBytes = init.compactionMinBytes ?? DEFAULT_COMPACTION_MIN_BYTES
     if (!(this.#compactionMinBytes >= 0)) throw new RangeError("'compactionMinBytes' must be >= 0")
@@ -386,7 +458,7 @@ class DocStoreImpl implements DocStore {
   async applyUpdate(name: string, update: Uint8Array, origin?: unknown): Promise<void> {
     const handle = await this.open(name)
     try {
-      handle.applyUpdate(update, origin)
+      await handle.applyUpdate(update, origin)
       await handle.whenDurable()
     } finally {
       handle.release()
@@ -415,7 +487,7 @@ class DocStoreImpl implements DocStore {
   async encodeStateAsUpdate(name: string, stateVector?: Uint8Array): Promise<Uint8Array> {
     const handle = await this.open(name)
     try {
-      const update = Y.encodeStateAsUpdate(handle.doc, stateVector)
+      const update = await encodeStateAsUpdateSliced(handle.doc, stateVector, nextTurn)
       await handle.whenDurable()
       return update
     } finally {
@@ -432,6 +504,26 @@ class DocStoreImpl implements DocStore {
     } catch (err) {
       throw this.#storageError('listing documents failed', err)
     }
+  }
+
+  async has(name: string): Promise<boolean> {
+    this.#assertOpen()
+    this.#checkName(name)
+    if (this.#entries.has(name) || this.#loading.has(name)) return true
+    try {
+      return (await this.#db.get(metaKey(encodeName(name)))) !== undefined
+    } catch (err) {
+      throw this.#storageError(`reading metadata of '${name}' failed`, err)
+    }
+  }
+
+  loadedDocuments(): string[] {
+    return [...this.#entries.keys()]
+  }
+
+  onDocumentLoaded(listener: (name: string) => void): () => void {
+    this.#loadedListeners.add(listener)
+    return () => this.#loadedListeners.delete(listener)
   }
 
   onUpdate(listener: UpdateListener): () => void {
@@ -453,9 +545,10 @@ class DocStoreImpl implements DocStore {
   }
 
   async flush(): Promise<void> {
-    while (this.#dirty.size > 0 || this.#batches.size > 0) {
+    while (this.#dirty.size > 0 || this.#batches.size > 0 || this.#compactionJobs.size > 0) {
       if (this.#dirty.size > 0) this.#flushNow()
       if (this.#batches.size > 0) await Promise.allSettled([...this.#batches])
+      else if (this.#compactionJobs.size > 0) await Promise.allSettled([...this.#compactionJobs])
     }
   }
 
@@ -485,6 +578,7 @@ class DocStoreImpl implements DocStore {
       openDocuments: this.#entries.size,
       updatesPerSecond: this.#rate.perSecond(this.#clock.now()),
       bytesStored: this.#bytesStored,
+      maxStoredBytes: this.#maxStoredBytes,
       lastCompaction: this.#lastCompaction,
       errors: { ...this.#errors },
     }
@@ -590,6 +684,13 @@ class DocStoreImpl implements DocStore {
       this.#assertOpen()
       this.#entries.set(name, entry)
       this.#startSweep()
+      for (const listener of this.#loadedListeners) {
+        try {
+          listener(name)
+        } catch (err) {
+          this.#log.warn({ err, doc: name }, 'load listener threw')
+        }
+      }
       // Stored by an older release or another configuration with too many updates: compact now, so the
       // next load is fast (a write on read, once).
       if (entry.nextSeq - entry.firstSeq > this.#compactionMaxUpdates) {
@@ -654,12 +755,49 @@ class DocStoreImpl implements DocStore {
     }
     const doc = new Y.Doc({ gc: this.#gc })
     try {
-      Y.transact(doc, () => {
-        if (snapshot) Y.applyUpdate(doc, snapshot)
-        for (const u of updates) Y.applyUpdate(doc, u)
-      })
+      // In slices too, time-boxed per turn of the event loop (one transaction per turn): a stored document can
+      // hold many MiB of structs.
+      let pending: Uint8Array[] = []
+      let next = 0
+      const applyTurn = (): void => {
+        const start = monotonicMs()
+        Y.transact(doc, () => {
+          let structs = 0
+          do {
+            Y.applyUpdate(doc, pending[next]!)
+            next++
+            structs += APPLY_SLICE_BUDGET.maxStructs
+          } while (
+            next < pending.length &&
+            structs < APPLY_TURN_STRUCTS &&
+            monotonicMs() - start < APPLY_TURN_MS
+          )
+        })
+      }
+      for (const value of snapshot ? [snapshot, ...updates] : updates) {
+        const sliced =
+          value.length <= APPLY_AT_ONCE_BYTES
+            ? sliceUpdate(value, APPLY_SLICE_BUDGET)
+            : await sliceUpdateAsync(value, APPLY_SLICE_BUDGET, nextTurn)
+        pending = next < pending.length ? [...pending.slice(next), ...sliced.slices] : sliced.slices
+        next = 0
+        // Small stored updates are gathered until they make a turn's worth.
+        while (pending.length - next >= APPLY_TURN_STRUCTS / APPLY_SLICE_BUDGET.maxStructs) {
+          applyTurn()
+          await nextTurn()
+          this.#assertOpen()
+        }
+      }
+      while (next < pending.length) {
+        applyTurn()
+        if (next < pending.length) {
+          await nextTurn()
+          this.#assertOpen()
+        }
+      }
     } catch (err) {
       doc.destroy()
+      if (isCrdtSyncError(err) && err.code === 'X_CRDT_CLOSED') throw err
       throw this.#storageError(`stored data of '${name}' is corrupt`, err)
     }
     const entry = new Entry(name, enc, doc, this.#clock.now())
@@ -691,24 +829,149 @@ class DocStoreImpl implements DocStore {
     }
   }
 
-  #applyRemote(entry: Entry, update: Uint8Array, origin: unknown): void {
+  /** Checks a remote update against the limits before anything is applied (the caller counts nothing). */
+  #admit(entry: Entry, update: Uint8Array): void {
     if (!(update instanceof Uint8Array)) throw new TypeError("'update' must be a Uint8Array")
     if (entry.failed) throw entry.failed
     if (entry.evicted) throw new CrdtSyncError('X_CRDT_CLOSED', `document '${entry.name}' is no longer open`)
-    if (entry.storedBytes + entry.unbatchedBytes + update.length > this.#maxDocBytes) {
+    if (update.length > this.#maxUpdateBytes) {
+      this.#count('X_CRDT_UPDATE_TOO_LARGE')
+      throw new CrdtSyncError(
+        'X_CRDT_UPDATE_TOO_LARGE',
+        `an update of ${update.length} bytes exceeds ${this.#maxUpdateBytes} bytes`,
+      )
+    }
+    if (entry.storedBytes + entry.unbatchedBytes + entry.applyingBytes + update.length > this.#maxDocBytes) {
       this.#count('X_CRDT_DOC_TOO_LARGE')
       throw new CrdtSyncError(
         'X_CRDT_DOC_TOO_LARGE',
         `an update of ${update.length} bytes would take '${entry.name}' over ${this.#maxDocBytes} bytes`,
       )
     }
+    if (this.#bytesStored + this.#unwrittenBytes + update.length > this.#maxStoredBytes) {
+      this.#count('X_CRDT_QUOTA_EXCEEDED')
+      throw new CrdtSyncError(
+        'X_CRDT_QUOTA_EXCEEDED',
+        `an update of ${update.length} bytes would take the store over its quota of ${this.#maxStoredBytes} bytes`,
+      )
+    }
+  }
+
+  /** Reading the update found new client IDs beyond `maxDocumentClients`: refuse it before applying any of it. */
+  #checkClients(entry: Entry, sliced: SlicedUpdate): void {
+    const known = entry.doc.store.clients
+    let added = 0
+    for (const client of sliced.clients) if (!known.has(client)) added++
+    if (added > 0 && known.size + added > this.#maxDocClients) {
+      this.#count('X_CRDT_DOC_TOO_LARGE')
+      throw new CrdtSyncError(
+        'X_CRDT_DOC_TOO_LARGE',
+        `an update with ${added} new clients would take '${entry.name}' over ${this.#maxDocClients} clients`,
+      )
+    }
+  }
+
+  #badUpdate(err: unknown): CrdtSyncError {
+    if (isCrdtSyncError(err)) return err
+    this.#count('X_CRDT_BAD_MESSAGE')
+    return new CrdtSyncError('X_CRDT_BAD_MESSAGE', 'the Yjs update could not be applied', { cause: err })
+  }
+
+  #applyRemote(entry: Entry, update: Uint8Array, origin: unknown): Promise<void> {
+    try {
+      this.#admit(entry, update)
+      if (entry.applyTail === undefined && update.length <= APPLY_AT_ONCE_BYTES) {
+        let sliced: SlicedUpdate
+        try {
+          sliced = sliceUpdate(update, APPLY_SLICE_BUDGET)
+        } catch (err) {
+          throw this.#badUpdate(err)
+        }
+        this.#checkClients(entry, sliced)
+        if (sliced.slices.length === 1) {
+          this.#applySlice(entry, update, origin)
+          return Promise.resolve()
+        }
+      }
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)))
+    }
+    // Large (or behind a large one): read and apply it in slices, one per turn, after the updates before it.
+    entry.applyingBytes += update.length
+    this.#unwrittenBytes += update.length
+    entry.holders++ // not evicted half-applied
+    const job = (entry.applyTail ?? Promise.resolve())
+      .then(() => this.#applySliced(entry, update, origin))
+      .finally(() => {
+        entry.applyingBytes -= update.length
+        this.#unwrittenBytes -= update.length
+        entry.holders--
+      })
+    const tail = job.then(
+      () => undefined,
+      () => undefined,
+    )
+    entry.applyTail = tail
+    void tail.then(() => {
+      if (entry.applyTail === tail) entry.applyTail = undefined
+    })
+    return job
+  }
+
+  async #applySliced(entry: Entry, update: Uint8Array, origin: unknown): Promise<void> {
+    let sliced: SlicedUpdate
+    try {
+      sliced = await sliceUpdateAsync(update, APPLY_SLICE_BUDGET, nextTurn)
+    } catch (err) {
+      throw this.#badUpdate(err)
+    }
+    this.#checkClients(entry, sliced)
+    const { slices } = sliced
+    let next = 0
+    let spentMs = 0
+    while (next < slices.length) {
+      if (next > 0) await nextTurn()
+      if (entry.failed) throw entry.failed
+      if (entry.evicted || this.#closing !== undefined) {
+        throw new CrdtSyncError('X_CRDT_CLOSED', `document '${entry.name}' is no longer open`)
+      }
+      const start = monotonicMs()
+      // One transaction per turn: one 'update' event (and one stored update) per turn, not per slice.
+      Y.transact(
+        entry.doc,
+        () => {
+          let structs = 0
+          do {
+            this.#applySlice(entry, slices[next]!, origin)
+            next++
+            structs += APPLY_SLICE_BUDGET.maxStructs
+          } while (
+            next < slices.length &&
+            structs < APPLY_TURN_STRUCTS &&
+            monotonicMs() - start < APPLY_TURN_MS
+          )
+        },
+        origin,
+      )
+      spentMs += monotonicMs() - start
+      if (spentMs > this.#maxApplyMs && next < slices.length) {
+        this.#count('X_CRDT_UPDATE_TOO_LARGE')
+        throw new CrdtSyncError(
+          'X_CRDT_UPDATE_TOO_LARGE',
+          `an update of ${update.length} bytes took more than ${this.#maxApplyMs} ms to apply; the rest was dropped`,
+        )
+      }
+    }
+  }
+
+  /** Applies one validated slice (or small update) now. */
+  #applySlice(entry: Entry, update: Uint8Array, origin: unknown): void {
     // Y.applyUpdate reads every struct before integrating any, so bytes that do not decode change nothing;
     // whatever it did integrate before a late failure is persisted and relayed like any change.
     try {
       Y.applyUpdate(entry.doc, update, origin)
     } catch (err) {
-      this.#count('X_CRDT_BAD_MESSAGE')
-      throw new CrdtSyncError('X_CRDT_BAD_MESSAGE', 'the Yjs update could not be applied', { cause: err })
+      throw this.#badUpdate(err)
     }
     // Structs waiting for missing dependencies are not in any 'update' event, yet encodeStateAsUpdate hands
     // them out: keep the raw update too, so nothing is ever served that is not on disk.
@@ -723,6 +986,7 @@ class DocStoreImpl implements DocStore {
     const now = this.#clock.now()
     entry.unbatched.push(update)
     entry.unbatchedBytes += update.length
+    this.#unwrittenBytes += update.length
     entry.enqueued++
     entry.lastUsed = now
     this.#rate.add(now, 1)
@@ -782,39 +1046,47 @@ class DocStoreImpl implements DocStore {
     if (this.#dirty.size === 0) return
     const ops: CrdtBatchOperation[] = []
     const marks: [Entry, InflightMark, number][] = []
+    let batchedBytes = 0
     const compactions: CompactionInfo[] = []
     const now = this.#clock.now()
+    const toCompact: Entry[] = []
     for (const e of this.#dirty) {
       if (e.failed) continue
-      if (e.unbatched.length === 0 && !e.compactRequested) continue
-      const pendingBytes = e.updateBytes + e.unbatchedBytes
-      const pendingCount = e.nextSeq - e.firstSeq + e.unbatched.length
+      const ready = e.compactReady
+      if (e.unbatched.length === 0 && !e.compactRequested && ready === undefined) continue
+      // A snapshot may only replace update keys once no batch holding them is in flight. Under a steady stream
+      // of edits a batch is almost always in flight at flush time: the snapshot waits, and the first flush after
+      // the writes drain commits it (#settle schedules one), instead of starving compaction for ever. It is
+      // encoded meanwhile in steps (encodeStateAsUpdateSliced), never in one long call.
+      if (ready !== undefined && e.inflight.length === 0) {
+        ops.push({ type: 'put', key: snapshotKey(e.enc), value: ready.snapshot })
+        for (let seq = e.firstSeq; seq < ready.upTo; seq++)
+          ops.push({ type: 'del', key: updateKey(e.enc, seq) })
+        e.firstSeq = ready.upTo
+        e.snapshotBytes = ready.snapshot.length
+        e.updateBytes -= ready.coveredBytes
+        e.compactReady = undefined
+        compactions.push({
+          name: e.name,
+          at: now,
+          bytesBefore: ready.bytesBefore,
+          bytesAfter: ready.snapshot.length + e.updateBytes + e.unbatchedBytes,
+        })
+      }
+      // Changes since the snapshot began (or all of them) are kept as update keys after it.
+      for (const u of e.unbatched) {
+        ops.push({ type: 'put', key: updateKey(e.enc, e.nextSeq++), value: u })
+        e.updateBytes += u.length
+      }
       const wanted =
         e.compactRequested ||
-        pendingCount > this.#compactionMaxUpdates ||
-        (pendingBytes > e.snapshotBytes * this.#ratio && pendingBytes >= this.#compactionMinBytes)
-      // A snapshot may only replace update keys once no batch holding them is in flight. Under a steady stream
-      // of edits a batch is almost always in flight at flush time: remember the wish, so the first flush after
-      // the writes drain compacts (#settle schedules one), instead of starving compaction for ever.
-      const due = wanted && e.inflight.length === 0
-      if (wanted && !due) e.compactRequested = true
-      if (due) {
-        const bytesBefore = e.snapshotBytes + pendingBytes
-        const snapshot = Y.encodeStateAsUpdate(e.doc)
-        ops.push({ type: 'put', key: snapshotKey(e.enc), value: snapshot })
-        for (let seq = e.firstSeq; seq < e.nextSeq; seq++)
-          ops.push({ type: 'del', key: updateKey(e.enc, seq) })
-        e.firstSeq = e.nextSeq
-        e.snapshotBytes = snapshot.length
-        e.updateBytes = 0
+        e.nextSeq - e.firstSeq > this.#compactionMaxUpdates ||
+        (e.updateBytes > e.snapshotBytes * this.#ratio && e.updateBytes >= this.#compactionMinBytes)
+      if (wanted && !e.compacting && e.compactReady === undefined) {
         e.compactRequested = false
-        compactions.push({ name: e.name, at: now, bytesBefore, bytesAfter: snapshot.length })
-      } else {
-        for (const u of e.unbatched) {
-          ops.push({ type: 'put', key: updateKey(e.enc, e.nextSeq++), value: u })
-          e.updateBytes += u.length
-        }
+        toCompact.push(e)
       }
+      batchedBytes += e.unbatchedBytes
       e.unbatched = []
       e.unbatchedBytes = 0
       ops.push({
@@ -827,9 +1099,11 @@ class DocStoreImpl implements DocStore {
       marks.push([e, mark, e.storedBytes])
     }
     this.#dirty.clear()
+    for (const e of toCompact) this.#startCompaction(e)
     if (ops.length === 0) return
     const batch = this.#db.batch(ops).then(
       () => {
+        this.#unwrittenBytes -= batchedBytes
         if (this.#health.status === 'degraded') this.#health = { ...this.#health, status: 'ok' }
         for (const c of compactions) this.#lastCompaction = c
         for (const [e, mark, stored] of marks) {
@@ -839,12 +1113,41 @@ class DocStoreImpl implements DocStore {
         }
       },
       (err: unknown) => {
+        this.#unwrittenBytes -= batchedBytes
         const error = this.#storageError(`writing ${ops.length} operations failed`, err)
         for (const [e] of marks) this.#fail(e, error)
       },
     )
     this.#batches.add(batch)
     void batch.finally(() => this.#batches.delete(batch))
+  }
+
+  /**
+   * Encodes a snapshot of `e` in steps; it will replace the update keys written so far (all of them below
+   * `upTo`), since the document holds every change they hold.
+   */
+  #startCompaction(e: Entry): void {
+    e.compacting = true
+    e.holders++ // not evicted (and destroyed) while being encoded
+    const upTo = e.nextSeq
+    const coveredBytes = e.updateBytes
+    const bytesBefore = e.snapshotBytes + e.updateBytes
+    const job = (async () => {
+      try {
+        await nextTurn() // not in the turn of the flush that asked for it
+        const snapshot = await encodeStateAsUpdateSliced(e.doc, undefined, nextTurn)
+        if (e.failed || e.evicted || this.#closed) return
+        e.compactReady = { snapshot, upTo, coveredBytes, bytesBefore }
+        this.#markDirty(e)
+      } catch (err) {
+        this.#log.warn({ err, doc: e.name }, 'encoding a snapshot failed; compaction skipped')
+      } finally {
+        e.compacting = false
+        e.holders--
+      }
+    })()
+    this.#compactionJobs.add(job)
+    void job.finally(() => this.#compactionJobs.delete(job))
   }
 
   /** Advances `durable` over completed batches, in order, and runs the waiters that became durable. */
@@ -859,7 +1162,7 @@ class DocStoreImpl implements DocStore {
       }
     }
     if (e.waiters.length === 0) this.#failureRejects.delete(e)
-    if (e.compactRequested && e.inflight.length === 0) this.#markDirty(e)
+    if ((e.compactRequested || e.compactReady !== undefined) && e.inflight.length === 0) this.#markDirty(e)
   }
 
   #fail(e: Entry, error: CrdtSyncError): void {
@@ -868,6 +1171,9 @@ class DocStoreImpl implements DocStore {
       cause: error,
     })
     this.#count('X_CRDT_DOC_FAILED')
+    this.#unwrittenBytes -= e.unbatchedBytes
+    e.unbatched = []
+    e.unbatchedBytes = 0
     e.waiters = []
     for (const reject of this.#failureRejects.get(e) ?? []) reject(e.failed)
     this.#failureRejects.delete(e)

@@ -1,6 +1,9 @@
 /** Stable error codes of `@x/crdt-sync`. Match on `code`, never on `instanceof` (copies of a package differ). */
 export type CrdtSyncErrorCode =
   | 'X_CRDT_DOC_TOO_LARGE'
+  | 'X_CRDT_UPDATE_TOO_LARGE'
+  | 'X_CRDT_QUOTA_EXCEEDED'
+  | 'X_CRDT_RATE_LIMITED'
   | 'X_CRDT_STORAGE'
   | 'X_CRDT_TOO_MANY_DOCS'
   | 'X_CRDT_TOO_MANY_CLIENTS'

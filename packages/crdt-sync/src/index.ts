@@ -22,9 +22,9 @@
  */
 export { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 export type { Logger } from './logger'
+export type { Clock } from './clock'
 export {
   createDocStore,
-  type Clock,
   type CompactionInfo,
   type CrdtBatchOperation,
   type CrdtDatabase,
@@ -48,6 +48,9 @@ export {
 export {
   replicate,
   type Replication,
+  type ReplicationAccess,
+  type ReplicationAuthorize,
+  type ReplicationComponents,
   type ReplicationInit,
   type ReplicationStats,
   type SyncLink,

@@ -6,7 +6,8 @@
  *   d!<name>!u!<seq>    an update appended after the snapshot; <seq> is 12 hex digits so keys sort in order
  *
  * <name> is encodeURIComponent(name) with '!' escaped too, so no name can contain the separator and one
- * document's range never overlaps another's.
+ * document's range never overlaps another's. encodeURIComponent leaves '~' (0x7e) as it is, so range ends are
+ * the next character after the separator ('"', 0x22), never '~': a name starting with '~' sorts after 'n!~'.
  */
 
 /** Longest document name accepted, in UTF-16 code units. */
@@ -26,10 +27,11 @@ export function metaKey(enc: string): string {
   return `n!${enc}`
 }
 
-export const META_RANGE = { gt: 'n!', lt: 'n!~' } as const
+/** Every metadata key: 'n!' up to, not including, 'n"' ('"' is the character after '!'). */
+export const META_RANGE = { gt: 'n!', lt: 'n"' } as const
 
 export function docRange(enc: string): { gt: string; lt: string } {
-  return { gt: `d!${enc}!`, lt: `d!${enc}!~` }
+  return { gt: `d!${enc}!`, lt: `d!${enc}"` }
 }
 
 export function snapshotKey(enc: string): string {

@@ -8,6 +8,8 @@ import * as authProtocol from 'y-protocols/auth'
 import { WebSocketServer, WebSocket, type RawData } from 'ws'
 import { CrdtSyncError, isCrdtSyncError, type CrdtSyncErrorCode } from './errors'
 import { SILENT_LOGGER, type Logger } from './logger'
+import { SYSTEM_CLOCK, nextTurn, type Clock } from './clock'
+import { encodeStateAsUpdateSliced } from './encode-sliced'
 import { docNameProblem } from './keys'
 import type { DocHandle, DocStore, DocStoreStats } from './doc-store'
 
@@ -29,8 +31,14 @@ const CLOSE_TRY_AGAIN_LATER = 1013
 const CLOSE_BAD_DOC_NAME = 4400
 const CLOSE_DENIED = 4403
 const CLOSE_TOO_LARGE = 4413
+// Outside 4400-4499, so the y-websocket client reconnects (with back-off): compaction or an operator may free space.
+const CLOSE_QUOTA = 4507
 
-const DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+// The store's default maxUpdateBytes (4 MiB) plus room for the message framing: an update just over the store's
+// limit is refused with 4413 and a reason; a message over this one is cut off by ws with 1009.
+const DEFAULT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
+const DEFAULT_WRITE_BYTES_PER_SECOND = 256 * 1024
+const DEFAULT_WRITE_BURST_BYTES = DEFAULT_MAX_MESSAGE_BYTES
 const DEFAULT_KEEPALIVE_INTERVAL_MS = 10_000 // < the client's 30 s "no message received" watchdog
 const DEFAULT_MAX_CLIENTS = 10_000
 const DEFAULT_MAX_BAD_MESSAGES = 8
@@ -53,12 +61,26 @@ export interface SyncServerComponents {
   authorize?: Authorize
   /** @default a silent logger */
   logger?: Logger
+  /** Time and timers of the write-rate limiter. @default the system clock */
+  clock?: Clock
 }
 
 /** Options of {@link createSyncServer}; plain data. */
 export interface SyncServerInit {
-  /** Largest WebSocket message accepted (ws `maxPayload`). @default 16_777_216 */
+  /**
+   * Largest WebSocket message accepted (ws `maxPayload`; beyond it ws closes the connection with 1009). Keep it
+   * a little above the store's `maxUpdateBytes`, so that a too-large update gets 4413 and a reason.
+   * @default 4_259_840 (4 MiB + 64 KiB)
+   */
   maxMessageBytes?: number
+  /**
+   * Sustained bytes per second one client may send (every message counts). A client that goes beyond its
+   * allowance is not read from (the socket is paused, so TCP holds its sender back) until the allowance has
+   * recovered; each such pause is counted as `X_CRDT_RATE_LIMITED`. Nothing is dropped. @default 262_144
+   */
+  writeBytesPerSecond?: number
+  /** Bytes a client may send at once before the rate applies (at least one message of `maxMessageBytes`). @default 4_259_840 */
+  writeBurstBytes?: number
   /** Ping period; an idle client also gets an empty awareness message at half this period, so the y-websocket client's 30 s watchdog never fires. @default 10_000 */
   keepaliveIntervalMs?: number
   /** Most connected clients; beyond it new ones are closed with 1013. @default 10_000 */
@@ -81,6 +103,8 @@ export interface SyncServerStats extends DocStoreStats {
   deniedClients: number
   /** Updates from read-only clients that were dropped. */
   refusedUpdates: number
+  /** Times a client was paused for going beyond `writeBytesPerSecond` (also `errors.X_CRDT_RATE_LIMITED`). */
+  throttled: number
 }
 
 /** A y-websocket compatible server; see {@link createSyncServer}. */
@@ -125,11 +149,17 @@ class Client {
   closed = false
   /** Whether this read-only client was told (once) that its updates are refused. */
   toldReadOnly = false
+  /** Write allowance in bytes (token bucket; negative: in debt, the socket is paused). */
+  allowance: number
+  allowanceAt: number
+  resumeTimer: unknown
   readonly controlledIds = new Set<number>()
 
-  constructor(ws: WebSocket, docName: string) {
+  constructor(ws: WebSocket, docName: string, allowance: number, now: number) {
     this.ws = ws
     this.docName = docName
+    this.allowance = allowance
+    this.allowanceAt = now
   }
 }
 
@@ -166,7 +196,10 @@ class SyncServerImpl implements SyncServer {
   readonly #store: DocStore
   readonly #authorize: Authorize | undefined
   readonly #log: Logger
+  readonly #clock: Clock
   readonly #maxMessageBytes: number
+  readonly #writeRate: number
+  readonly #writeBurst: number
   readonly #keepaliveMs: number
   readonly #maxClients: number
   readonly #maxBad: number
@@ -182,6 +215,7 @@ class SyncServerImpl implements SyncServer {
   #unsubscribe: (() => void)[] = []
   #denied = 0
   #refused = 0
+  #throttled = 0
   #closing: Promise<void> | undefined
 
   constructor(components: SyncServerComponents, init: SyncServerInit) {
@@ -194,7 +228,14 @@ class SyncServerImpl implements SyncServer {
     this.#store = components.store
     this.#authorize = components.authorize
     this.#log = components.logger ?? SILENT_LOGGER
+    this.#clock = components.clock ?? SYSTEM_CLOCK
     this.#maxMessageBytes = positive('maxMessageBytes', init.maxMessageBytes, DEFAULT_MAX_MESSAGE_BYTES)
+    this.#writeRate = positive(
+      'writeBytesPerSecond',
+      init.writeBytesPerSecond,
+      DEFAULT_WRITE_BYTES_PER_SECOND,
+    )
+    this.#writeBurst = positive('writeBurstBytes', init.writeBurstBytes, DEFAULT_WRITE_BURST_BYTES)
     this.#keepaliveMs = positive(
       'keepaliveIntervalMs',
       init.keepaliveIntervalMs,
@@ -257,6 +298,7 @@ class SyncServerImpl implements SyncServer {
       rooms: this.#rooms.size,
       deniedClients: this.#denied,
       refusedUpdates: this.#refused,
+      throttled: this.#throttled,
     }
   }
 
@@ -316,11 +358,12 @@ class SyncServerImpl implements SyncServer {
   }
 
   #accept(ws: WebSocket, request: IncomingMessage, docName: string): void {
-    const client = new Client(ws, docName)
+    const client = new Client(ws, docName, this.#writeBurst, this.#clock.now())
     client.lastSentAt = Date.now()
     ws.on('message', (data: RawData) => {
       if (client.closed) return
       const bytes = toBytes(data)
+      this.#charge(client, bytes.length)
       if (client.queue !== undefined) {
         // The document is not loaded yet: nothing is answered before it is (the reference server's race).
         if (client.queue.length >= this.#maxQueued)
@@ -333,7 +376,11 @@ class SyncServerImpl implements SyncServer {
     ws.on('pong', () => {
       client.alive = true
     })
-    ws.on('error', (err) => this.#log.debug({ err, doc: docName }, 'client socket error'))
+    ws.on('error', (err: Error & { code?: string }) => {
+      // ws closes with 1009 by itself; count it with the updates refused for their size.
+      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') this.#count('X_CRDT_UPDATE_TOO_LARGE')
+      this.#log.debug({ err, doc: docName }, 'client socket error')
+    })
     ws.on('close', () => this.#onClose(client))
     this.#clients.add(client)
     if (this.#clients.size > this.#maxClients) {
@@ -502,19 +549,25 @@ class SyncServerImpl implements SyncServer {
     const syncType = decoding.readVarUint(decoder)
     if (syncType === SYNC_STEP_1) {
       const stateVector = decoding.readVarUint8Array(decoder)
-      let diff: Uint8Array
       try {
-        diff = Y.encodeStateAsUpdate(room.handle.doc, stateVector)
+        Y.decodeStateVector(stateVector)
       } catch (err) {
         throw new CrdtSyncError('X_CRDT_BAD_MESSAGE', 'malformed state vector', { cause: err })
       }
-      const reply = message((e) => {
-        encoding.writeVarUint(e, MESSAGE_SYNC)
-        encoding.writeVarUint(e, SYNC_STEP_2)
-        encoding.writeVarUint8Array(e, diff)
-      })
-      // The diff may hold changes still being written: send it once they are on disk.
-      room.handle.afterDurable(() => this.#send(client, reply))
+      // A large document is encoded in steps (the event loop runs between them).
+      encodeStateAsUpdateSliced(room.handle.doc, stateVector, nextTurn).then(
+        (diff) => {
+          if (client.closed || room.closed) return
+          const reply = message((e) => {
+            encoding.writeVarUint(e, MESSAGE_SYNC)
+            encoding.writeVarUint(e, SYNC_STEP_2)
+            encoding.writeVarUint8Array(e, diff)
+          })
+          // The diff may hold changes still being written: send it once they are on disk.
+          room.handle.afterDurable(() => this.#send(client, reply))
+        },
+        (err: unknown) => this.#log.warn({ err, doc: room.name }, 'encoding a sync answer failed'),
+      )
     } else if (syncType === SYNC_STEP_2 || syncType === SYNC_UPDATE) {
       const update = decoding.readVarUint8Array(decoder)
       if (client.access !== 'read-write') {
@@ -522,11 +575,8 @@ class SyncServerImpl implements SyncServer {
         if (!isEmptyUpdate(update)) this.#refuseReadOnly(client)
         return
       }
-      try {
-        room.handle.applyUpdate(update, client)
-      } catch (err) {
-        this.#onBadMessage(client, err, true)
-      }
+      // Small updates are applied before this returns; large ones in slices, after the ones before them.
+      room.handle.applyUpdate(update, client).catch((err: unknown) => this.#onBadMessage(client, err, true))
     } else {
       throw new CrdtSyncError('X_CRDT_BAD_MESSAGE', `unknown sync message type ${syncType}`)
     }
@@ -557,8 +607,12 @@ class SyncServerImpl implements SyncServer {
     const code = isCrdtSyncError(err) ? err.code : 'X_CRDT_BAD_MESSAGE'
     if (!countedByStore) this.#count(code)
     this.#log.debug({ err, doc: client.docName, code }, 'refused a client message')
-    if (code === 'X_CRDT_DOC_TOO_LARGE') {
+    if (code === 'X_CRDT_UPDATE_TOO_LARGE') {
+      this.#closeClient(client, CLOSE_TOO_LARGE, 'update too large')
+    } else if (code === 'X_CRDT_DOC_TOO_LARGE') {
       this.#closeClient(client, CLOSE_TOO_LARGE, 'document too large')
+    } else if (code === 'X_CRDT_QUOTA_EXCEEDED') {
+      this.#closeClient(client, CLOSE_QUOTA, 'storage quota exceeded')
     } else if (code === 'X_CRDT_DOC_FAILED' || code === 'X_CRDT_CLOSED') {
       this.#closeClient(client, CLOSE_INTERNAL, 'document unavailable')
     } else if (++client.bad >= this.#maxBad) {
@@ -579,10 +633,56 @@ class SyncServerImpl implements SyncServer {
     })
   }
 
+  /** Token bucket per client; a client in debt is paused until the debt is paid at `writeBytesPerSecond`. */
+  #charge(client: Client, bytes: number): void {
+    const now = this.#clock.now()
+    client.allowance = Math.min(
+      this.#writeBurst,
+      client.allowance + ((now - client.allowanceAt) * this.#writeRate) / 1000,
+    )
+    client.allowanceAt = now
+    client.allowance -= bytes
+    if (client.allowance >= 0 || client.resumeTimer !== undefined) return
+    this.#throttled++
+    this.#count('X_CRDT_RATE_LIMITED')
+    this.#log.debug({ doc: client.docName, debt: -client.allowance }, 'client over its write rate: paused')
+    client.ws.pause()
+    this.#scheduleResume(client)
+  }
+
+  #scheduleResume(client: Client): void {
+    const waitMs = Math.ceil((-client.allowance * 1000) / this.#writeRate)
+    client.resumeTimer = this.#clock.setTimeout(() => {
+      client.resumeTimer = undefined
+      if (client.closed) return
+      const now = this.#clock.now()
+      client.allowance = Math.min(
+        this.#writeBurst,
+        client.allowance + ((now - client.allowanceAt) * this.#writeRate) / 1000,
+      )
+      client.allowanceAt = now
+      // Messages ws had already read when it was paused still arrived, and added to the debt.
+      if (client.allowance < 0) {
+        this.#scheduleResume(client)
+        return
+      }
+      client.alive = true
+      client.ws.resume()
+    }, waitMs)
+  }
+
+  #unpause(client: Client): void {
+    if (client.resumeTimer === undefined) return
+    this.#clock.clearTimeout(client.resumeTimer)
+    client.resumeTimer = undefined
+  }
+
   #tick(): void {
     const now = Date.now()
     for (const c of this.#clients) {
       if (c.closed) continue
+      // A paused (rate-limited) client's pongs are not read: its liveness is checked once it is resumed.
+      if (c.resumeTimer !== undefined) continue
       if (!c.alive) {
         c.ws.terminate()
         continue
@@ -603,6 +703,7 @@ class SyncServerImpl implements SyncServer {
     if (client.closed) return
     client.closed = true
     client.queue = undefined
+    this.#unpause(client)
     try {
       client.ws.close(code, reason)
     } catch {
@@ -614,6 +715,7 @@ class SyncServerImpl implements SyncServer {
   #onClose(client: Client): void {
     client.closed = true
     client.queue = undefined
+    this.#unpause(client)
     this.#clients.delete(client)
     this.#leave(client)
   }

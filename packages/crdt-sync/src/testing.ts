@@ -1,5 +1,5 @@
 /**
- * Test helpers for `@x/crdt-sync`: an in-memory {@link SyncLink} pair.
+ * Test helpers for `@x/crdt-sync`: an in-memory {@link SyncLink} pair and a manual clock.
  *
  * @example
  * ```ts
@@ -7,8 +7,8 @@
  * import { replicate } from '@x/crdt-sync'
  *
  * const pair = createMemoryLinkPair()
- * replicate(storeA, pair.a)
- * replicate(storeB, pair.b)
+ * replicate({ store: storeA, link: pair.a })
+ * replicate({ store: storeB, link: pair.b })
  * pair.drop() // both ends close; frames in flight are lost
  * pair.restore() // both ends open again; replication catches up
  * await pair.idle()
@@ -17,6 +17,7 @@
  * @packageDocumentation
  */
 import type { SyncLink } from './replicate'
+import type { Clock } from './clock'
 
 /** One end of a memory link. */
 export interface MemoryLink extends SyncLink {
@@ -33,6 +34,8 @@ export interface MemoryLinkInit {
    * duplicate connection closed with frames in flight). `from` is the sending end. @default nothing is lost
    */
   lose?: (bytes: Uint8Array, from: 'a' | 'b') => boolean
+  /** Largest frame `send` accepts (a bigger one throws, as a real transport's would). @default no limit */
+  maxFrameBytes?: number
 }
 
 /** Two connected memory links and controls over the wire between them. */
@@ -88,11 +91,15 @@ export function createMemoryLinkPair(init: MemoryLinkInit = {}): MemoryLinkPair 
       },
       link: {
         sent: 0,
+        maxFrameBytes: init.maxFrameBytes,
         get isOpen() {
           return open
         },
         send(bytes: Uint8Array) {
           if (!(bytes instanceof Uint8Array)) throw new TypeError("'bytes' must be a Uint8Array")
+          if (init.maxFrameBytes !== undefined && bytes.length > init.maxFrameBytes) {
+            throw new RangeError(`frame of ${bytes.length} bytes exceeds ${init.maxFrameBytes}`)
+          }
           self.link.sent++
           if (!open || !peer) return
           if (init.lose?.(bytes, side) === true) {
@@ -149,6 +156,48 @@ export function createMemoryLinkPair(init: MemoryLinkInit = {}): MemoryLinkPair 
     idle() {
       if (inFlight === 0) return Promise.resolve()
       return new Promise((resolve) => idleWaiters.push(resolve))
+    },
+  }
+}
+
+/** A {@link Clock} that moves only when told to; timers fire in order of their due time. */
+export interface ManualClock extends Clock {
+  /** Moves time forward by `ms`, running every timer that falls due on the way. */
+  advance(ms: number): void
+  /** Timers scheduled and not yet run or cleared. */
+  readonly pendingTimers: number
+}
+
+/** Creates a {@link ManualClock} starting at `start` milliseconds. */
+export function createManualClock(start = 0): ManualClock {
+  let now = start
+  let nextId = 0
+  const timers = new Map<number, { at: number; fn: () => void }>()
+  return {
+    now: () => now,
+    setTimeout(fn, ms) {
+      const id = ++nextId
+      timers.set(id, { at: now + Math.max(0, ms), fn })
+      return id
+    },
+    clearTimeout(handle) {
+      timers.delete(handle as number)
+    },
+    advance(ms) {
+      const end = now + ms
+      for (;;) {
+        let due: [number, { at: number; fn: () => void }] | undefined
+        for (const entry of timers)
+          if (entry[1].at <= end && (due === undefined || entry[1].at < due[1].at)) due = entry
+        if (due === undefined) break
+        timers.delete(due[0])
+        now = due[1].at
+        due[1].fn()
+      }
+      now = end
+    },
+    get pendingTimers() {
+      return timers.size
     },
   }
 }

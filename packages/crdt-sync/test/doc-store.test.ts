@@ -26,7 +26,7 @@ describe('DocStore', () => {
     store = createDocStore({ db: level.db })
     const h = await store.open('notes')
     h.doc.getText('t').insert(0, 'hello ')
-    h.applyUpdate(update((d) => d.getText('t').insert(0, 'world')))
+    await h.applyUpdate(update((d) => d.getText('t').insert(0, 'world')))
     await h.whenDurable()
     h.release()
     await store.close()
@@ -70,7 +70,7 @@ describe('DocStore', () => {
     }
     expect(store.getStats().lastCompaction?.name).toBe('c')
     const keys: string[] = []
-    for await (const [k] of level.db.iterator({ gt: 'd!', lt: 'd!~' })) keys.push(k)
+    for await (const [k] of level.db.iterator({ gt: 'd!', lt: 'd"' })) keys.push(k)
     expect(keys.filter((k) => k.includes('!u!')).length).toBeLessThan(300)
     expect(keys).toContain('d!c!s')
     const text = h.doc.getText('t').toJSON()
@@ -105,7 +105,7 @@ describe('DocStore', () => {
     }
     await store.flush()
     const keys: string[] = []
-    for await (const [k] of real.iterator({ gt: 'd!', lt: 'd!~' })) keys.push(k)
+    for await (const [k] of real.iterator({ gt: 'd!', lt: 'd"' })) keys.push(k)
     expect(keys).toContain('d!stream!s')
     expect(keys.filter((k) => k.includes('!u!')).length).toBeLessThan(100)
     h.release()
@@ -115,7 +115,7 @@ describe('DocStore', () => {
     level = await tempLevel()
     const countUpdates = async (): Promise<number> => {
       let n = 0
-      for await (const [k] of level!.db.iterator({ gt: 'd!', lt: 'd!~' })) if (k.includes('!u!')) n++
+      for await (const [k] of level!.db.iterator({ gt: 'd!', lt: 'd"' })) if (k.includes('!u!')) n++
       return n
     }
     const big = { compactionMinBytes: 1e9 } // the size rule never fires here
@@ -146,7 +146,7 @@ describe('DocStore', () => {
     // Real sizes on disk: sum of the snapshot and update values of every document.
     const onDisk = async (): Promise<number> => {
       let n = 0
-      for await (const [, v] of level!.db.iterator({ gt: 'd!', lt: 'd!~' })) n += v.length
+      for await (const [, v] of level!.db.iterator({ gt: 'd!', lt: 'd"' })) n += v.length
       return n
     }
     let now = 0
@@ -224,14 +224,130 @@ describe('DocStore', () => {
     level = await tempLevel()
     store = createDocStore({ db: level.db }, { maxDocumentBytes: 1000 })
     const h = await store.open('small')
-    h.applyUpdate(update((d) => d.getText('t').insert(0, 'ok')))
-    expect(() => h.applyUpdate(update((d) => d.getText('t').insert(0, 'x'.repeat(2000))))).toThrow(
-      expect.objectContaining({ code: 'X_CRDT_DOC_TOO_LARGE' }),
-    )
-    expect(() => h.applyUpdate(new Uint8Array([1, 200, 7, 7, 7]))).toThrow(
-      expect.objectContaining({ code: 'X_CRDT_BAD_MESSAGE' }),
-    )
+    await h.applyUpdate(update((d) => d.getText('t').insert(0, 'ok')))
+    await expect(
+      h.applyUpdate(update((d) => d.getText('t').insert(0, 'x'.repeat(2000)))),
+    ).rejects.toMatchObject({
+      code: 'X_CRDT_DOC_TOO_LARGE',
+    })
+    await expect(h.applyUpdate(new Uint8Array([1, 200, 7, 7, 7]))).rejects.toMatchObject({
+      code: 'X_CRDT_BAD_MESSAGE',
+    })
     expect(h.doc.getText('t').toJSON()).toBe('ok')
+  })
+
+  it('refuses an update over maxUpdateBytes, and new clients over maxDocumentClients, applying nothing', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db }, { maxUpdateBytes: 1000, maxDocumentClients: 3 })
+    const h = await store.open('capped')
+    await expect(
+      h.applyUpdate(update((d) => d.getText('t').insert(0, 'x'.repeat(1001)))),
+    ).rejects.toMatchObject({
+      code: 'X_CRDT_UPDATE_TOO_LARGE',
+    })
+    // Three clients fit; an update bringing two more does not, and none of it is applied.
+    for (const id of [1, 2, 3])
+      await h.applyUpdate(update((d) => ((d.clientID = id), d.getText('t').insert(0, 'a'))))
+    const two = Y.mergeUpdates(
+      [4, 5].map((id) => update((d) => ((d.clientID = id), d.getText('t').insert(0, 'b')))),
+    )
+    await expect(h.applyUpdate(two)).rejects.toMatchObject({ code: 'X_CRDT_DOC_TOO_LARGE' })
+    // A known client may go on writing.
+    const known = new Y.Doc()
+    Y.applyUpdate(known, Y.encodeStateAsUpdate(h.doc))
+    known.clientID = 2 // (after the update: Yjs gives a doc a new ID when an update carries its own)
+    const sv = Y.encodeStateVector(known)
+    known.getText('t').insert(0, 'c')
+    await h.applyUpdate(Y.encodeStateAsUpdate(known, sv))
+    expect(h.doc.getText('t').length).toBe(4)
+    expect(h.doc.store.clients.size).toBe(3)
+    expect(store.getStats().errors).toMatchObject({ X_CRDT_UPDATE_TOO_LARGE: 1, X_CRDT_DOC_TOO_LARGE: 1 })
+  })
+
+  it('refuses updates beyond the storage quota with X_CRDT_QUOTA_EXCEEDED, on a real LevelDB, across documents', async () => {
+    level = await tempLevel()
+    store = createDocStore(
+      { db: level.db },
+      { maxStoredBytes: 20_000, compactionMinBytes: 1e9, compactionMaxUpdates: 1e9 },
+    )
+    const chunk = (n: number) => update((d) => d.getText('t').insert(0, `${n}`.padEnd(1000, '.')))
+    let accepted = 0
+    let refused = 0
+    for (let i = 0; i < 40; i++) {
+      try {
+        await store.applyUpdate(`doc-${i % 4}`, chunk(i))
+        accepted++
+      } catch (err) {
+        expect(err).toMatchObject({ code: 'X_CRDT_QUOTA_EXCEEDED' })
+        refused++
+      }
+    }
+    const { bytesStored, maxStoredBytes, errors } = store.getStats()
+    expect(accepted).toBeGreaterThan(10)
+    expect(refused).toBe(40 - accepted)
+    expect(errors.X_CRDT_QUOTA_EXCEEDED).toBe(refused)
+    expect(bytesStored).toBeLessThanOrEqual(maxStoredBytes)
+    expect(bytesStored).toBeGreaterThan(maxStoredBytes - 1100)
+    // What is on disk agrees.
+    let onDisk = 0
+    for await (const [, v] of level.db.iterator({ gt: 'd!', lt: 'd"' })) onDisk += v.length
+    expect(onDisk).toBe(bytesStored)
+  })
+
+  it('applies a large update in slices, one per turn of the event loop, after the updates before it', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db })
+    const source = new Y.Doc()
+    let seed = 11
+    const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647
+    const t = source.getText('t')
+    for (let i = 0; i < 3000; i++) t.insert(Math.floor(rand() * (t.length + 1)), 'z') // ~3 000 structs
+    const big = Y.encodeStateAsUpdate(source)
+    const h = await store.open('sliced')
+    let turns = 0
+    const ticker = setInterval(() => turns++, 0)
+    const first = h.applyUpdate(big)
+    // A small update sent right after waits for the large one (it is not applied out of order).
+    const after = new Y.Doc()
+    Y.applyUpdate(after, big)
+    after.getText('t').insert(0, '>')
+    const small = Y.encodeStateAsUpdate(after, Y.encodeStateVector(source))
+    const second = h.applyUpdate(small)
+    expect(h.doc.getText('t').length).toBe(0)
+    await first
+    expect(h.doc.getText('t').toJSON()).toBe(t.toJSON())
+    await second
+    clearInterval(ticker)
+    expect(h.doc.getText('t').toJSON()).toBe(after.getText('t').toJSON())
+    expect(h.doc.store.pendingStructs).toBeNull()
+    expect(turns).toBeGreaterThanOrEqual(2) // at most 1 000 structs a turn: the loop ran in between
+    await h.whenDurable()
+    h.release()
+    // A new store loads it (in slices too) and finds the same text.
+    await store.close()
+    store = createDocStore({ db: level.db })
+    const again = await store.open('sliced')
+    expect(again.doc.getText('t').toJSON()).toBe(after.getText('t').toJSON())
+  })
+
+  it('drops the rest of an update that takes more than maxApplyMs to apply, with X_CRDT_UPDATE_TOO_LARGE', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db }, { maxApplyMs: 1 })
+    const source = new Y.Doc()
+    let seed = 5
+    const rand = () => (seed = (seed * 16807) % 2147483647) / 2147483647
+    const t = source.getText('t')
+    for (let i = 0; i < 5000; i++) t.insert(Math.floor(rand() * (t.length + 1)), 'q')
+    const h = await store.open('slow')
+    await expect(h.applyUpdate(Y.encodeStateAsUpdate(source))).rejects.toMatchObject({
+      code: 'X_CRDT_UPDATE_TOO_LARGE',
+    })
+    const applied = h.doc.getText('t').length
+    expect(applied).toBeGreaterThan(0) // what it applied before the budget ran out stays, like any change
+    expect(applied).toBeLessThan(5000)
+    expect(store.getStats().errors.X_CRDT_UPDATE_TOO_LARGE).toBe(1)
+    await h.whenDurable()
+    h.release()
   })
 
   it('surfaces a failed write: health degraded, waiters rejected, document dropped, nothing announced', async () => {
@@ -271,6 +387,28 @@ describe('DocStore', () => {
     expect(await store.getStateVector('sv')).toEqual(expected)
     expect(store.get('sv')).toBeUndefined()
     expect(await store.getStateVector('nothing')).toEqual(new Uint8Array([0]))
+  })
+
+  it('lists and counts documents whose name starts with ~ (or any character sorting after it) like any other', async () => {
+    level = await tempLevel()
+    store = createDocStore({ db: level.db })
+    const names = ['plain', '~tilde', '~', 'z~', '\u00e9t\u00e9', '\u{1F600}smile']
+    for (const name of names)
+      await store.applyUpdate(
+        name,
+        update((d) => d.getText('t').insert(0, name)),
+      )
+    expect((await collect(store.listDocuments())).sort()).toEqual([...names].sort())
+    const total = store.getStats().bytesStored
+    await store.close()
+    // A fresh store totals the stored bytes from the metadata index: every document counts.
+    store = createDocStore({ db: level.db })
+    await store.open('plain').then((h) => h.release())
+    for (let i = 0; i < 100 && store.getStats().bytesStored !== total; i++)
+      await new Promise((r) => setImmediate(r))
+    expect(store.getStats().bytesStored).toBe(total)
+    for (const name of names) expect(await store.has(name)).toBe(true)
+    expect(await store.has('absent')).toBe(false)
   })
 
   it('rejects bad names and use after close with typed errors; closes the db only when it owns it', async () => {

@@ -1,7 +1,8 @@
 // Replication in the topologies the node builds: a full mesh of three stores, duplicate links between one
 // pair (both carrying frames, then one closed), links opening while live edits flow, documents created after
-// the links are up, and a link that loses frames without ever reporting a state change.
-import { afterEach, expect, it, vi } from 'vitest'
+// the links are up, and a link that loses frames without ever reporting a state change. Replication is by
+// interest: a store takes part in a document once it holds it (stored, or opened by a client).
+import { afterEach, expect, it } from 'vitest'
 import * as Y from 'yjs'
 import {
   createDocStore,
@@ -10,7 +11,13 @@ import {
   type DocStoreComponents,
   type Replication,
 } from '../src/index'
-import { createMemoryLinkPair, type MemoryLinkInit, type MemoryLinkPair } from '../src/testing'
+import {
+  createManualClock,
+  createMemoryLinkPair,
+  type ManualClock,
+  type MemoryLinkInit,
+  type MemoryLinkPair,
+} from '../src/testing'
 import { tempLevel, type TempLevel } from './helpers'
 
 let level: TempLevel | undefined
@@ -20,7 +27,6 @@ afterEach(async () => {
   cleanup = []
   await level?.dispose()
   level = undefined
-  vi.useRealTimers()
 })
 
 /** mulberry32: seeded, so a failing run can be replayed with SEED=<n>. */
@@ -39,6 +45,8 @@ interface Net {
   stores: DocStore[]
   pairs: MemoryLinkPair[]
   reps: Replication[]
+  /** The replications' timers (periodic resync). */
+  timers: ManualClock
   /** Links stores i and j with a new memory link pair (one replication per end). */
   link(
     i: number,
@@ -58,13 +66,18 @@ async function network(n: number, clock?: DocStoreComponents['clock']): Promise<
       clock,
     }),
   )
+  const timers = createManualClock()
   const net: Net = {
     stores,
     pairs: [],
     reps: [],
+    timers,
     link(i, j, init) {
       const pair = createMemoryLinkPair(init)
-      const reps: [Replication, Replication] = [replicate(stores[i]!, pair.a), replicate(stores[j]!, pair.b)]
+      const reps: [Replication, Replication] = [
+        replicate({ store: stores[i]!, link: pair.a, clock: timers }),
+        replicate({ store: stores[j]!, link: pair.b, clock: timers }),
+      ]
       net.pairs.push(pair)
       net.reps.push(...reps)
       return { pair, reps }
@@ -120,7 +133,11 @@ async function randomEdit(
   h.release()
 }
 
-async function expectConverged(stores: DocStore[], docs: string[]): Promise<void> {
+/** Every store takes part in every document (a client on each holds it open), then all agree. */
+async function expectConverged(net: Net, stores: DocStore[], docs: string[]): Promise<void> {
+  const held = await Promise.all(stores.flatMap((s) => docs.map((d) => s.open(d))))
+  await net.quiesce()
+  for (const h of held) h.release()
   for (const name of docs) {
     const texts = await Promise.all(stores.map((s) => text(s, name)))
     for (let i = 1; i < texts.length; i++) expect(texts[i], `${name} on store ${i}`).toBe(texts[0])
@@ -159,13 +176,17 @@ it('full mesh of three stores: concurrent edits and documents created after the 
       await randomEdit(random, net.stores, docs)
       if (random() < 0.3) await new Promise((r) => setImmediate(r))
     }
-    // One more new document, edited only on c: a and b must learn its name and content.
+    // One more new document, edited only on c: a, whose client asks for it by name, gets it; b never hears of it.
     await c.applyUpdate('late', update('only c wrote this'))
+    const onA = await a.open('late')
     await net.quiesce()
-    await expectConverged(net.stores, [...docs, 'before', 'late'])
-    expect(await text(a, 'late')).toBe('only c wrote this')
-    expect(await text(b, 'before')).toBe('made on a before any link')
+    expect(onA.doc.getText('t').toJSON()).toBe('only c wrote this')
+    onA.release()
     expect(await names(a)).toContain('late')
+    expect(await names(b)).not.toContain('late')
+    expect(await b.has('late')).toBe(false)
+    await expectConverged(net, net.stores, [...docs, 'before', 'late'])
+    expect(await text(b, 'before')).toBe('made on a before any link')
   })
 })
 
@@ -189,7 +210,7 @@ it('two links between one pair (a duplicate), then one of them closed mid-stream
       if (random() < 0.3) await new Promise((r) => setImmediate(r))
     }
     await net.quiesce()
-    await expectConverged(net.stores, docs)
+    await expectConverged(net, net.stores, docs)
   })
 })
 
@@ -216,14 +237,13 @@ it('live edits racing the state-vector catch-up of links that open (and reopen) 
       if (random() < 0.5) await new Promise((r) => setImmediate(r))
     }
     await net.quiesce()
-    await expectConverged(net.stores, docs)
+    await expectConverged(net, net.stores, docs)
   })
 })
 
 it('heals insertions lost by a link that stays open (no state change): asks back, re-asks on gaps, periodic resync', async () => {
   const { seed, random } = seeded()
   await withSeed(seed, async () => {
-    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] })
     const net = await network(3)
     // a–b loses each frame with probability 0.2 in both directions, and always the very first frame a sends
     // (its first catch-up offer); b–c and a–c are fine but a–c starts late.
@@ -249,18 +269,23 @@ it('heals insertions lost by a link that stays open (no state change): asks back
     expect(lossy.pair.lost).toBeGreaterThan(10)
     const asks = lossy.reps[0].getStats().asks + lossy.reps[1].getStats().asks
     // The periodic resync repairs what was lost (a lost deletion is visible only to a full exchange).
+    // Both stores hold every document (a client on each), as in a long-running session.
+    const held = await Promise.all(
+      net.stores.slice(0, 2).flatMap((s) => [...docs, 'seeded', 'seeded-b'].map((d) => s.open(d))),
+    )
     for (let round = 0; round < 20; round++) {
-      vi.advanceTimersByTime(300_000) // the default resyncIntervalMs
+      net.timers.advance(300_000) // the default resyncIntervalMs
       await net.quiesce()
     }
-    await expectConverged(net.stores.slice(0, 2), [...docs, 'seeded', 'seeded-b'])
+    for (const h of held) h.release()
+    await expectConverged(net, net.stores.slice(0, 2), [...docs, 'seeded', 'seeded-b'])
     expect(asks).toBeGreaterThan(0)
     expect(lossy.reps[0].getStats().resyncs).toBe(20)
     // Once a third store joins over a reliable link, it converges too.
     net.link(0, 2)
     net.link(1, 2)
     await net.quiesce()
-    await expectConverged(net.stores, [...docs, 'seeded', 'seeded-b'])
+    await expectConverged(net, net.stores, [...docs, 'seeded', 'seeded-b'])
   })
 })
 
@@ -270,6 +295,7 @@ it('repairs a lost deletion at the next session (link reopen)', async () => {
   const { pair } = net.link(0, 1, { lose: () => (loseNext ? !(loseNext = false) : false) })
   const [a, b] = net.stores as [DocStore, DocStore]
   await a.applyUpdate('d', update('hello world'))
+  await b.open('d').then((h) => h.release()) // b takes part in 'd'
   await net.quiesce()
   expect(await text(b, 'd')).toBe('hello world')
   const h = await a.open('d')
@@ -290,7 +316,10 @@ it('a resync round with nothing to repair sends one offer per document and loads
   const net = await network(2, { now: () => now })
   const { reps } = net.link(0, 1)
   const [a, b] = net.stores as [DocStore, DocStore]
-  for (let i = 0; i < 5; i++) await a.applyUpdate(`doc-${i}`, update(`text ${i}`))
+  for (let i = 0; i < 5; i++) {
+    await a.applyUpdate(`doc-${i}`, update(`text ${i}`))
+    await b.open(`doc-${i}`).then((h) => h.release()) // b takes part in it
+  }
   await net.quiesce()
   now += 60_000
   await Promise.all(net.stores.map((s) => s.evictIdle()))

@@ -5,6 +5,7 @@ import * as encoding from 'lib0/encoding'
 import * as decoding from 'lib0/decoding'
 import type { WebsocketProvider } from 'y-websocket'
 import { createDocStore, createSyncServer, type CrdtDatabase } from '../src/index'
+import { createManualClock } from '../src/testing'
 import { tempLevel, type TempLevel } from './helpers'
 import { connect, synced, until } from './ws-client'
 
@@ -202,6 +203,133 @@ describe('sync server with the real y-websocket client', () => {
     const other = track(connect(port, 'big'))
     await synced(other)
     expect(other.doc.getText('t').toJSON()).toBe('')
+  })
+})
+
+describe('limits on what one client may write', () => {
+  async function limited(
+    storeInit: Parameters<typeof createDocStore>[1],
+    serverInit: Parameters<typeof createSyncServer>[1] = {},
+    clock = createManualClock(),
+  ) {
+    const level = await tempLevel()
+    cleanups.push(() => level.dispose())
+    const store = createDocStore({ db: level.db }, storeInit)
+    const server = createSyncServer({ store, clock }, serverInit)
+    const { port } = await server.listen({ port: 0 })
+    cleanups.push(async () => {
+      await server.close()
+      await store.close()
+    })
+    return { level, store, server, port, clock }
+  }
+
+  function closedWith(p: WebsocketProvider): Promise<{ code: number; reason: string }> {
+    return new Promise((resolve) =>
+      p.on('connection-close', (e: CloseEvent | null) => {
+        if (e) resolve({ code: e.code, reason: e.reason })
+      }),
+    )
+  }
+
+  /** A sync update message carrying `update`. */
+  function updateMessage(update: Uint8Array): Uint8Array {
+    return frame((e) => {
+      encoding.writeVarUint(e, 0)
+      encoding.writeVarUint(e, 2)
+      encoding.writeVarUint8Array(e, update)
+    })
+  }
+
+  async function rawClient(port: number, doc: string): Promise<WebSocket> {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/${doc}`)
+    cleanups.push(() => ws.terminate())
+    await new Promise((r) => ws.once('open', r))
+    return ws
+  }
+
+  it('closes a client whose update exceeds maxUpdateBytes with 4413 "update too large", counted', async () => {
+    const s = await limited({ maxUpdateBytes: 1000 })
+    const p = track(connect(s.port, 'big-update'))
+    await synced(p)
+    const closed = closedWith(p)
+    p.doc.getText('t').insert(0, 'x'.repeat(5000))
+    expect(await closed).toEqual({ code: 4413, reason: 'update too large' })
+    expect(s.server.getStats().errors.X_CRDT_UPDATE_TOO_LARGE).toBe(1)
+    p.destroy()
+    const other = track(connect(s.port, 'big-update'))
+    await synced(other)
+    expect(other.doc.getText('t').toJSON()).toBe('')
+  })
+
+  it('cuts off a message over maxMessageBytes with 1009, counted with the updates too large', async () => {
+    const s = await limited({}, { maxMessageBytes: 2048 })
+    const ws = await rawClient(s.port, 'huge-message')
+    const code = new Promise<number>((r) => ws.once('close', (c: number) => r(c)))
+    ws.send(new Uint8Array(4096))
+    expect(await code).toBe(1009)
+    expect(s.server.getStats().errors.X_CRDT_UPDATE_TOO_LARGE).toBe(1)
+  })
+
+  it('closes writers beyond the storage quota with 4507 "storage quota exceeded", counted; the data on disk stays within it', async () => {
+    const s = await limited({ maxStoredBytes: 8_000 })
+    const writer = track(connect(s.port, 'quota'))
+    await synced(writer)
+    const closed = closedWith(writer)
+    for (let i = 0; i < 20; i++) writer.doc.getText('t').insert(0, `${i}`.padEnd(1000, '#'))
+    expect(await closed).toEqual({ code: 4507, reason: 'storage quota exceeded' })
+    writer.destroy()
+    await s.store.flush()
+    const stats = s.server.getStats()
+    expect(stats.errors.X_CRDT_QUOTA_EXCEEDED).toBeGreaterThanOrEqual(1)
+    expect(stats.bytesStored).toBeLessThanOrEqual(8_000)
+    let onDisk = 0
+    for await (const [, v] of s.level.db.iterator({ gt: 'd!', lt: 'd"' })) onDisk += v.length
+    expect(onDisk).toBe(stats.bytesStored)
+  })
+
+  it('holds back a client over its write rate (paused, nothing dropped) until its allowance recovers', async () => {
+    // 1 000 bytes/s with a burst of 2 000 bytes, on a clock that moves only when the test says so.
+    const s = await limited({}, { writeBytesPerSecond: 1000, writeBurstBytes: 2000 })
+    const fast = await rawClient(s.port, 'rate')
+    const source = new Y.Doc()
+    const updates: Uint8Array[] = []
+    source.on('update', (u: Uint8Array) => updates.push(u))
+    for (let i = 0; i < 5; i++) source.getText('t').insert(0, `${i}`.padEnd(880, '.'))
+    const text = () => s.store.get('rate')?.getText('t').length ?? 0
+    // Barrier: another client's update is applied after everything the fast client sent before it was read.
+    const other = await rawClient(s.port, 'rate')
+    let otherClock = 0
+    const barrier = async () => {
+      const d = new Y.Doc()
+      d.clientID = 777
+      const t = d.getText('b')
+      const before = Y.encodeStateVector(d)
+      t.insert(0, 'x'.repeat(++otherClock))
+      other.send(updateMessage(Y.encodeStateAsUpdate(d, before)))
+      const target = otherClock
+      for (let i = 0; i < 100_000; i++) {
+        if ((s.store.get('rate')?.getText('b').length ?? 0) >= target) return
+        await new Promise((r) => setImmediate(r))
+      }
+      throw new Error('barrier not reached')
+    }
+    for (const u of updates.slice(0, 3)) fast.send(updateMessage(u))
+    await barrier()
+    // 3 × ~890 bytes: the third went beyond the burst, so the socket is paused after it.
+    expect(text()).toBe(3 * 880)
+    expect(s.server.getStats()).toMatchObject({ throttled: 1, errors: { X_CRDT_RATE_LIMITED: 1 } })
+    for (const u of updates.slice(3)) fast.send(updateMessage(u))
+    await barrier()
+    expect(text()).toBe(3 * 880) // not read while paused
+    s.clock.advance(500) // not yet: the debt is ~700 bytes
+    await barrier()
+    expect(text()).toBe(3 * 880)
+    s.clock.advance(500) // paid: reading resumes, and the next two put it in debt again
+    for (let i = 0; i < 100_000 && text() < 5 * 880; i++) await new Promise((r) => setImmediate(r))
+    expect(text()).toBe(5 * 880)
+    expect(s.server.getStats().throttled).toBe(2)
+    expect(fast.readyState).toBe(WebSocket.OPEN)
   })
 })
 

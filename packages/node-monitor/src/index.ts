@@ -75,6 +75,7 @@ export {
   type Gauge,
   type Histogram,
   type MetricLabels,
+  type ScrapedValues,
   type Metrics,
   type PrometheusMetrics,
   type PrometheusMetricsInit,

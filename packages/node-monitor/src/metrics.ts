@@ -26,6 +26,12 @@ export interface Gauge {
   dec(labels?: MetricLabels, value?: number): void
 }
 
+/**
+ * What a scraped metric reports each time it is read: one value (no labels), or one value per label set.
+ * Counters report their cumulative total.
+ */
+export type ScrapedValues = number | Iterable<readonly [MetricLabels, number]>
+
 /** A distribution of observed values (durations in seconds, sizes in bytes). */
 export interface Histogram {
   /** Records one observation in the series selected by `labels`. */
@@ -60,6 +66,18 @@ export interface Metrics {
     labelNames?: readonly string[],
     buckets?: readonly number[],
   ): Histogram
+  /**
+   * A counter or gauge whose values are read from `read` when the metrics are scraped (for figures a component
+   * keeps anyway, such as its `getStats()`: nothing on the hot path). When `read` throws, the series keep the
+   * values of the last scrape (never a false counter reset). Registering a name twice is a conflict.
+   */
+  scraped(
+    kind: 'counter' | 'gauge',
+    name: string,
+    help: string,
+    labelNames: readonly string[],
+    read: () => ScrapedValues,
+  ): void
 }
 
 /**
@@ -106,18 +124,19 @@ export function createNoopMetrics(): Metrics {
     counter: () => ({ inc: noop }),
     gauge: () => ({ set: noop, inc: noop, dec: noop }),
     histogram: () => ({ observe: noop }),
+    scraped: noop,
   }
 }
 
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/
 
-type Kind = 'counter' | 'gauge' | 'histogram'
+type Kind = 'counter' | 'gauge' | 'histogram' | 'scraped'
 
 interface Made {
   readonly kind: Kind
   readonly labelKey: string
-  readonly metric: Counter | Gauge | Histogram
+  readonly metric: Counter | Gauge | Histogram | undefined
 }
 
 function isPrometheusRegistry(value: unknown): value is PrometheusRegistry {
@@ -174,7 +193,7 @@ export function createPrometheusMetrics<R extends PrometheusRegistry = Registry>
     return existing
   }
 
-  function remember<M extends Counter | Gauge | Histogram>(
+  function remember<M extends Counter | Gauge | Histogram | undefined>(
     kind: Kind,
     name: string,
     labelNames: readonly string[],
@@ -219,6 +238,57 @@ export function createPrometheusMetrics<R extends PrometheusRegistry = Registry>
       return remember('histogram', name, labelNames, {
         observe: (value, labels) => (labels === undefined ? h.observe(value) : h.observe(labels, value)),
       })
+    },
+    scraped(kind, name, help, labelNames, read) {
+      if (kind !== 'counter' && kind !== 'gauge') throw new TypeError(`'kind' must be 'counter' or 'gauge'`)
+      if (typeof read !== 'function') throw new TypeError(`'read' must be a function`)
+      if (lookup('scraped', name, help, labelNames) !== undefined) {
+        throw new MonitorError('X_MON_METRIC_CONFLICT', `scraped metric '${name}' is already registered`)
+      }
+      /** `undefined` when `read` threw: the series keep their last values (a counter must not fall to 0). */
+      const values = (): [MetricLabels, number][] | undefined => {
+        let v: ScrapedValues
+        try {
+          v = read()
+        } catch {
+          return undefined
+        }
+        if (typeof v === 'number') return Number.isFinite(v) ? [[{}, v]] : []
+        const out: [MetricLabels, number][] = []
+        for (const [labels, value] of v) if (Number.isFinite(value)) out.push([labels, value])
+        return out
+      }
+      if (kind === 'gauge') {
+        new PromGauge({
+          name,
+          help,
+          labelNames: [...labelNames],
+          registers,
+          collect() {
+            const now = values()
+            if (now === undefined) return
+            this.reset()
+            for (const [labels, value] of now) this.set(labels as Record<string, string | number>, value)
+          },
+        })
+      } else {
+        // prom-client counters only go up: each scrape starts the series afresh at the component's total.
+        new PromCounter({
+          name,
+          help,
+          labelNames: [...labelNames],
+          registers,
+          collect() {
+            const now = values()
+            if (now === undefined) return
+            this.reset()
+            for (const [labels, value] of now) {
+              if (value > 0) this.inc(labels as Record<string, string | number>, value)
+            }
+          },
+        })
+      }
+      remember('scraped', name, labelNames, undefined)
     },
   }
 }

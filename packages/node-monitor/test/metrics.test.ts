@@ -180,6 +180,7 @@ describe('createPrometheusMetrics', () => {
       counter: (name) => ({ inc: () => seen.push(name) }),
       gauge: () => ({ set() {}, inc() {}, dec() {} }),
       histogram: () => ({ observe() {} }),
+      scraped() {},
     }
     literal.counter('a_total', 'help').inc()
     expect(seen).toEqual(['a_total'])
@@ -187,5 +188,43 @@ describe('createPrometheusMetrics', () => {
     noop.counter('a', 'b').inc({ x: 1 }, 2)
     noop.gauge('a', 'b').set(1)
     noop.histogram('a', 'b').observe(1)
+    noop.scraped('gauge', 'a', 'b', [], () => 1)
+  })
+
+  it('reads scraped counters and gauges when the text is asked for, with labels; a read that throws keeps the last values', async () => {
+    const metrics = createPrometheusMetrics()
+    let relayed = 5
+    let connections = 3
+    metrics.scraped('counter', 'x_relayed_total', 'Signals relayed', [], () => relayed)
+    metrics.scraped('gauge', 'x_connections', 'Open connections', [], () => connections)
+    metrics.scraped('counter', 'x_rejected_total', 'Frames rejected by reason', ['reason'], () => [
+      [{ reason: 'invalid' }, 2],
+      [{ reason: 'rate_limited' }, 7],
+    ])
+    let broken = false
+    metrics.scraped('counter', 'x_flaky_total', 'Throws once', [], () => {
+      if (broken) throw new Error('stats unavailable')
+      return 4
+    })
+    const value = (families: Map<string, Family>, name: string, labels: Record<string, string> = {}) =>
+      families.get(name)?.samples.find((x) => JSON.stringify(x.labels) === JSON.stringify(labels))?.value
+    let parsed = parsePrometheus(await metrics.metricsText())
+    expect(value(parsed, 'x_relayed_total')).toBe(5)
+    expect(value(parsed, 'x_connections')).toBe(3)
+    expect(value(parsed, 'x_rejected_total', { reason: 'rate_limited' })).toBe(7)
+    expect(value(parsed, 'x_rejected_total', { reason: 'invalid' })).toBe(2)
+    expect(value(parsed, 'x_flaky_total')).toBe(4)
+    expect(parsed.get('x_relayed_total')?.type).toBe('counter')
+    expect(parsed.get('x_connections')?.type).toBe('gauge')
+    relayed = 9
+    connections = 1
+    broken = true
+    parsed = parsePrometheus(await metrics.metricsText())
+    expect(value(parsed, 'x_flaky_total')).toBe(4) // kept, not reset to 0
+    expect(value(parsed, 'x_relayed_total')).toBe(9)
+    expect(value(parsed, 'x_connections')).toBe(1)
+    expect(() => metrics.scraped('gauge', 'x_connections', 'again', [], () => 1)).toThrow(
+      expect.objectContaining({ code: 'X_MON_METRIC_CONFLICT' }),
+    )
   })
 })

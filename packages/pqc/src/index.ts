@@ -86,6 +86,7 @@ export {
   HANDSHAKE_MESSAGE_BYTES,
   DEFAULT_HANDSHAKE_TIMEOUT_MS,
   MAX_PROLOGUE_BYTES,
+  MAX_QUEUED_HANDSHAKE_MESSAGES,
   type AuthMode,
   type Handshake,
   type HandshakeInit,
@@ -96,6 +97,8 @@ export {
   type HandshakeClock,
   type HandshakePipe,
   type HandshakeRunOptions,
+  type HandshakeRunResult,
+  type HandshakeCrypto,
   type PeerIdentity,
 } from './session/handshake'
 export {

@@ -10,11 +10,13 @@ import type { SignalingOptions } from './options'
 import { CLOSE_CODES } from './protocol'
 import type { GuardEndpoint, GuardSession, Logger, SignalingGuard } from './types'
 
-/** The connections and topic memberships of one address group. */
+/** The connections, topic memberships and held signals of one address group. */
 export interface AddressShare {
   readonly key: string
   connections: number
   topics: number
+  /** Signals from this group held for offline peers or waiting for a directory lookup. */
+  held: number
 }
 
 /**
@@ -46,7 +48,7 @@ export class AddressShares {
     const key = addressGroup(address)
     let share = this.#shares.get(key)
     if (share === undefined) {
-      share = { key, connections: 0, topics: 0 }
+      share = { key, connections: 0, topics: 0, held: 0 }
       this.#shares.set(key, share)
     }
     return share
@@ -54,7 +56,12 @@ export class AddressShares {
 
   /** Forgets `share` if nothing counts against it any more. */
   release(share: AddressShare): void {
-    if (share.connections === 0 && share.topics === 0 && this.#shares.get(share.key) === share) {
+    if (
+      share.connections === 0 &&
+      share.topics === 0 &&
+      share.held === 0 &&
+      this.#shares.get(share.key) === share
+    ) {
       this.#shares.delete(share.key)
     }
   }
@@ -144,7 +151,7 @@ export class Admission {
   }
 
   /**
-   * Takes one token from `conn`'s bucket (every inbound frame and WebSocket ping costs one). Returns false when
+   * Takes one token from `conn`'s bucket (every inbound frame, WebSocket pings and pongs included, costs one). Returns false when
    * the frame must be dropped; a client that keeps sending for ten bursts' worth of drops is closed (4029).
    */
   take(conn: Conn, now: number): boolean {

@@ -11,6 +11,7 @@
  * frame from a socket, only relay types pass, the signal is re-serialised here (never forwarded as text), and a
  * `deliver` is dropped and counted unless the directory says its `from` is hosted by the node that sent it.
  */
+import type { AddressShare } from './admission'
 import type { Conn } from './connection'
 import type { ServerCore } from './endpoints/endpoint'
 import { isPeerId, RELAY_TYPES, type RelayType } from './protocol'
@@ -43,12 +44,20 @@ interface Route {
   at: number
 }
 
-/** A validated signal. */
+/**
+ * A validated signal. `data` is kept as JSON text: signals wait here for lookups, and a parsed 64 KiB `data` can
+ * take well over 1 MB of heap where its text takes 64 KiB.
+ */
 interface Signal {
   from: string
   to: string
   type: RelayType
-  data: object
+  data: string
+}
+
+interface Outbound extends Signal {
+  /** The sender's address share, which counts this signal while it waits. */
+  share: AddressShare
 }
 
 interface Inbound extends Signal {
@@ -56,9 +65,21 @@ interface Inbound extends Signal {
   fromNode: string
 }
 
+/**
+ * The JSON text of a signal's `data`, or `undefined` when it cannot be serialised: `JSON.stringify` recurses, so
+ * `data` nested a few thousand levels deep (which `JSON.parse` accepts) overflows the stack.
+ */
+export function dataText(data: object): string | undefined {
+  try {
+    return JSON.stringify(data)
+  } catch {
+    return undefined
+  }
+}
+
 /** The frame a peer receives for `signal`. */
 function signalFrame({ from, type, to, data }: Signal): string {
-  return JSON.stringify({ from, type, to, data })
+  return `{"from":${JSON.stringify(from)},"type":"${type}","to":${JSON.stringify(to)},"data":${data}}`
 }
 
 export class Federation {
@@ -71,9 +92,14 @@ export class Federation {
   /** Targets recently forwarded to: the node and the local senders, the only ones a `gone` may concern. */
   readonly #forwarded = new Map<string, { nodeId: string; senders: Set<string>; at: number }>()
   /** Outbound signals waiting for a lookup of their target, in order. */
-  readonly #outbound = new Map<string, Signal[]>()
+  readonly #outbound = new Map<string, Outbound[]>()
   /** Inbound signals waiting for a lookup of their sender, in order. */
   readonly #inbound = new Map<string, Inbound[]>()
+  /** Signals in `#outbound` and in `#inbound`: each at most `maxHeldTotal`. */
+  #outboundSignals = 0
+  #inboundSignals = 0
+  /** Signals in `#inbound` per relaying node: each at most `maxHeldPerAddress`, so one node cannot fill it. */
+  readonly #inboundByNode = new Map<string, number>()
   #unsubscribe: (() => void) | undefined
 
   constructor(core: ServerCore, relay: NodeRelay, directory: PeerDirectory, local: LocalPeers) {
@@ -100,25 +126,39 @@ export class Federation {
 
   /**
    * Sends a signal from local peer `from` to `to`, which is not local. Signals for one target stay in order
-   * behind one lookup.
+   * behind one lookup. `data` is the signal's data as JSON text ({@link dataText}); a waiting signal counts
+   * against `share`, the sender's address share.
    */
-  route(to: string, from: string, type: RelayType, data: object): void {
+  route(to: string, from: string, type: RelayType, data: string, share: AddressShare): void {
     const known = this.#fresh(to)
     const queue = this.#outbound.get(to)
     if (queue === undefined && known?.nodeId !== undefined && known.nodeId !== this.#core.nodeId) {
       this.#forward(known.nodeId, { from, to, type, data })
       return
     }
+    const { maxHeldPerPeer, maxHeldTotal } = this.#core.options
+    if (
+      this.#outboundSignals >= maxHeldTotal ||
+      share.held >= this.#core.options.maxHeldPerAddress ||
+      (queue !== undefined && queue.length >= maxHeldPerPeer)
+    ) {
+      return this.#local.notFound(from, to)
+    }
+    this.#outboundSignals++
+    share.held++
     if (queue !== undefined) {
-      if (queue.length < this.#core.options.maxHeldPerPeer) queue.push({ from, to, type, data })
-      else this.#local.notFound(from, to)
+      queue.push({ from, to, type, data, share })
       return
     }
-    if (this.#outbound.size >= this.#core.options.maxHeldTotal) return this.#local.notFound(from, to)
-    const waiting: Signal[] = [{ from, to, type, data }]
+    const waiting: Outbound[] = [{ from, to, type, data, share }]
     this.#outbound.set(to, waiting)
     void this.#lookup(to).then((nodeId) => {
       this.#outbound.delete(to)
+      this.#outboundSignals -= waiting.length
+      for (const signal of waiting) {
+        signal.share.held--
+        this.#core.releaseShare(signal.share)
+      }
       if (this.#core.closing) return
       for (const signal of waiting) {
         const local = this.#local.peer(to)
@@ -142,7 +182,8 @@ export class Federation {
     this.#remember(nodeId, signal)
     try {
       const { from, to, type, data } = signal
-      const result = this.#relay.send(nodeId, JSON.stringify({ t: 'deliver', from, to, type, data }))
+      const envelope = `{"t":"deliver","from":${JSON.stringify(from)},"to":${JSON.stringify(to)},"type":"${type}","data":${data}}`
+      const result = this.#relay.send(nodeId, envelope)
       if (result instanceof Promise) result.catch(fail)
       this.#core.counters.forwarded++
       this.#core.counters.relayed++
@@ -192,7 +233,9 @@ export class Federation {
       ) {
         return this.#drop(fromNode, 'malformed deliver')
       }
-      this.#checkOrigin({ fromNode, from, type: type as RelayType, to, data })
+      const text = dataText(data)
+      if (text === undefined) return this.#drop(fromNode, 'signal nested too deeply')
+      this.#checkOrigin({ fromNode, from, type: type as RelayType, to, data: text })
     } else if (e.t === 'gone') {
       const { to, peer } = e
       if (!isPeerId(to) || !isPeerId(peer)) return this.#drop(fromNode, 'malformed gone')
@@ -221,18 +264,33 @@ export class Federation {
           return this.#drop(signal.fromNode, 'sender is not hosted by the relaying node')
         }
       }
-    } else {
-      if (waiting.length < this.#core.options.maxHeldPerPeer) waiting.push(signal)
-      else this.#drop(signal.fromNode, 'origin check queue full')
-      return
     }
-    if (this.#inbound.size >= this.#core.options.maxHeldTotal) {
+    const byNode = this.#inboundByNode.get(signal.fromNode) ?? 0
+    if (
+      this.#inboundSignals >= this.#core.options.maxHeldTotal ||
+      byNode >= this.#core.options.maxHeldPerAddress
+    ) {
       return this.#drop(signal.fromNode, 'too many origin checks')
+    }
+    if (waiting !== undefined && waiting.length >= this.#core.options.maxHeldPerPeer) {
+      return this.#drop(signal.fromNode, 'origin check queue full')
+    }
+    this.#inboundSignals++
+    this.#inboundByNode.set(signal.fromNode, byNode + 1)
+    if (waiting !== undefined) {
+      waiting.push(signal)
+      return
     }
     const queue = [signal]
     this.#inbound.set(from, queue)
     void this.#lookup(from).then((nodeId) => {
       this.#inbound.delete(from)
+      this.#inboundSignals -= queue.length
+      for (const item of queue) {
+        const left = (this.#inboundByNode.get(item.fromNode) ?? 1) - 1
+        if (left > 0) this.#inboundByNode.set(item.fromNode, left)
+        else this.#inboundByNode.delete(item.fromNode)
+      }
       if (this.#core.closing) return
       for (const item of queue) {
         if (nodeId !== undefined && nodeId === item.fromNode) this.#deliver(item)

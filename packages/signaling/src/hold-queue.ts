@@ -2,6 +2,7 @@
  * Signals held for a peer that is offline, for `holdMs`, bounded per peer and in total. When the peer registers
  * they are handed over; when the time passes each sender hears once that its signals expired.
  */
+import type { AddressShare } from './admission'
 import type { Counters } from './endpoints/endpoint'
 import type { SignalingOptions } from './options'
 
@@ -11,6 +12,8 @@ export type ExpireFn = (from: string, peer: string) => void
 interface HeldFrame {
   frame: string
   from: string
+  /** The sender's address share, which counts this frame until it leaves the queue. */
+  share: AddressShare
   at: number
 }
 
@@ -31,11 +34,14 @@ export class HoldQueue {
   readonly #options: SignalingOptions
   readonly #counters: Counters
   readonly #held = new Map<string, HeldSignals>()
+  readonly #release: (share: AddressShare) => void
   #count = 0
 
-  constructor(options: SignalingOptions, counters: Counters) {
+  /** `release` is called for a share whose held count fell (it may be forgotten if nothing else counts). */
+  constructor(options: SignalingOptions, counters: Counters, release: (share: AddressShare) => void) {
     this.#options = options
     this.#counters = counters
+    this.#release = release
   }
 
   /** Signals held in total. */
@@ -44,14 +50,16 @@ export class HoldQueue {
   }
 
   /**
-   * Holds `frame` from `from` for `peer` under `key` (`<namespace>:<peer>`). Returns false, holding nothing,
-   * when holding is off or a bound is reached: the caller answers the sender.
+   * Holds `frame` from `from` (whose connection counts against `share`) for `peer` under `key`
+   * (`<namespace>:<peer>`). Returns false, holding nothing, when holding is off or a bound is reached: the
+   * caller answers the sender.
    */
   hold(
     key: string,
     peer: string,
     frame: string,
     from: string,
+    share: AddressShare,
     now: number,
     expire: ExpireFn,
     owner?: string,
@@ -60,14 +68,16 @@ export class HoldQueue {
     if (
       this.#options.holdMs === 0 ||
       this.#count >= this.#options.maxHeldTotal ||
+      share.held >= this.#options.maxHeldPerAddress ||
       (held?.frames.length ?? 0) >= this.#options.maxHeldPerPeer
     ) {
       return false
     }
-    const entry = { frame, from, at: now }
+    const entry = { frame, from, share, at: now }
     if (held === undefined) this.#held.set(key, { peer, owner, expire, frames: [entry] })
     else held.frames.push(entry)
     this.#count++
+    share.held++
     return true
   }
 
@@ -77,7 +87,13 @@ export class HoldQueue {
     if (held === undefined) return undefined
     this.#held.delete(key)
     this.#count -= held.frames.length
+    for (const f of held.frames) this.#unshare(f)
     return held
+  }
+
+  #unshare(frame: HeldFrame): void {
+    frame.share.held--
+    this.#release(frame.share)
   }
 
   /** Tells each sender of `held` once that its signals expired (signals handed back by {@link take}). */
@@ -103,6 +119,7 @@ export class HoldQueue {
         if (now - f.at < holdMs) frames[keep++] = f
         else {
           this.#count--
+          this.#unshare(f)
           if (!told.has(f.from)) {
             told.add(f.from)
             this.#counters.expired++

@@ -53,7 +53,7 @@ export interface SignalingInit {
   maxAuthFailures?: number
   /** Largest accepted text frame in bytes; larger ones get `TOO_LARGE` (4× closes the connection). @default 65_536 */
   maxFrameBytes?: number
-  /** Token-bucket refill, frames per second per connection (WebSocket pings included). @default 100 */
+  /** Token-bucket refill, frames per second per connection (WebSocket pings and pongs included). @default 100 */
   rateLimitPerSec?: number
   /** Token-bucket size per connection. @default 200 */
   rateLimitBurst?: number
@@ -73,9 +73,18 @@ export interface SignalingInit {
   maxDiscoverResults?: number
   /** Time signals for an offline peer are held. @default 5_000 */
   holdMs?: number
-  /** Signals held per offline peer. @default 32 */
+  /** Signals held per offline peer (and waiting per directory lookup). @default 32 */
   maxHeldPerPeer?: number
-  /** Signals held in total. @default 10_000 */
+  /**
+   * Signals held or waiting for a directory lookup from the connections of one address (an IPv4 address, an
+   * IPv6 /64), so that one address cannot fill the tables below; with federation, also the signals from one
+   * other node waiting for their origin check. @default 1_024
+   */
+  maxHeldPerAddress?: number
+  /**
+   * Signals held in total; with federation, also the bound on signals waiting for a directory lookup in each
+   * direction (to a remote peer, and from another node for its origin check). @default 10_000
+   */
   maxHeldTotal?: number
   /** Re-announce period for connected peers. @default 60_000 */
   announceIntervalMs?: number
@@ -109,6 +118,7 @@ export interface SignalingOptions {
   readonly maxDiscoverResults: number
   readonly holdMs: number
   readonly maxHeldPerPeer: number
+  readonly maxHeldPerAddress: number
   readonly maxHeldTotal: number
   readonly announceIntervalMs: number
   readonly peerjsKey: string
@@ -193,6 +203,7 @@ export function resolveOptions(init: SignalingInit = {}): SignalingOptions {
     maxDiscoverResults: positive('maxDiscoverResults', init.maxDiscoverResults, 100),
     holdMs: nonNegative('holdMs', init.holdMs, HOLD_MS),
     maxHeldPerPeer: nonNegative('maxHeldPerPeer', init.maxHeldPerPeer, 32),
+    maxHeldPerAddress: positive('maxHeldPerAddress', init.maxHeldPerAddress, 1024),
     maxHeldTotal: nonNegative('maxHeldTotal', init.maxHeldTotal, 10_000),
     announceIntervalMs: positive('announceIntervalMs', init.announceIntervalMs, ANNOUNCE_INTERVAL_MS),
     peerjsKey: init.peerjsKey ?? 'peerjs',

@@ -80,7 +80,7 @@ export interface SignalingStats {
   connectedPeers: number
   /** Topics with at least one local member (native and y-webrtc). */
   topics: number
-  /** Address groups (IPv4 addresses, IPv6 /64s) with an open connection or a topic membership. */
+  /** Address groups (IPv4 addresses, IPv6 /64s) with an open connection, a topic membership or held signals. */
   addresses: number
   /** Frames delivered to a peer or forwarded to another node. */
   relayed: number
@@ -177,6 +177,9 @@ function closeReason(reason: string): string {
 }
 
 function refuseUpgrade(socket: Duplex, status: string): void {
+  // Released once the answer is written (as `ws` does): `end()` alone leaves it open until the client closes its
+  // side, and a refused socket counts against no cap.
+  socket.once('finish', () => socket.destroy())
   socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`)
 }
 
@@ -294,7 +297,7 @@ class Core implements ServerCore {
     this.admission = new Admission(options, this.counters, this.log, components.guard, (conn, code, reason) =>
       this.close(conn, code, reason),
     )
-    this.hold = new HoldQueue(options, this.counters)
+    this.hold = new HoldQueue(options, this.counters, (share) => this.#shares.release(share))
     this.#wss = new WebSocketServer({
       noServer: true,
       clientTracking: false,
@@ -330,7 +333,12 @@ class Core implements ServerCore {
       },
       pong: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
-        if (conn !== undefined && conn.closingAt === undefined) conn.lastSeen = core.clock.now()
+        if (conn === undefined || conn.closed) return
+        if (conn.closingAt !== undefined) return core.#whileClosing(conn)
+        const now = core.clock.now()
+        conn.lastSeen = now
+        // Unsolicited pongs are frames like any other: without a token each, a flood is never cut off.
+        core.admission.take(conn, now)
       },
       close: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
@@ -645,7 +653,8 @@ class Core implements ServerCore {
   }
 
   #message(conn: Conn, data: Buffer, isBinary: boolean): void {
-    if (conn.closed || conn.closingAt !== undefined) return
+    if (conn.closed) return
+    if (conn.closingAt !== undefined) return this.#whileClosing(conn)
     const admitted = this.admission.parse(conn, data, isBinary, this.clock.now())
     if (admitted === undefined) return
     // The hot path: what #run does, without a closure per frame.
@@ -662,8 +671,19 @@ class Core implements ServerCore {
     this.log.error({ err: (err as Error)?.message, endpoint: conn.endpoint.name }, 'endpoint handler failed')
   }
 
+  /**
+   * A frame from a client the server is closing: not handled, but paid for. `ws` reads until the client's close
+   * frame or `closeTimeoutMs`; without this, a client cut off for flooding (4029) floods on for free meanwhile.
+   * Once its bucket is empty nothing more is read (the close timeout still ends it; terminating here would
+   * discard the close frame queued for it).
+   */
+  #whileClosing(conn: Conn): void {
+    if (!this.admission.take(conn, this.clock.now())) conn.ws.pause()
+  }
+
   #ping(conn: Conn, data: Buffer): void {
-    if (conn.closed || conn.closingAt !== undefined) return
+    if (conn.closed) return
+    if (conn.closingAt !== undefined) return this.#whileClosing(conn)
     const now = this.clock.now()
     conn.lastSeen = now
     if (!this.admission.take(conn, now)) return
@@ -762,6 +782,10 @@ class Core implements ServerCore {
     if (members?.size === 0) this.#topics.delete(key)
     if (conn.guard !== undefined && !conn.closed) this.admission.call(conn.guard, 'topics', conn.topics.size)
     return true
+  }
+
+  releaseShare(share: Conn['share']): void {
+    this.#shares.release(share)
   }
 
   dropTopics(conn: Conn): void {

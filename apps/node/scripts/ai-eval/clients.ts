@@ -6,7 +6,7 @@
  */
 import { createHash } from 'node:crypto'
 import { encodeMessage, decodeMessage, MessageType } from '@x/kademlia'
-import { peerIdOf, registerFor, WsClient, type Role, type World } from './world'
+import { CRDT_WRITE_BYTES_PER_S, peerIdOf, registerFor, WsClient, type Role, type World } from './world'
 
 const SDP = 'v=0 o=- 4611731400430051336 2 IN IP4 127.0.0.1 s=- t=0 0 a=group:BUNDLE 0 '.repeat(12)
 
@@ -358,9 +358,11 @@ export class CrdtClient {
   connected = false
   stopped = false
   readonly harm = harm()
-  /** Bytes the node accepted (messages within its size limit). */
+  /** Bytes the node accepted (messages within its size limit, at most its write rate). */
   accepted = 0
   connects = 0
+  #allowance = 0
+  #allowanceAt = 0
 
   constructor(
     readonly world: World,
@@ -385,6 +387,8 @@ export class CrdtClient {
       return false
     }
     this.world.stats(this.ip).connects++
+    this.#allowance = this.maxMessageBytes
+    this.#allowanceAt = this.world.clock.now()
     this.#session = v
     this.connected = true
     this.connects++
@@ -401,8 +405,17 @@ export class CrdtClient {
       this.#closed()
       return
     }
-    this.accepted += bytes
-    this.world.stats(this.ip).crdtBytes += bytes
+    // The sync server applies what a client writes at most at its write rate (a burst of one message).
+    const now = this.world.clock.now()
+    this.#allowance = Math.min(
+      this.maxMessageBytes,
+      this.#allowance + ((now - this.#allowanceAt) * CRDT_WRITE_BYTES_PER_S) / 1000,
+    )
+    this.#allowanceAt = now
+    const applied = Math.max(0, Math.min(bytes, this.#allowance))
+    this.#allowance -= bytes
+    this.accepted += applied
+    this.world.stats(this.ip).crdtBytes += applied
   }
 
   #closed(): void {

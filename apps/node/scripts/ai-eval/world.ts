@@ -5,9 +5,9 @@
  * drives; the CRDT endpoint's and the WebSocket port's hooks called as `node.ts` calls them. Time is virtual
  * (hours of traffic in minutes), so every trial is repeatable from its seed.
  *
- * What is simulated, not real: the CRDT sync server (its message-size limit closes a connection, as
- * `@x/crdt-sync` does), the HTTP server's header timeout for raw sockets, and network latency (none; clients
- * add think time).
+ * What is simulated, not real: the CRDT sync server (its message-size limit closes a connection and its write
+ * rate holds back what a client writes beyond it, as `@x/crdt-sync` does), the HTTP server's header timeout for raw
+ * sockets, and network latency (none; clients add think time).
  */
 import { createHash } from 'node:crypto'
 import { EventEmitter } from 'node:events'
@@ -34,13 +34,11 @@ export const T0 = 1_700_000_000_000
 /** Virtual time moves in steps of this much; after each, every in-memory socket delivers what it holds. */
 const STEP_MS = 10
 const TICK_MS = 250
-/** The node's WebSocket server has no header timeout of its own: Node's default (60 s) ends a slow request. */
-export const HEADERS_TIMEOUT_MS = 60_000
-/**
- * CRDT message-size limit assumed for the node (the sync server's `maxMessageBytes`; `@x/crdt-sync`'s default
- * is 16 MiB, the node sets its own: see its README).
- */
-export const CRDT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024
+/** The node's WebSocket server gives a client 10 s to send its upgrade request (`headersTimeout`). */
+export const HEADERS_TIMEOUT_MS = 10_000
+/** The sync server's defaults, which the node keeps: largest message, and what a client may write per second. */
+export const CRDT_MAX_MESSAGE_BYTES = 4 * 1024 * 1024 + 64 * 1024
+export const CRDT_WRITE_BYTES_PER_S = 256 * 1024
 
 export type Role = 'normal' | 'attack'
 

@@ -40,13 +40,13 @@ export interface BrowserHandle {
   close(): Promise<void>
 }
 
-/** Chromium with a fresh profile directory, removed on close. */
-export async function launchBrowser(): Promise<BrowserHandle> {
+/** Chromium with a fresh profile directory, removed on close; `args` adds command-line flags. */
+export async function launchBrowser(args: string[] = []): Promise<BrowserHandle> {
   const userDataDir = mkdtempSync(join(tmpdir(), 'x-chromium-'))
   const context = await chromium.launchPersistentContext(userDataDir, {
     executablePath: CHROMIUM_PATH,
     headless: true,
-    args: FLAGS,
+    args: [...FLAGS, ...args],
     timeout: 30_000,
     viewport: { width: 1100, height: 900 },
   })

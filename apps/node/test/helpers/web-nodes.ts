@@ -44,9 +44,10 @@ export interface WebNode {
   stop(): Promise<void>
 }
 
-export async function startWebNode(seedNodes: string[] = []): Promise<WebNode> {
+export async function startWebNode(seedNodes: string[] = [], extra: string[] = []): Promise<WebNode> {
   const dataDir = mkdtempSync(join(tmpdir(), 'x-web-node-'))
   const argv = ['--rest-port', '0', '--ws-port', '0', '--dht-port', '0', '--host', '127.0.0.1']
+  argv.push('--allow-private-addresses', 'on')
   argv.push(
     '--data-dir',
     dataDir,
@@ -56,6 +57,7 @@ export async function startWebNode(seedNodes: string[] = []): Promise<WebNode> {
     '1',
   )
   if (seedNodes.length > 0) argv.push('--seed-nodes', seedNodes.join(','))
+  argv.push(...extra)
   const parsed = parseConfig({ argv })
   if (parsed.help) throw new Error('unexpected --help')
   const node = createNode(parsed.config)

@@ -120,11 +120,20 @@ export class CertificateCache {
 /** Process-wide cache used when a handshake is not given one. */
 export const defaultCertificateCache = new CertificateCache()
 
+/** The parts of a certificate, checked for length and version only (its signature is not verified). */
+interface ParsedCertificate {
+  readonly identityPublicKey: Uint8Array
+  readonly staticPublicKey: Uint8Array
+  readonly signature: Uint8Array
+  /** The signed bytes: `version || static public key`. */
+  readonly tbs: Uint8Array
+}
+
 /**
- * Parse and verify a certificate. Throws `X_PQC_BAD_MESSAGE` for a wrong length or version and
- * `X_PQC_BAD_SIGNATURE` when the signature does not verify.
+ * Splits a certificate without verifying it (the handshake uses it to check the claimed identity before paying
+ * for the ML-DSA-87 verification). Throws `X_PQC_BAD_MESSAGE` for a wrong length or version.
  */
-export function verifyCertificate(certificate: Uint8Array, cache?: CertificateCache): VerifiedCertificate {
+export function certificateToBeSigned(certificate: Uint8Array): ParsedCertificate {
   if (!(certificate instanceof Uint8Array)) throw new TypeError('"certificate" must be a Uint8Array')
   if (certificate.length !== STATIC_CERT_BYTES) {
     throw new PqcError(
@@ -135,22 +144,65 @@ export function verifyCertificate(certificate: Uint8Array, cache?: CertificateCa
   if (certificate[0] !== STATIC_CERT_VERSION) {
     throw new PqcError('X_PQC_BAD_MESSAGE', `unknown certificate version ${String(certificate[0])}`)
   }
-  const key = cache === undefined ? '' : toHex(sha256(certificate))
-  const hit = cache?.get(key)
-  if (hit !== undefined) return hit
   let o = 1
   const identityPublicKey = certificate.slice(o, (o += ML_DSA_87_PUBLIC_KEY_BYTES))
   const staticPublicKey = certificate.slice(o, (o += HYBRID_PUBLIC_KEY_BYTES))
   const signature = certificate.subarray(o)
-  const tbs = concatBytes(certificate.subarray(0, 1), staticPublicKey)
-  if (!verify(identityPublicKey, tbs, signature, CERT_CONTEXT)) {
-    throw new PqcError('X_PQC_BAD_SIGNATURE', 'static key certificate signature does not verify')
-  }
-  const verified: VerifiedCertificate = {
+  return {
     identityPublicKey,
     staticPublicKey,
-    id: idFromPublicKey(identityPublicKey),
+    signature,
+    tbs: concatBytes(certificate.subarray(0, 1), staticPublicKey),
   }
-  cache?.set(key, verified)
-  return verified
+}
+
+function verified(parsed: ParsedCertificate): VerifiedCertificate {
+  return {
+    identityPublicKey: parsed.identityPublicKey,
+    staticPublicKey: parsed.staticPublicKey,
+    id: idFromPublicKey(parsed.identityPublicKey),
+  }
+}
+
+/**
+ * Parse and verify a certificate. Throws `X_PQC_BAD_MESSAGE` for a wrong length or version and
+ * `X_PQC_BAD_SIGNATURE` when the signature does not verify.
+ */
+export function verifyCertificate(certificate: Uint8Array, cache?: CertificateCache): VerifiedCertificate {
+  const parsed = certificateToBeSigned(certificate)
+  const key = cache === undefined ? '' : toHex(sha256(certificate))
+  const hit = cache?.get(key)
+  if (hit !== undefined) return hit
+  if (!verify(parsed.identityPublicKey, parsed.tbs, parsed.signature, CERT_CONTEXT)) {
+    throw new PqcError('X_PQC_BAD_SIGNATURE', 'static key certificate signature does not verify')
+  }
+  const result = verified(parsed)
+  cache?.set(key, result)
+  return result
+}
+
+/**
+ * As {@link verifyCertificate}, with the ML-DSA-87 verification done by `verifyAsync` (a worker pool's
+ * `verify`); a cache hit costs no verification.
+ */
+export async function verifyCertificateWith(
+  certificate: Uint8Array,
+  verifyAsync: (
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+    context: Uint8Array,
+  ) => Promise<boolean>,
+  cache?: CertificateCache,
+): Promise<VerifiedCertificate> {
+  const parsed = certificateToBeSigned(certificate)
+  const key = cache === undefined ? '' : toHex(sha256(certificate))
+  const hit = cache?.get(key)
+  if (hit !== undefined) return hit
+  if (!(await verifyAsync(parsed.identityPublicKey, parsed.tbs, parsed.signature, CERT_CONTEXT))) {
+    throw new PqcError('X_PQC_BAD_SIGNATURE', 'static key certificate signature does not verify')
+  }
+  const result = verified(parsed)
+  cache?.set(key, result)
+  return result
 }

@@ -29,9 +29,12 @@ import {
   type CertificateCache,
   STATIC_CERT_BYTES,
   type StaticKeys,
+  type VerifiedCertificate,
+  certificateToBeSigned,
   defaultCertificateCache,
   defaultStaticKeys,
   verifyCertificate,
+  verifyCertificateWith,
 } from './certificate'
 import { SILENT_LOGGER } from '../backend/logger'
 import type { PqcLogger } from '../backend/types'
@@ -154,6 +157,32 @@ export interface HandshakeResult {
 /** Where a {@link Handshake} is: waiting for messages, finished, or failed for good. */
 export type HandshakeStatus = 'pending' | 'done' | 'failed'
 
+/**
+ * Asynchronous ML-DSA-87 operations for {@link Handshake.receiveAsync}: a `PqcWorkerPool` fits, so that the
+ * signatures and certificate checks of a handshake run off the event loop. Each must behave as the synchronous
+ * `identity.sign` / `verify` (verification answers false, never rejects, for a bad signature).
+ */
+export interface HandshakeCrypto {
+  /** ML-DSA-87 signature of `message` by `identity` under FIPS 204 context `context`. */
+  sign(identity: Identity, message: Uint8Array, context: Uint8Array): Promise<Uint8Array>
+  /** Whether `signature` is `publicKey`'s ML-DSA-87 signature of `message` under `context`. */
+  verify(
+    publicKey: Uint8Array,
+    message: Uint8Array,
+    signature: Uint8Array,
+    context: Uint8Array,
+  ): Promise<boolean>
+}
+
+/** One ML-DSA operation a handshake step needs (done inline by `receive`, through `HandshakeCrypto` by `receiveAsync`). */
+type CryptoOp =
+  | { op: 'cert'; certificate: Uint8Array }
+  | { op: 'sign'; message: Uint8Array; context: Uint8Array }
+  | { op: 'verify'; publicKey: Uint8Array; message: Uint8Array; signature: Uint8Array; context: Uint8Array }
+
+/** A handshake step: yields the ML-DSA operations it needs, returns the reply. */
+type Step = Generator<CryptoOp, Uint8Array | undefined, unknown>
+
 /** A handshake state machine. Feed it the peer's messages; send what it returns. */
 export interface Handshake {
   /** Which side this machine plays: the initiator sends message 1. */
@@ -170,6 +199,12 @@ export interface Handshake {
    * `X_PQC_IDENTITY_MISMATCH` or `X_PQC_HANDSHAKE_TIMEOUT`; after a throw the machine is failed and holds no keys.
    */
   receive(message: Uint8Array): Uint8Array | undefined
+  /**
+   * As `receive`, with the step's ML-DSA-87 work (certificate checks, transcript signatures and their
+   * verification) done through `crypto`, e.g. a worker pool. One message at a time: a call while another is
+   * in progress throws `TypeError`. Rejects with the same codes as `receive`.
+   */
+  receiveAsync(message: Uint8Array, crypto: HandshakeCrypto): Promise<Uint8Array | undefined>
   /** The session and peer, once `status === 'done'` (each call returns the same result). */
   result(): HandshakeResult
   /** Fail the handshake now (wipes every secret). */
@@ -237,6 +272,8 @@ class HandshakeMachine implements Handshake {
   #peer: PeerIdentity | undefined
   #result: HandshakeResult | undefined
   #error: PqcError | undefined
+  /** `receiveAsync` is between its ML-DSA operations. */
+  #busy = false
 
   constructor(
     role: 'initiator' | 'responder',
@@ -277,27 +314,99 @@ class HandshakeMachine implements Handshake {
   }
 
   receive(message: Uint8Array): Uint8Array | undefined {
+    const step = this.#begin(message)
+    return this.#guard(() => {
+      let next = step.next()
+      while (!next.done) {
+        let answer: unknown
+        try {
+          answer = this.#runSync(next.value)
+        } catch (err) {
+          next = step.throw(err)
+          continue
+        }
+        next = step.next(answer)
+      }
+      return next.value
+    })
+  }
+
+  async receiveAsync(message: Uint8Array, crypto: HandshakeCrypto): Promise<Uint8Array | undefined> {
+    if (typeof crypto?.sign !== 'function' || typeof crypto.verify !== 'function') {
+      throw new TypeError('"crypto" must have sign() and verify()')
+    }
+    const step = this.#begin(message)
+    this.#busy = true
+    try {
+      let next = this.#guard(() => step.next())
+      while (!next.done) {
+        let outcome: { ok: true; value: unknown } | { ok: false; error: unknown }
+        try {
+          outcome = { ok: true, value: await this.#runAsync(next.value, crypto) }
+        } catch (error) {
+          outcome = { ok: false, error }
+        }
+        // abort() or the deadline may have struck while the operation ran: #guard refuses to go on then.
+        next = this.#guard(() => (outcome.ok ? step.next(outcome.value) : step.throw(outcome.error)))
+      }
+      return next.value
+    } finally {
+      this.#busy = false
+    }
+  }
+
+  /** Checks common to both receive paths, then the step generator for `message`. */
+  #begin(message: Uint8Array): Step {
     if (!(message instanceof Uint8Array)) throw new TypeError('"message" must be a Uint8Array')
     if (this.role === 'initiator' && this.#ss === undefined)
       throw new TypeError('call start() before receive()')
+    if (this.#busy) throw new TypeError('a message is still being processed (receiveAsync)')
     // A finished machine refuses more input without changing state (its session stays valid).
     if (this.#status === 'done') throw new PqcError('X_PQC_HANDSHAKE_FAILED', 'handshake already finished')
-    return this.#guard(() => {
-      if (this.role === 'responder' && this.#expect === 1) this.#pickMode(message)
-      const mode = this.#mode!
-      const n = this.#expect
-      const lengths = HANDSHAKE_MESSAGE_BYTES[mode]
-      if (message.length !== lengths[n - 1]) {
-        fail(`message ${n} must be ${String(lengths[n - 1])} bytes, got ${message.length}`)
-      }
-      if (message[0] !== HANDSHAKE_VERSION || message[1] !== MODE_BYTE[mode] || message[2] !== n) {
-        fail(
-          `unexpected header ${String(message[0])}/${String(message[1])}/${String(message[2])} for message ${n}`,
+    return this.#step(message)
+  }
+
+  *#step(message: Uint8Array): Step {
+    if (this.role === 'responder' && this.#expect === 1) this.#pickMode(message)
+    const mode = this.#mode!
+    const n = this.#expect
+    const lengths = HANDSHAKE_MESSAGE_BYTES[mode]
+    if (message.length !== lengths[n - 1]) {
+      fail(`message ${n} must be ${String(lengths[n - 1])} bytes, got ${message.length}`)
+    }
+    if (message[0] !== HANDSHAKE_VERSION || message[1] !== MODE_BYTE[mode] || message[2] !== n) {
+      fail(
+        `unexpected header ${String(message[0])}/${String(message[1])}/${String(message[2])} for message ${n}`,
+      )
+    }
+    this.#expect += 2
+    return mode === 'kem' ? yield* this.#kem(n, message) : yield* this.#sig(n, message)
+  }
+
+  #runSync(op: CryptoOp): unknown {
+    switch (op.op) {
+      case 'cert':
+        return verifyCertificate(op.certificate, this.#cfg.cache)
+      case 'sign':
+        return this.#cfg.identity.sign(op.message, op.context)
+      case 'verify':
+        return verify(op.publicKey, op.message, op.signature, op.context)
+    }
+  }
+
+  async #runAsync(op: CryptoOp, crypto: HandshakeCrypto): Promise<unknown> {
+    switch (op.op) {
+      case 'cert':
+        return verifyCertificateWith(
+          op.certificate,
+          (pk, m, s, ctx) => crypto.verify(pk, m, s, ctx),
+          this.#cfg.cache,
         )
-      }
-      this.#expect += 2
-      return mode === 'kem' ? this.#kem(n, message) : this.#sig(n, message)
-    })
+      case 'sign':
+        return crypto.sign(this.#cfg.identity, op.message, op.context)
+      case 'verify':
+        return (await crypto.verify(op.publicKey, op.message, op.signature, op.context)) === true
+    }
   }
 
   result(): HandshakeResult {
@@ -363,19 +472,23 @@ class HandshakeMachine implements Handshake {
     this.#peer = { id, idString: formatId(id), publicKey }
   }
 
-  #certificate(cert: Uint8Array): Uint8Array {
-    const c = verifyCertificate(cert, this.#cfg.cache)
+  *#certificate(cert: Uint8Array): Generator<CryptoOp, Uint8Array, unknown> {
+    // The expected identity is checked before the ML-DSA-87 verification, so a certificate of the wrong
+    // identity costs no signature check.
+    const tbs = certificateToBeSigned(cert)
+    this.#checkPeer(tbs.identityPublicKey)
+    const c = (yield { op: 'cert', certificate: cert }) as VerifiedCertificate
     this.#checkPeer(c.identityPublicKey, c.id)
     return c.staticPublicKey
   }
 
   /** KEM-authenticated flow, PROTOCOL.md §4.1. */
-  #kem(n: number, m: Uint8Array): Uint8Array | undefined {
+  *#kem(n: number, m: Uint8Array): Step {
     const ss = this.#ss!
     if (n === 1) {
       // R: e_I, cert_I  →  ct_e, ct_I, AEAD(cert_R)
       const ePk = m.subarray(HDR, HDR + HYBRID_PUBLIC_KEY_BYTES)
-      const peerStatic = this.#certificate(m.subarray(HDR + HYBRID_PUBLIC_KEY_BYTES))
+      const peerStatic = yield* this.#certificate(m.subarray(HDR + HYBRID_PUBLIC_KEY_BYTES))
       ss.absorb(m)
       const e = hybridEncapsulate(ePk)
       const s = hybridEncapsulate(peerStatic)
@@ -404,7 +517,7 @@ class HandshakeMachine implements Handshake {
       const k2 = ss.key('k2')
       const cert = openOrFail(k2, m.subarray(o), a2, 'message 2')
       wipe(k2)
-      const peerStatic = this.#certificate(cert)
+      const peerStatic = yield* this.#certificate(cert)
       ss.absorb(m)
       const r = hybridEncapsulate(peerStatic)
       ss.mixKey(r.sharedSecret)
@@ -442,7 +555,7 @@ class HandshakeMachine implements Handshake {
   }
 
   /** Signature-authenticated flow (SIGMA-I), PROTOCOL.md §4.2. */
-  #sig(n: number, m: Uint8Array): Uint8Array | undefined {
+  *#sig(n: number, m: Uint8Array): Step {
     const ss = this.#ss!
     if (n === 1) {
       // R: e_I  →  ct_e, AEAD(pk_R, Sig_R, Finished_R)
@@ -452,7 +565,7 @@ class HandshakeMachine implements Handshake {
       const a2 = ss.peek(clear)
       ss.mixKey(e.sharedSecret)
       wipe(e.sharedSecret)
-      const m2 = concatBytes(clear, this.#sealIdentity('responder', a2, ss.key('k2')))
+      const m2 = concatBytes(clear, yield* this.#sealIdentity('responder', a2, ss.key('k2')))
       ss.absorb(m2)
       return m2
     }
@@ -463,33 +576,49 @@ class HandshakeMachine implements Handshake {
       const ssE = hybridDecapsulate(m.subarray(HDR, clear.length), this.#ephemeralSecret!)
       ss.mixKey(ssE)
       wipe(ssE)
-      this.#openIdentity('responder', a2, ss.key('k2'), m.subarray(clear.length))
+      yield* this.#openIdentity('responder', a2, ss.key('k2'), m.subarray(clear.length))
       ss.absorb(m)
       const hdr = header('sig', 3)
       const a3 = ss.peek(hdr)
-      const m3 = concatBytes(hdr, this.#sealIdentity('initiator', a3, ss.key('k3')))
+      const m3 = concatBytes(hdr, yield* this.#sealIdentity('initiator', a3, ss.key('k3')))
       ss.absorb(m3)
       this.#finish()
       return m3
     }
     // R: open and check I's identity; done
     const a3 = ss.peek(m.subarray(0, HDR))
-    this.#openIdentity('initiator', a3, ss.key('k3'), m.subarray(HDR))
+    yield* this.#openIdentity('initiator', a3, ss.key('k3'), m.subarray(HDR))
     ss.absorb(m)
     this.#finish()
     return undefined
   }
 
-  #sealIdentity(who: 'initiator' | 'responder', a: Uint8Array, key: Uint8Array): Uint8Array {
+  *#sealIdentity(
+    who: 'initiator' | 'responder',
+    a: Uint8Array,
+    key: Uint8Array,
+  ): Generator<CryptoOp, Uint8Array, unknown> {
     const id = this.#cfg.identity
-    const signature = id.sign(a, who === 'initiator' ? SIG_CTX_INITIATOR : SIG_CTX_RESPONDER)
+    const context = who === 'initiator' ? SIG_CTX_INITIATOR : SIG_CTX_RESPONDER
+    let signature: Uint8Array
+    try {
+      signature = (yield { op: 'sign', message: a, context }) as Uint8Array
+    } catch (err) {
+      wipe(key)
+      throw err
+    }
     const fin = this.#ss!.mac(`${who} finished`, sha3_256(a, id.publicKey, signature))
     const sealed = aeadSeal(key, ZERO_NONCE, concatBytes(id.publicKey, signature, fin), a)
     wipe(key)
     return sealed
   }
 
-  #openIdentity(who: 'initiator' | 'responder', a: Uint8Array, key: Uint8Array, sealed: Uint8Array): void {
+  *#openIdentity(
+    who: 'initiator' | 'responder',
+    a: Uint8Array,
+    key: Uint8Array,
+    sealed: Uint8Array,
+  ): Generator<CryptoOp, void, unknown> {
     const payload = openOrFail(key, sealed, a, who === 'initiator' ? 'message 3' : 'message 2')
     wipe(key)
     const publicKey = payload.slice(0, ML_DSA_87_PUBLIC_KEY_BYTES)
@@ -499,11 +628,13 @@ class HandshakeMachine implements Handshake {
     )
     const fin = payload.subarray(ML_DSA_87_PUBLIC_KEY_BYTES + ML_DSA_87_SIGNATURE_BYTES)
     this.#checkPeer(publicKey)
-    if (!verify(publicKey, a, signature, who === 'initiator' ? SIG_CTX_INITIATOR : SIG_CTX_RESPONDER)) {
-      fail(`${who} signature does not verify`)
-    }
+    // The Finished MAC is checked first: it costs a hash, the signature an ML-DSA-87 verification.
     if (!equalBytes(fin, this.#ss!.mac(`${who} finished`, sha3_256(a, publicKey, signature)))) {
       fail(`${who} Finished MAC does not match`)
+    }
+    const context = who === 'initiator' ? SIG_CTX_INITIATOR : SIG_CTX_RESPONDER
+    if (!(yield { op: 'verify', publicKey, message: a, signature, context })) {
+      fail(`${who} signature does not verify`)
     }
   }
 
@@ -585,7 +716,30 @@ export interface HandshakePipe {
 export interface HandshakeRunOptions {
   /** Abort the handshake (rejects with `X_PQC_HANDSHAKE_FAILED`). */
   signal?: AbortSignal
+  /**
+   * Do the ML-DSA-87 work through these asynchronous operations (a `PqcWorkerPool`) instead of on the calling
+   * thread, so that a flood of handshakes does not stall the event loop. Messages are then processed one at a
+   * time in arrival order (at most {@link MAX_QUEUED_HANDSHAKE_MESSAGES} waiting).
+   * @default undefined (synchronous, on the calling thread)
+   */
+  crypto?: HandshakeCrypto
 }
+
+/** What {@link handshake} resolves to. */
+export interface HandshakeRunResult extends HandshakeResult {
+  /**
+   * Messages that arrived after the peer's last handshake message while it was still being verified
+   * asynchronously (the peer's first records, `crypto` only): the caller feeds them to its record handler first.
+   * Always empty without `crypto`, where the message handler is unregistered synchronously.
+   */
+  readonly trailing: readonly Uint8Array[]
+}
+
+/**
+ * Most messages queued behind one that is being processed asynchronously. A peer sends the next handshake
+ * message only after our reply, so only its first records can legitimately queue up.
+ */
+export const MAX_QUEUED_HANDSHAKE_MESSAGES = 64
 
 /**
  * Drive `machine` over `pipe` until it is done. `timeoutMs` arms a timer (default 10 s) that rejects with
@@ -598,10 +752,17 @@ export function handshake(
   machine: Handshake,
   timeoutMs: number = DEFAULT_HANDSHAKE_TIMEOUT_MS,
   options: HandshakeRunOptions = {},
-): Promise<HandshakeResult> {
-  return new Promise<HandshakeResult>((resolve, reject) => {
+): Promise<HandshakeRunResult> {
+  const crypto = options.crypto
+  if (crypto !== undefined && (typeof crypto.sign !== 'function' || typeof crypto.verify !== 'function')) {
+    throw new TypeError('"crypto" must have sign() and verify()')
+  }
+  return new Promise<HandshakeRunResult>((resolve, reject) => {
     let settled = false
     let unsubscribe: (() => void) | void = undefined
+    /** Async mode: messages waiting while one is processed; `busy` while `receiveAsync` runs. */
+    const queue: Uint8Array[] = []
+    let busy = false
     const onAbort = (): void =>
       settle(new PqcError('X_PQC_HANDSHAKE_FAILED', 'handshake aborted', { cause: options.signal?.reason }))
     const timer = setTimeout(
@@ -615,11 +776,37 @@ export function handshake(
       options.signal?.removeEventListener('abort', onAbort)
       if (typeof unsubscribe === 'function') unsubscribe()
       if (error === undefined) {
-        resolve(machine.result())
+        resolve({ ...machine.result(), trailing: queue.splice(0) })
         return
       }
       machine.abort(error)
       reject(toHandshakeError(error))
+    }
+    function reply(out: Uint8Array | undefined): void {
+      if (out !== undefined) pipe.send(out)
+      if (machine.status === 'done') settle()
+    }
+    function drain(): void {
+      if (busy || settled || crypto === undefined) return
+      const next = queue.shift()
+      if (next === undefined) return
+      busy = true
+      machine.receiveAsync(next, crypto).then(
+        (out) => {
+          busy = false
+          if (settled) return
+          try {
+            reply(out)
+          } catch (err) {
+            settle(err)
+          }
+          drain()
+        },
+        (err: unknown) => {
+          busy = false
+          settle(err)
+        },
+      )
     }
     if (options.signal?.aborted) {
       onAbort()
@@ -628,10 +815,17 @@ export function handshake(
     options.signal?.addEventListener('abort', onAbort)
     unsubscribe = pipe.onMessage((bytes) => {
       if (settled) return
+      if (crypto !== undefined) {
+        if (queue.length >= MAX_QUEUED_HANDSHAKE_MESSAGES) {
+          settle(new PqcError('X_PQC_HANDSHAKE_FAILED', 'too many messages during the handshake'))
+          return
+        }
+        queue.push(bytes)
+        drain()
+        return
+      }
       try {
-        const reply = machine.receive(bytes)
-        if (reply !== undefined) pipe.send(reply)
-        if (machine.status === 'done') settle()
+        reply(machine.receive(bytes))
       } catch (err) {
         settle(err)
       }

@@ -4,7 +4,7 @@
  * connection opens, what each message means, how the client is told about errors, and its own registry.
  */
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Admission } from '../admission'
+import type { Admission, AddressShare } from '../admission'
 import type { Conn } from '../connection'
 import type { WireErrorCode } from '../errors'
 import type { HoldQueue } from '../hold-queue'
@@ -61,6 +61,8 @@ export interface ServerCore {
   leaveTopic(conn: Conn, key: string): boolean
   /** Removes `conn` from every topic (when its registration passes to another connection). */
   dropTopics(conn: Conn): void
+  /** Forgets `share` if nothing counts against it any more (after its `held` count fell). */
+  releaseShare(share: AddressShare): void
   /** The local members of topic `key`. */
   topicMembers(key: string): ReadonlySet<Conn> | undefined
   /** Runs a directory call; failures are logged, never thrown. */

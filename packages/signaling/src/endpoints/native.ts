@@ -7,7 +7,7 @@
 import type { IncomingMessage } from 'node:http'
 import type { Conn } from '../connection'
 import type { WireErrorCode } from '../errors'
-import { Federation } from '../federation'
+import { dataText, Federation } from '../federation'
 import {
   CLOSE_CODES,
   isHost,
@@ -24,6 +24,8 @@ import type { Endpoint, RegisteredPeer, ServerCore } from './endpoint'
 /** Base64 of one ML-DSA-87 signature is 6,172 characters; nothing a peer sends here needs more than this. */
 const MAX_BASE64_CHARS = 16 * 1024
 const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/
+/** `discover` requests of one connection waiting for the directory (in the node: DHT reads); more are refused. */
+export const MAX_DISCOVERS_IN_FLIGHT = 4
 
 interface NativeState {
   /** The challenge nonce, until the peer registers. */
@@ -32,10 +34,15 @@ interface NativeState {
   requestHost: string
   authBusy: boolean
   authFailures: number
+  /** `discover` requests waiting for the directory. */
+  discovering: number
   /** The peer's signed statement, once registered. */
   registration: Registration | undefined
-  /** Signals to peers on other nodes, held until this peer's announce completed (so the target's node finds it). */
-  pending: { to: string; type: RelayType; data: object }[] | undefined
+  /**
+   * Signals to peers on other nodes (`data` as JSON text), held until this peer's announce completed (so the
+   * target's node finds it).
+   */
+  pending: { to: string; type: RelayType; data: string }[] | undefined
 }
 
 type NativeConn = Conn<NativeState>
@@ -125,6 +132,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
       requestHost: '',
       authBusy: false,
       authFailures: 0,
+      discovering: 0,
       registration: undefined,
       pending: undefined,
     }
@@ -215,9 +223,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
     this.#peers.delete(id)
     if (this.#core.closing) return
     void this.#core.directoryCall('withdraw', (d) => d.withdraw(id, this.#core.nodeId))
-    for (const key of conn.topics ?? []) {
-      if (key.startsWith('n:')) void this.#core.directoryCall('leave', (d) => d.leave(key.slice(2), id))
-    }
+    this.#leaveTopics(conn, id)
   }
 
   sweep(conn: NativeConn, now: number): void {
@@ -231,6 +237,13 @@ class NativeEndpoint implements Endpoint<NativeState> {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Takes `id` out of the directory's members of `conn`'s topics (their local memberships go with `conn`). */
+  #leaveTopics(conn: NativeConn, id: string): void {
+    for (const key of conn.topics ?? []) {
+      if (key.startsWith('n:')) void this.#core.directoryCall('leave', (d) => d.leave(key.slice(2), id))
+    }
+  }
 
   /** The open connection registered as `id`. */
   #open(id: string): NativeConn | undefined {
@@ -256,7 +269,10 @@ class NativeEndpoint implements Endpoint<NativeState> {
   }
 
   #hold(to: string, frame: string, from: string): void {
-    const held = this.#core.hold.hold(`n:${to}`, to, frame, from, this.#core.clock.now(), (sender, peer) => {
+    const origin = this.#peers.get(from)
+    if (origin === undefined) return // gone while its signal waited for a lookup: nobody to hold it for
+    const now = this.#core.clock.now()
+    const held = this.#core.hold.hold(`n:${to}`, to, frame, from, origin.share, now, (sender, peer) => {
       const conn = this.#peers.get(sender)
       if (conn === undefined) return
       this.#core.admission.call(conn.guard, 'error', 'EXPIRED')
@@ -309,9 +325,13 @@ class NativeEndpoint implements Endpoint<NativeState> {
     if (federation === undefined) {
       return this.#hold(to, `{"from":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`, from)
     }
+    const json = dataText(data)
+    if (json === undefined) {
+      return this.#reject(conn, 'BAD_MESSAGE', '"data" is nested too deeply', ridOf(msg), to)
+    }
     const pending = conn.state.pending
-    if (pending === undefined) return federation.route(to, from, type, data)
-    if (pending.length < this.#core.options.maxHeldPerPeer) pending.push({ to, type, data })
+    if (pending === undefined) return federation.route(to, from, type, json, conn.share)
+    if (pending.length < this.#core.options.maxHeldPerPeer) pending.push({ to, type, data: json })
     else this.#notFound(from, to)
   }
 
@@ -379,8 +399,10 @@ class NativeEndpoint implements Endpoint<NativeState> {
     const previous = this.#peers.get(id)
     if (previous !== undefined && previous !== conn) {
       // The new connection proved the key: it wins. Detach the old one before closing so its close
-      // handler does not withdraw the peer we are about to re-announce.
+      // handler does not withdraw the peer we are about to re-announce; its topics are left here instead (the
+      // new connection joins what it wants), or the directory would list the peer in them for ever.
       previous.id = undefined
+      this.#leaveTopics(previous, id)
       this.#core.dropTopics(previous)
       this.#core.close(previous, CLOSE_CODES.REPLACED, 'replaced by a newer connection')
     }
@@ -411,7 +433,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
         const pending = state.pending
         state.pending = undefined
         if (pending === undefined || conn.id !== id || conn.closed) return
-        for (const s of pending) this.#federation?.route(s.to, id, s.type, s.data)
+        for (const s of pending) this.#federation?.route(s.to, id, s.type, s.data, conn.share)
       })
     } else {
       void this.#announce(conn)
@@ -443,10 +465,12 @@ class NativeEndpoint implements Endpoint<NativeState> {
     const topic = msg.topic
     if (!validTopic(topic))
       return this.#reject(conn, 'BAD_MESSAGE', '"topic" must be a non-empty string', rid)
-    if (!this.#core.joinTopic(conn, `n:${topic}`))
-      return this.#reject(conn, 'TOPIC_LIMIT', 'too many topics', rid)
+    const key = `n:${topic}`
+    // A repeated join is answered but costs the directory nothing (in the node every call is a DHT write).
+    const joined = conn.topics?.has(key) === true
+    if (!this.#core.joinTopic(conn, key)) return this.#reject(conn, 'TOPIC_LIMIT', 'too many topics', rid)
     this.#core.send(conn, `{"type":"joined","topic":${JSON.stringify(topic)}${ridSuffix(rid)}}`)
-    void this.#core.directoryCall('join', (d) => d.join(topic, id))
+    if (!joined) void this.#core.directoryCall('join', (d) => d.join(topic, id))
   }
 
   #leave(conn: NativeConn, msg: Record<string, unknown>): void {
@@ -477,6 +501,10 @@ class NativeEndpoint implements Endpoint<NativeState> {
     }
     const directory = this.#core.directory
     if (directory !== undefined && found.size < max) {
+      if (conn.state.discovering >= MAX_DISCOVERS_IN_FLIGHT) {
+        return this.#reject(conn, 'RATE_LIMITED', 'too many discover requests in progress', rid)
+      }
+      conn.state.discovering++
       try {
         const remote = await directory.findTopic(topic, max)
         if (Array.isArray(remote)) {
@@ -487,6 +515,8 @@ class NativeEndpoint implements Endpoint<NativeState> {
         }
       } catch (err) {
         this.#core.log.warn({ err: (err as Error).message, topic }, 'directory findTopic failed')
+      } finally {
+        conn.state.discovering--
       }
     }
     const peers = [...found]

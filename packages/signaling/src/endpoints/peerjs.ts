@@ -168,15 +168,22 @@ class PeerJSEndpoint implements Endpoint<PeerJSState> {
           this.#core.counters.rejected++
           return this.refuse(conn, 'BAD_MESSAGE', 'dst must be a peer id')
         }
-        const frame =
-          msg.src === undefined
-            ? `{"src":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`
-            : JSON.stringify({ type, src: from, dst, payload: msg.payload })
+        let frame: string
+        try {
+          frame =
+            msg.src === undefined
+              ? `{"src":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`
+              : JSON.stringify({ type, src: from, dst, payload: msg.payload })
+        } catch {
+          // A payload nested too deeply for JSON.stringify, which recurses.
+          this.#core.counters.rejected++
+          return this.refuse(conn, 'BAD_MESSAGE', 'payload cannot be serialised')
+        }
         const target = this.#peers.get(dst)
         if (target !== undefined && !target.closed) {
           if (this.#core.send(target, frame, from)) this.#core.counters.relayed++
         } else if (type !== 'LEAVE' && type !== 'EXPIRE') {
-          this.#hold(dst, frame, from)
+          this.#hold(dst, frame, from, conn.share)
         }
         return
       }
@@ -212,7 +219,7 @@ class PeerJSEndpoint implements Endpoint<PeerJSState> {
     }
   }
 
-  #hold(dst: string, frame: string, from: string): void {
+  #hold(dst: string, frame: string, from: string, share: PeerJSConn['share']): void {
     const now = this.#core.clock.now()
     const recent = this.#recent.get(dst)
     const owner = recent !== undefined && now - recent.at < RECENT_OWNER_MS ? recent.token : undefined
@@ -226,7 +233,7 @@ class PeerJSEndpoint implements Endpoint<PeerJSState> {
         )
       }
     }
-    if (!this.#core.hold.hold(`p:${dst}`, dst, frame, from, now, expire, owner)) {
+    if (!this.#core.hold.hold(`p:${dst}`, dst, frame, from, share, now, expire, owner)) {
       this.#core.counters.expired++
       expire(from, dst)
     }

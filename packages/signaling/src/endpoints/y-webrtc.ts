@@ -46,7 +46,12 @@ export function yWebrtcEndpoint(core: ServerCore): Endpoint<undefined> {
           const receivers = core.topicMembers(`y:${topic}`)
           if (receivers === undefined) return
           msg.clients = receivers.size
-          const frame = JSON.stringify(msg)
+          let frame: string
+          try {
+            frame = JSON.stringify(msg)
+          } catch {
+            return refused(conn) // nested too deeply for JSON.stringify, which recurses
+          }
           for (const receiver of receivers) if (core.send(receiver, frame)) core.counters.relayed++
           core.admission.call(conn.guard, 'published', topic, receivers.size)
           return

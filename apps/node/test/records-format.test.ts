@@ -18,8 +18,14 @@ import {
   recordKey,
   recordSize,
   verifyCertificate,
+  checkFreshness,
+  peerStatementText,
+  RECORD_CLOCK_SKEW_MS,
+  RECORD_TTL_MS,
+  selectRecord,
+  STATEMENT_CLOCK_SKEW_MS,
   type RecordBody,
-} from '../src/adapters/dht-records'
+} from '../src/records/format'
 
 const alice = Identity.generate(new Uint8Array(32).fill(1))
 const mallory = Identity.generate(new Uint8Array(32).fill(2))
@@ -28,8 +34,10 @@ const mallorySigner = new RecordSigner(mallory)
 const now = 1_700_000_000_000
 const key1 = recordKey('peer', 'peer-1')
 
+const statement = { h: '127.0.0.1:3001', t: now - 1_000, c: 'bm9uY2Utbm9uY2Utbm9uY2U=' }
+
 function body(extra: Partial<RecordBody> = {}): RecordBody {
-  return {
+  const b: RecordBody = {
     v: 1,
     t: 'peer',
     k: 'peer-1',
@@ -39,6 +47,10 @@ function body(extra: Partial<RecordBody> = {}): RecordBody {
     q: now,
     ...extra,
   }
+  // A peer record always carries its peer's statement; other kinds never do.
+  if (b.t === 'peer' && !('p' in extra)) b.p = statement
+  if (b.t !== 'peer') delete b.p
+  return b
 }
 
 /** Whether a validator holding `pub` as node `n`'s certified record key would accept `bytes` under `key`. */
@@ -50,7 +62,7 @@ function accepted(key: Uint8Array, bytes: Uint8Array, pub = signer.publicKey, at
 /** A stored record with an ML-DSA-44 signature by a raw key (not derived from, nor certified by, an identity). */
 function signedBy(secretKey: Uint8Array, publicKey: Uint8Array, b: RecordBody, fp = fingerprint(publicKey)) {
   const json = new TextEncoder().encode(
-    JSON.stringify({ v: b.v, t: b.t, k: b.k, n: b.n, a: b.a, e: b.e, q: b.q }),
+    JSON.stringify({ v: b.v, t: b.t, k: b.k, n: b.n, a: b.a, e: b.e, q: b.q, ...(b.p ? { p: b.p } : {}) }),
   )
   const out = new Uint8Array(RECORD_HEADER_BYTES + json.length)
   out[0] = RECORD_FORMAT
@@ -180,7 +192,15 @@ describe('ML-DSA-44 signed DHT records', () => {
     // The longest address parseRecord accepts (`wss://` + 250 characters), the longest peer ID @x/signaling
     // accepts (128 printable ASCII characters), a 256-character topic.
     const address = `wss://${'a'.repeat(250)}`
-    const peer = body({ k: 'p'.repeat(128), a: address, e: 9_999_999_999_999, q: 9_999_999_999_999 })
+    // …and the longest statement @x/signaling accepts: a 259-character host, a 130-character nonce.
+    const longest = { h: `${'h'.repeat(253)}:65535`, t: 9_999_999_999_999, c: `${'A'.repeat(128)}==` }
+    const peer = body({
+      k: 'p'.repeat(128),
+      a: address,
+      e: 9_999_999_999_999,
+      q: 9_999_999_999_999,
+      p: longest,
+    })
     const peerBytes = signer.sign(peer)
     expect(peerBytes.length).toBeLessThanOrEqual(MAX_RECORD_BYTES)
     expect(accepted(recordKey('peer', peer.k), peerBytes, signer.publicKey, 0)).toBe(true)
@@ -217,5 +237,53 @@ describe('ML-DSA-44 signed DHT records', () => {
         if (r) expect(r.v).toBe(1)
       }),
     )
+  })
+})
+
+describe('peer statements, freshness and selection (issue 17)', () => {
+  it('a peer record carries a well-formed statement of its peer; other records carry none', () => {
+    expect(parseRecord(signer.sign(body()))?.p).toEqual(statement)
+    expect(peerStatementText(body())).toBe(
+      `x-signaling/2\nnode:${alice.idString}\nhost:127.0.0.1:3001\ntime:${statement.t}\nnonce:${statement.c}`,
+    )
+    const bare = { ...body(), p: undefined }
+    delete bare.p
+    expect(parseRecord(signer.sign(bare))).toBeUndefined()
+    expect(
+      parseRecord(signer.sign({ ...body({ t: 'node', k: alice.idString }), p: statement })),
+    ).toBeUndefined()
+    for (const p of [
+      { ...statement, h: 'not a host!' },
+      { ...statement, c: 'not base64!' },
+      { ...statement, t: -1 },
+      { ...statement, t: 1.5 },
+    ]) {
+      expect(parseRecord(signer.sign(body({ p }))), JSON.stringify(p)).toBeUndefined()
+    }
+  })
+
+  it('freshness: a sequence number, an expiry or a statement time far ahead of the clock is refused', () => {
+    expect(checkFreshness(body(), now)).toBe(true)
+    expect(checkFreshness(body({ q: Number.MAX_SAFE_INTEGER }), now)).toBe(false) // the q = 2^53 - 1 hijack
+    expect(checkFreshness(body({ q: now + RECORD_CLOCK_SKEW_MS }), now)).toBe(true)
+    expect(checkFreshness(body({ q: now + RECORD_CLOCK_SKEW_MS + 1 }), now)).toBe(false)
+    expect(checkFreshness(body({ e: now + RECORD_TTL_MS + RECORD_CLOCK_SKEW_MS }), now)).toBe(true)
+    expect(checkFreshness(body({ e: now + RECORD_TTL_MS + RECORD_CLOCK_SKEW_MS + 1 }), now)).toBe(false)
+    expect(checkFreshness(body({ e: now - 1 }), now)).toBe(false)
+    expect(checkFreshness(body({ p: { ...statement, t: now + STATEMENT_CLOCK_SKEW_MS + 1 } }), now)).toBe(
+      false,
+    )
+  })
+
+  it('select: the newest statement wins over any sequence number; then the higher sequence; expired loses', () => {
+    const older = signer.sign(body({ q: now + 20_000, p: { ...statement, t: now - 50_000 } }))
+    const newer = signer.sign(body({ q: now, p: { ...statement, t: now - 1_000 } }))
+    expect(selectRecord([older, newer], now)).toBe(1)
+    expect(selectRecord([newer, older], now)).toBe(0)
+    const withdrawn = signer.sign(body({ q: now + 5, w: 1 }))
+    expect(selectRecord([newer, withdrawn], now)).toBe(1)
+    const expired = signer.sign(body({ e: now - 1, p: { ...statement, t: now } }))
+    expect(selectRecord([expired, older], now)).toBe(1)
+    expect(selectRecord([Uint8Array.of(1, 2, 3), older], now)).toBe(1)
   })
 })
