@@ -40,3 +40,38 @@ export interface Conn<S = unknown> {
   /** The endpoint's state. */
   state: S
 }
+
+/** A new connection's record: open, unregistered, with a full token bucket of `tokens`. */
+export function createConn<S>(
+  ws: WebSocket,
+  socket: Duplex,
+  endpoint: Endpoint<S>,
+  address: string,
+  share: AddressShare,
+  guard: GuardSession | undefined,
+  now: number,
+  tokens: number,
+): Conn<S> {
+  return {
+    ws,
+    socket,
+    endpoint,
+    address,
+    share,
+    id: undefined,
+    idJson: '',
+    openedAt: now,
+    lastSeen: now,
+    closingAt: undefined,
+    tokens,
+    refilledAt: now,
+    rateErrorAt: 0,
+    rateDrops: 0,
+    topics: undefined,
+    closed: false,
+    corked: false,
+    sentInChunk: 0,
+    guard,
+    state: endpoint.initialState(),
+  }
+}

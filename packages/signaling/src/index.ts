@@ -30,13 +30,8 @@
  *
  * @packageDocumentation
  */
-export {
-  createSignalingServer,
-  type SignalingComponents,
-  type SignalingServer,
-  type SignalingPeerInfo,
-  type SignalingStats,
-} from './server'
+export { createSignalingServer } from './server'
+export type { SignalingComponents, SignalingServer, SignalingPeerInfo, SignalingStats } from './api'
 export {
   PING_INTERVAL_MS,
   LIVENESS_TIMEOUT_MS,

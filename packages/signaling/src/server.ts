@@ -10,11 +10,13 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import { WebSocketServer, type WebSocket } from 'ws'
 import { Admission, AddressShares } from './admission'
-import type { Conn } from './connection'
+import type { SignalingComponents, SignalingPeerInfo, SignalingServer, SignalingStats } from './api'
+import { createConn, type Conn } from './connection'
 import type { Counters, Endpoint, EndpointFactory, ServerCore } from './endpoints/endpoint'
 import { defaultEndpoints } from './endpoints/index'
 import { SignalingError } from './errors'
 import { HoldQueue } from './hold-queue'
+import { TopicTable } from './topics'
 import { resolveOptions, type SignalingInit, type SignalingOptions } from './options'
 import { CLOSE_CODES } from './protocol'
 import {
@@ -26,10 +28,7 @@ import {
   type Logger,
   type NodeRelay,
   type PeerDirectory,
-  type PeerIdFromPublicKeyFn,
   type Registration,
-  type SignalingGuard,
-  type VerifyFn,
 } from './types'
 
 /** Period of the housekeeping sweep (liveness, close and auth deadlines, held-signal expiry). */
@@ -47,121 +46,6 @@ const HANDSHAKE_TIMEOUT_MS = 10_000
 const NOOP = (): void => {}
 const CONN = Symbol('conn')
 type OwnedWebSocket = WebSocket & { [CONN]?: Conn }
-
-/** Injected services. */
-export interface SignalingComponents {
-  /** Signature verification for `register` (ML-DSA-87 in the node). */
-  verify: VerifyFn
-  /** Peer ID derivation from a public key. */
-  peerIdFromPublicKey: PeerIdFromPublicKeyFn
-  /** Cross-node peer and topic directory; without it the server is standalone. */
-  directory?: PeerDirectory
-  /** Frame transport to other signaling nodes; with a directory, signals reach peers on other nodes. */
-  relay?: NodeRelay
-  /** @default silent */
-  logger?: Logger
-  /** Time and timers. @default the system clock */
-  clock?: Clock
-  /** Random bytes (challenges, PeerJS IDs). @default node:crypto randomFillSync */
-  random?: (length: number) => Uint8Array
-  /** Admission hook (abuse detection) consulted for every connection and frame. @default none */
-  guard?: SignalingGuard
-  /** The client address of an upgrade (behind a proxy: from trusted forwarding headers). @default socket address */
-  clientAddress?: ClientAddressFn
-}
-
-/** Counters and gauges. */
-export interface SignalingStats {
-  /** Open WebSocket connections, all endpoints. */
-  connections: number
-  /** Registered peer IDs on this server (native and PeerJS). */
-  peers: number
-  /** Registered peers whose socket is open (every registered peer: a closed socket unregisters at once). */
-  connectedPeers: number
-  /** Topics with at least one local member (native and y-webrtc). */
-  topics: number
-  /** Address groups (IPv4 addresses, IPv6 /64s) with an open connection, a topic membership or held signals. */
-  addresses: number
-  /** Frames delivered to a peer or forwarded to another node. */
-  relayed: number
-  /** Frames refused (bad, unauthenticated, too large, unknown type). */
-  rejected: number
-  /** Frames dropped by the rate limiter or the guard. */
-  rateLimited: number
-  /** Successful registrations. */
-  registrations: number
-  /** Failed registrations. */
-  authFailures: number
-  /** Signals currently held for offline peers. */
-  held: number
-  /** Held signals answered with an expiry. */
-  expired: number
-  /** Connections closed for inactivity. */
-  timedOut: number
-  /** Connections closed as slow consumers. */
-  slowConsumers: number
-  /** Frames forwarded to other nodes. */
-  forwarded: number
-  /** Envelopes from other nodes dropped: malformed, not a signal, or from a peer the sending node does not host. */
-  relayRejected: number
-  /** Upgrades refused: server closing, connection caps, guard. */
-  refusedConnections: number
-  /** From `directory.getStats()`, when provided. */
-  dhtNodes?: number
-  /** From `directory.getStats()`, when provided. */
-  dhtBuckets?: number
-}
-
-/** One registered peer, as {@link SignalingServer.listPeers} reports it. */
-export interface SignalingPeerInfo {
-  /** Registered ID (native peer ID or PeerJS ID). */
-  id: string
-  /** The endpoint it registered on. */
-  protocol: 'native' | 'peerjs'
-  /** `open`, or `closing` once the server began closing its connection. */
-  state: 'open' | 'closing'
-  /** The client's IP address (from `clientAddress`). */
-  address: string
-  /** When its connection opened, in clock milliseconds. */
-  since: number
-}
-
-/** A running signaling server. */
-export interface SignalingServer {
-  /** Starts an own HTTP server (REST for PeerJS + WebSocket upgrades). Resolves with the bound address. */
-  listen(options: {
-    /** TCP port; `0` picks a free one (the result says which). */
-    port: number
-    /** Interface to bind. @default '127.0.0.1' */
-    host?: string
-  }): Promise<{
-    /** The port it listens on. */
-    port: number
-    /** The interface it listens on. */
-    host: string
-  }>
-  /**
-   * Routes an HTTP upgrade by path. Returns `false` (and leaves the socket untouched) if the path is not one
-   * of ours, so the caller can try its other handlers.
-   */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
-  /** Answers `GET <peerjs>/id` (PeerJS REST). Returns `false` if the request is not ours. */
-  handleRequest(req: IncomingMessage, res: ServerResponse): boolean
-  /** Counters and gauges (cheap, synchronous). */
-  getStats(): SignalingStats
-  /**
-   * Registered peers (native first, then PeerJS), at most `limit` of them (`peers` in {@link getStats} is the
-   * full count). Synchronous, O(limit).
-   * @param options.limit - most entries returned. @default Infinity
-   */
-  listPeers(options?: { limit?: number }): SignalingPeerInfo[]
-  /** The signed registration statement of a native peer registered here, or `undefined`. */
-  getRegistration(peerId: string): Registration | undefined
-  /** Stops accepting, closes every socket with 1001, clears every timer, withdraws peers. Idempotent. */
-  close(): Promise<void>
-  /** This node's ID in directory records. */
-  readonly nodeId: string
-}
 
 function pathOf(url: string | undefined): string {
   if (url === undefined) return '/'
@@ -255,8 +139,7 @@ class Core implements ServerCore {
   readonly #byPath = new Map<string, Endpoint>()
   readonly #conns = new Set<Conn>()
   readonly #shares = new AddressShares()
-  /** Topic members; keys are `<namespace>:<topic>`. */
-  readonly #topics = new Map<string, Set<Conn>>()
+  readonly #topics: TopicTable
   /**
    * Send batching. Every frame produced while one inbound chunk is handled (a burst of signals arrives in one
    * TCP read) is gathered per receiving socket: the first is written at once, the rest are corked and leave
@@ -286,6 +169,7 @@ class Core implements ServerCore {
 
   constructor(components: SignalingComponents, options: SignalingOptions) {
     this.options = options
+    this.#topics = new TopicTable(options, this.#shares)
     this.directory = components.directory
     this.relay = components.relay
     this.log = (components.logger ?? SILENT_LOGGER).child({ component: 'signaling' })
@@ -596,29 +480,16 @@ class Core implements ServerCore {
     req: IncomingMessage,
     ref: { conn: Conn | undefined },
   ): void {
-    const now = this.clock.now()
-    const conn: Conn = {
+    const conn = createConn(
       ws,
       socket,
       endpoint,
       address,
       share,
-      id: undefined,
-      idJson: '',
-      openedAt: now,
-      lastSeen: now,
-      closingAt: undefined,
-      tokens: this.options.rateLimitBurst,
-      refilledAt: now,
-      rateErrorAt: 0,
-      rateDrops: 0,
-      topics: undefined,
-      closed: false,
-      corked: false,
-      sentInChunk: 0,
       guard,
-      state: endpoint.initialState(),
-    }
+      this.clock.now(),
+      this.options.rateLimitBurst,
+    )
     share.connections++
     this.#conns.add(conn)
     ws[CONN] = conn
@@ -637,18 +508,11 @@ class Core implements ServerCore {
 
   /** Runs endpoint code for `conn`: whatever it throws or rejects is logged, never thrown into the event loop. */
   #run(conn: Conn, fn: () => void | Promise<void>): void {
-    const fail = (err: unknown): void => {
-      this.counters.rejected++
-      this.log.error(
-        { err: (err as Error)?.message, endpoint: conn.endpoint.name },
-        'endpoint handler failed',
-      )
-    }
     try {
       const result = fn()
-      if (result instanceof Promise) result.catch(fail)
+      if (result instanceof Promise) result.catch((err: unknown) => this.#handlerFailed(conn, err))
     } catch (err) {
-      fail(err)
+      this.#handlerFailed(conn, err)
     }
   }
 
@@ -757,30 +621,16 @@ class Core implements ServerCore {
   // ---------------------------------------------------------------- topics
 
   joinTopic(conn: Conn, key: string): boolean {
-    conn.topics ??= new Set()
-    if (conn.topics.has(key)) return true
-    if (conn.topics.size >= this.options.maxTopicsPerConnection) return false
-    if (conn.share.topics >= this.options.maxTopicsPerAddress) return false
-    let members = this.#topics.get(key)
-    if (members === undefined) {
-      if (this.#topics.size >= this.options.maxTopics) return false
-      members = new Set()
-      this.#topics.set(key, members)
-    }
-    members.add(conn)
-    conn.topics.add(key)
-    conn.share.topics++
-    if (conn.guard !== undefined) this.admission.call(conn.guard, 'topics', conn.topics.size)
+    if (conn.topics?.has(key) === true) return true
+    if (!this.#topics.join(conn, key)) return false
+    if (conn.guard !== undefined) this.admission.call(conn.guard, 'topics', conn.topics?.size ?? 0)
     return true
   }
 
   leaveTopic(conn: Conn, key: string): boolean {
-    if (conn.topics?.delete(key) !== true) return false
-    conn.share.topics--
-    const members = this.#topics.get(key)
-    members?.delete(conn)
-    if (members?.size === 0) this.#topics.delete(key)
-    if (conn.guard !== undefined && !conn.closed) this.admission.call(conn.guard, 'topics', conn.topics.size)
+    if (!this.#topics.leave(conn, key)) return false
+    if (conn.guard !== undefined && !conn.closed)
+      this.admission.call(conn.guard, 'topics', conn.topics?.size ?? 0)
     return true
   }
 
@@ -789,14 +639,11 @@ class Core implements ServerCore {
   }
 
   dropTopics(conn: Conn): void {
-    if (conn.topics === undefined) return
-    for (const key of [...conn.topics]) this.leaveTopic(conn, key)
-    conn.topics = undefined
-    this.#shares.release(conn.share)
+    this.#topics.drop(conn)
   }
 
   topicMembers(key: string): ReadonlySet<Conn> | undefined {
-    return this.#topics.get(key)
+    return this.#topics.members(key)
   }
 
   directoryCall(op: string, fn: (directory: PeerDirectory) => void | Promise<void>): Promise<void> {
