@@ -6,14 +6,15 @@
  *
  *   pnpm --filter @x/node ai:eval [--set tuned|held-out|all] [--seeds 5] [--only <name part>] [--ai off]
  *                                 [--quick] [--json <file>]
+ *   pnpm --filter @x/node ai:eval --summary <file>[,<file>]   (the per-scenario table of earlier --json runs)
  *
  * `--quick` runs one seed and the lowest and highest intensity of each sweep (a smoke run while developing).
  * `--live` runs the older end-to-end check instead: a real node process, real sockets (see `live.ts`).
  */
-import { writeFile } from 'node:fs/promises'
+import { readFile, writeFile } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import { barMs, runTrial, type TrialResult } from './run'
-import { SCENARIOS, splitPair, type Scenario, type ScenarioSet } from './scenarios'
+import { SCENARIOS, splitPair, type Category, type Scenario, type ScenarioSet } from './scenarios'
 
 export interface SuiteOptions {
   sets?: readonly ScenarioSet[]
@@ -230,6 +231,55 @@ export function formatReport(report: SuiteReport): string {
   return lines.join('\n')
 }
 
+/**
+ * One row per scenario (the README's table): detection within the bar at and above the threshold, and below it,
+ * per intensity; the range of the per-intensity medians of time to detect and the largest; false positives.
+ */
+export function formatSummary(report: SuiteReport): string {
+  const lines = [
+    '| scenario | set | kind (bar) | detected within the bar, per intensity | time to detect: p50 range / max | false positives (blocked) |',
+    '| --- | --- | --- | --- | --- | --- |',
+  ]
+  const names = [...new Set(report.rows.map((r) => `${r.set}\u0000${r.scenario}`))]
+  const order: Record<string, number> = {
+    normal: 0,
+    single: 1,
+    innocent: 2,
+    distributed: 3,
+    ramp: 4,
+    long: 5,
+  }
+  const groups = names.map((n) => report.rows.filter((r) => `${r.set}\u0000${r.scenario}` === n))
+  groups.sort((a, b) => order[a[0]!.category]! - order[b[0]!.category]! || (a[0]!.set === 'tuned' ? -1 : 1))
+  for (const rows of groups) {
+    const r0 = rows[0]!
+    const bar = r0.category === 'normal' ? '' : ` (${barMs(r0.category as Category) / 1000} s)`
+    const fp = rows.reduce((n, r) => n + r.falsePositives, 0)
+    const entities = rows.reduce((n, r) => n + r.normalEntities, 0)
+    const blocked = rows.reduce((n, r) => n + r.blockedNormalPeers, 0)
+    const fps = `${fp}/${entities}${blocked > 0 ? ` (${blocked} blocked)` : ''}`
+    if (r0.category === 'normal') {
+      lines.push(`| ${r0.scenario} | ${r0.set} | normal | — | — | ${fps} |`)
+      continue
+    }
+    const det = rows
+      .map((r) => {
+        const at = r.intensity === '—' ? '' : `${r.intensity}: `
+        return `${r.underThreshold ? '_' : ''}${at}${r.inTime}/${r.trials}${r.underThreshold ? '_' : ''}`
+      })
+      .join(' · ')
+    const p50s = rows.map((r) => r.ttdP50Ms).filter((t): t is number => t !== undefined)
+    const maxes = rows.map((r) => r.ttdMaxMs).filter((t): t is number => t !== undefined)
+    const s = (ms: number) => (ms / 1000).toFixed(1)
+    const ttd =
+      p50s.length === 0
+        ? '—'
+        : `${s(Math.min(...p50s))}${Math.max(...p50s) > Math.min(...p50s) ? `–${s(Math.max(...p50s))}` : ''} / ${s(Math.max(...maxes))} s`
+    lines.push(`| ${r0.scenario} | ${r0.set} | ${r0.category}${bar} | ${det} | ${ttd} | ${fps} |`)
+  }
+  return lines.join('\n')
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
@@ -240,8 +290,23 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       json: { type: 'string' },
       live: { type: 'boolean', default: false },
+      summary: { type: 'string' },
     },
   })
+  if (values.summary !== undefined) {
+    // Reprints the per-scenario table of earlier runs (`--json` files, comma-separated).
+    const reports = await Promise.all(
+      values.summary.split(',').map(async (f) => JSON.parse(await readFile(f, 'utf8')) as SuiteReport),
+    )
+    console.log(
+      formatSummary({
+        rows: reports.flatMap((r) => r.rows),
+        sets: reports.flatMap((r) => r.sets),
+        wallMs: 0,
+      }),
+    )
+    return
+  }
   if (values.live) {
     const { main: live } = await import('./live')
     return live()
@@ -255,6 +320,7 @@ async function main(): Promise<void> {
     log: (l) => console.error(`[ai-eval] ${l}`),
   })
   console.log(formatReport(report))
+  console.log(`\n${formatSummary(report)}`)
   if (values.json !== undefined) await writeFile(values.json, JSON.stringify(report, null, 1))
   console.log(JSON.stringify({ sets: report.sets, wallMs: report.wallMs }))
 }
