@@ -250,7 +250,9 @@ export function formatSummary(report: SuiteReport): string {
     long: 5,
   }
   const groups = names.map((n) => report.rows.filter((r) => `${r.set}\u0000${r.scenario}` === n))
-  groups.sort((a, b) => order[a[0]!.category]! - order[b[0]!.category]! || (a[0]!.set === 'tuned' ? -1 : 1))
+  const setRank = (r: RowReport) => (r.set === 'tuned' ? 0 : 1)
+  // Array.prototype.sort is stable: within a kind and set, scenarios keep their order.
+  groups.sort((a, b) => order[a[0]!.category]! - order[b[0]!.category]! || setRank(a[0]!) - setRank(b[0]!))
   for (const rows of groups) {
     const r0 = rows[0]!
     const bar = r0.category === 'normal' ? '' : ` (${barMs(r0.category as Category) / 1000} s)`
@@ -274,7 +276,7 @@ export function formatSummary(report: SuiteReport): string {
     const ttd =
       p50s.length === 0
         ? '—'
-        : `${s(Math.min(...p50s))}${Math.max(...p50s) > Math.min(...p50s) ? `–${s(Math.max(...p50s))}` : ''} / ${s(Math.max(...maxes))} s`
+        : `${s(Math.min(...p50s))}${s(Math.max(...p50s)) !== s(Math.min(...p50s)) ? `–${s(Math.max(...p50s))}` : ''} / ${s(Math.max(...maxes))} s`
     lines.push(`| ${r0.scenario} | ${r0.set} | ${r0.category}${bar} | ${det} | ${ttd} | ${fps} |`)
   }
   return lines.join('\n')
