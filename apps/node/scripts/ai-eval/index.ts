@@ -237,8 +237,8 @@ export function formatReport(report: SuiteReport): string {
  */
 export function formatSummary(report: SuiteReport): string {
   const lines = [
-    '| scenario | set | kind (bar) | detected within the bar, per intensity | time to detect: p50 range / max | false positives (blocked) |',
-    '| --- | --- | --- | --- | --- | --- |',
+    '| scenario | set | kind (bar) | detected within the bar, per intensity | time to detect: p50 range / max | false positives (blocked) | achieved per trial, per intensity |',
+    '| --- | --- | --- | --- | --- | --- | --- |',
   ]
   const names = [...new Set(report.rows.map((r) => `${r.set}\u0000${r.scenario}`))]
   const order: Record<string, number> = {
@@ -261,7 +261,7 @@ export function formatSummary(report: SuiteReport): string {
     const blocked = rows.reduce((n, r) => n + r.blockedNormalPeers, 0)
     const fps = `${fp}/${entities}${blocked > 0 ? ` (${blocked} blocked)` : ''}`
     if (r0.category === 'normal') {
-      lines.push(`| ${r0.scenario} | ${r0.set} | normal | — | — | ${fps} |`)
+      lines.push(`| ${r0.scenario} | ${r0.set} | normal | — | — | ${fps} | — |`)
       continue
     }
     const det = rows
@@ -277,7 +277,12 @@ export function formatSummary(report: SuiteReport): string {
       p50s.length === 0
         ? '—'
         : `${s(Math.min(...p50s))}${s(Math.max(...p50s)) !== s(Math.min(...p50s)) ? `–${s(Math.max(...p50s))}` : ''} / ${s(Math.max(...maxes))} s`
-    lines.push(`| ${r0.scenario} | ${r0.set} | ${r0.category}${bar} | ${det} | ${ttd} | ${fps} |`)
+    const keys = [...new Set(rows.flatMap((r) => Object.keys(r.achieved)))]
+    const achieved =
+      keys.map((k) => `${k}: ${rows.map((r) => r.achieved[k] ?? '—').join(' · ')}`).join('; ') || '—'
+    lines.push(
+      `| ${r0.scenario} | ${r0.set} | ${r0.category}${bar} | ${det} | ${ttd} | ${fps} | ${achieved} |`,
+    )
   }
   return lines.join('\n')
 }
