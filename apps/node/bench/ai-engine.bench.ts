@@ -2,7 +2,9 @@
  * Microbenchmark of the AI engine (not a test): `pnpm --filter @x/node bench`.
  *
  * 1. The hot path: what the signaling server calls per relayed message (`frame()` on the sender's session,
- *    `sent()` on the receiver's), in ns per message.
+ *    `sent(bytes, from)` on the receiver's), in ns per message, for pairs that keep talking to each other (the
+ *    load generator's shape), and for a mesh where every message goes to another peer than the last (the slow
+ *    path: the pair is looked up).
  * 2. A scoring round (`tick()`) with 1,000 and 20,000 open sessions (one address each), in ms, and what it costs
  *    per second at 4 rounds a second.
  *
@@ -16,57 +18,61 @@ const clock = { now: () => now }
 
 function sessions(count: number) {
   const engine = createAiEngine({ logger: silent, clock }, { allowList: [] })
+  const ids = Array.from({ length: count }, (_, i) => `peer${i}`)
   const list = Array.from({ length: count }, (_, i) => {
     const s = engine.guard!.connect(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 'native', () => {})
-    if (s === false) throw new Error('refused')
-    s.registered(`peer${i}`)
+    if (s === false || typeof s === 'string') throw new Error('refused')
+    s.registered(ids[i])
     return s
   })
-  return { engine, list }
+  return { engine, list, ids }
 }
 
-function hotPath(): number {
-  const { list } = sessions(200)
+/** ns per relayed message; `partner(n, i)` picks the receiver of the n-th message from sender i. */
+function hotPath(partner: (n: number, i: number) => number): number {
+  const { list, ids } = sessions(200)
   const frames = 2_000_000
-  // Warm-up, then measure: sender i relays to its partner i ^ 1, as the load generator's pairs do.
-  for (let n = 0; n < 200_000; n++) {
-    const i = n % 200
-    list[i]!.frame('candidate', 300, `peer${i ^ 1}`)
-    list[i ^ 1]!.sent(310)
+  const run = (count: number) => {
+    for (let n = 0; n < count; n++) {
+      const i = n % 200
+      const j = partner(n, i)
+      list[i]!.frame('candidate', 300, ids[j])
+      list[j]!.sent(310, ids[i])
+      if ((n & 0xffff) === 0) now += 1 // time moves, slowly (scoring rounds are measured apart)
+    }
   }
+  run(200_000) // warm-up
   const t0 = process.hrtime.bigint()
-  for (let n = 0; n < frames; n++) {
-    const i = n % 200
-    list[i]!.frame('candidate', 300, `peer${i ^ 1}`)
-    list[i ^ 1]!.sent(310)
-    if ((n & 0xffff) === 0) now += 1 // time moves, slowly
-  }
+  run(frames)
   return Number(process.hrtime.bigint() - t0) / frames
 }
 
 function tickMs(count: number): number {
-  const { engine, list } = sessions(count)
-  for (let round = 0; round < 8; round++) {
-    for (let i = 0; i < list.length; i++) list[i]!.frame('candidate', 300, `peer${i ^ 1}`)
+  const { engine, list, ids } = sessions(count)
+  const round = () => {
+    for (let i = 0; i < list.length; i++) {
+      list[i]!.frame('candidate', 300, ids[i ^ 1])
+      list[i ^ 1]!.sent(310, ids[i])
+    }
     now += 250
     engine.tick()
   }
+  for (let r = 0; r < 8; r++) round()
   const rounds = 20
   const t0 = process.hrtime.bigint()
-  for (let round = 0; round < rounds; round++) {
-    for (let i = 0; i < list.length; i++) list[i]!.frame('candidate', 300, `peer${i ^ 1}`)
-    now += 250
-    engine.tick()
-  }
+  for (let r = 0; r < rounds; r++) round()
   // Includes one frame per session per round (≈ 1 ms at 20,000 sessions), as live traffic would.
   return Number(process.hrtime.bigint() - t0) / 1e6 / rounds
 }
 
-const nsPerMessage = hotPath()
+const nsPerMessage = hotPath((_, i) => i ^ 1)
+// A mesh of 8: each message to the next member of the sender's group than the last one.
+const nsMesh = hotPath((n, i) => (i & ~7) | ((i + 1 + (Math.floor(n / 200) % 7)) & 7))
 const tick1k = tickMs(1_000)
 const tick20k = tickMs(20_000)
 const result = {
   nsPerMessage: +nsPerMessage.toFixed(1),
+  nsPerMessageMesh: +nsMesh.toFixed(1),
   coreShareAt20kMsgPerS: +((nsPerMessage * 20_000) / 1e9).toFixed(4),
   tickMs1k: +tick1k.toFixed(2),
   tickMs20k: +tick20k.toFixed(2),
@@ -74,6 +80,7 @@ const result = {
 }
 console.log('AI engine                                          ')
 console.log(`hot path (frame + sent) per relayed message       ${result.nsPerMessage} ns`)
+console.log(`  … in a mesh (another peer every message)        ${result.nsPerMessageMesh} ns`)
 console.log(
   `  → share of a core at 20,000 messages/s          ${(result.coreShareAt20kMsgPerS * 100).toFixed(2)} %`,
 )

@@ -196,11 +196,24 @@ export const aiFlaggedSchema = {
         type: 'object',
         required: ['kind', 'id', 'level', 'score', 'peak', 'since', 'firstFlagged', 'offenses', 'reasons'],
         properties: {
-          kind: { type: 'string', enum: ['peer', 'peerjs', 'connection', 'address'] },
-          id: { type: 'string', description: 'peer ID (native or PeerJS), connection number or IP address' },
+          kind: { type: 'string', enum: ['peer', 'peerjs', 'connection', 'address', 'prefix'] },
+          id: {
+            type: 'string',
+            description:
+              'peer ID (native or PeerJS), connection number, IP address or prefix (a.b.c.0/24, x:x:x:x::/64)',
+          },
+          credential: {
+            type: 'string',
+            description:
+              'PeerJS: digest of the token that held the ID (whoever misbehaved under it, not its owner)',
+          },
           address: { type: 'string', description: 'source IP address, when known' },
           level: { type: 'string', enum: ['normal', 'throttled', 'blocked'] },
-          score: { type: 'number', description: 'last score: octaves above the learned 99th percentile' },
+          score: {
+            type: 'number',
+            description:
+              'last score: octaves above the learned 99th percentile (capped by the feature ceiling)',
+          },
           peak: { type: 'number' },
           since: { type: 'number', description: 'when the current level began, ms since the epoch' },
           until: { type: 'number', description: 'end of the block, ms since the epoch' },

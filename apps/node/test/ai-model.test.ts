@@ -1,10 +1,10 @@
 /**
  * The AI engine's anomaly model on its own: the prior before learning, baselines learned from a known
- * distribution (quantiles within one quarter-octave bin, scores in octaves), decay with a half-life, and
- * argument checks.
+ * distribution (quantiles within one quarter-octave bin, scores in octaves), decay with a half-life, ceilings
+ * no learning raises the threshold past, the pressure reference, weights, persistence, and argument checks.
  */
 import { describe, expect, it } from 'vitest'
-import { type FeatureSpec, RobustBaselineModel } from '../src/ai/model'
+import { type FeatureSpec, PRESSURE_MARGIN_OCTAVES, RobustBaselineModel } from '../src/ai/model'
 
 const BIN_OCTAVES = 0.25 // the histogram's resolution: quarter-octave bins of log2(1 + x)
 
@@ -123,6 +123,68 @@ describe('RobustBaselineModel', () => {
     for (let k = 0; k < 50; k++) model.learn(vec(x))
     expect(Math.abs(L(model.baseline(0).p99) - L(x))).toBeLessThanOrEqual(BIN_OCTAVES)
     expect(model.score(vec(x), out)).toBe(0)
+  })
+
+  it('keeps a ceiling: however high the learned p99, a value at the ceiling scores the throttle score', () => {
+    const capped: FeatureSpec = { name: 'capped', floor: 2, ceiling: 40, prior: [0.5, 4] }
+    const model = new RobustBaselineModel([capped], { throttleAt: 2 })
+    // Taught that 500 is normal (what a poisoned warm-up would do).
+    for (let k = 0; k < 5_000; k++) model.learn(vec(500))
+    model.decay(1)
+    expect(model.baseline(0).p99).toBeCloseTo(2 ** (L(40) - 2) - 1, 9)
+    const out = new Float64Array(1)
+    expect(model.score(vec(40), out)).toBeCloseTo(2, 9)
+    expect(model.score(vec(39), out)).toBeLessThan(2)
+    expect(model.score(vec(160), out)).toBeGreaterThan(3.9)
+    // Below the ceiling the learned baseline still decides when it is lower.
+    const quiet = new RobustBaselineModel([capped], { throttleAt: 2 })
+    for (let k = 0; k < 50_000; k++) quiet.learn(vec(1))
+    quiet.decay(1)
+    expect(quiet.score(vec(12), out)).toBeGreaterThan(2)
+    expect(() => new RobustBaselineModel([{ name: 'bad', floor: 5, ceiling: 5, prior: [0, 1] }])).toThrow(
+      /"ceiling" must be above "floor"/,
+    )
+  })
+
+  it('scores against the median and a quarter of the floor under pressure', () => {
+    const model = new RobustBaselineModel([{ name: 'dht', floor: 12, ceiling: 40, prior: [0.5, 6] }])
+    for (let k = 0; k < 5_000; k++) model.learn(vec(k % 10 === 0 ? 6 : 0.5))
+    model.decay(1)
+    const out = new Float64Array(1)
+    expect(model.score(vec(5), out)).toBe(0) // under the floor
+    expect(model.score(vec(5), out, Uint8Array.of(1))).toBeCloseTo(
+      L(5) - (L(model.baseline(0).median) - PRESSURE_MARGIN_OCTAVES),
+      9,
+    )
+    expect(model.score(vec(5), out, Uint8Array.of(1))).toBeGreaterThan(2)
+    expect(model.score(vec(2), out, Uint8Array.of(1))).toBe(0) // under a quarter of the floor
+  })
+
+  it('learns with weights, and ignores a weight that is not positive', () => {
+    const model = new RobustBaselineModel([COUNT])
+    model.learn(vec(5), 0.25)
+    model.learn(vec(5), 0)
+    model.learn(vec(5), -1)
+    expect(model.samples).toBe(0.25)
+  })
+
+  it('saves and restores its state, and refuses a state that does not fit', () => {
+    const a = new RobustBaselineModel([RATE, COUNT], { name: 'sessions' })
+    for (let k = 0; k < 3_000; k++) a.learn(vec(k % 97, k % 5))
+    a.decay(1)
+    const state = JSON.parse(JSON.stringify(a.save())) as unknown
+    const b = new RobustBaselineModel([RATE, COUNT], { name: 'sessions' })
+    expect(b.load(state)).toBe(true)
+    expect(b.samples).toBeCloseTo(a.samples, 6)
+    for (const i of [0, 1]) expect(b.baseline(i)).toEqual(a.baseline(i))
+    const other = new RobustBaselineModel([COUNT, RATE], { name: 'sessions' })
+    expect(other.load(state)).toBe(false)
+    expect(new RobustBaselineModel([RATE, COUNT], { name: 'addresses' }).load(state)).toBe(false)
+    const broken = { ...(state as object), hist: [[1, 2, 3]] }
+    expect(b.load(broken)).toBe(false)
+    expect(b.load({ ...(state as object), samples: -1 })).toBe(false)
+    expect(b.load(null)).toBe(false)
+    expect(b.load('x')).toBe(false)
   })
 
   it('rejects an empty feature list', () => {

@@ -102,30 +102,37 @@ export class Admission {
     this.#close = close
   }
 
-  /** The guard's session for a new connection; `false` refuses it, `undefined` (no guard, or it threw) admits. */
+  /**
+   * The guard's session for a new connection; `false` refuses it (HTTP 429), a string refuses it with that reason
+   * (close 4030), `undefined` (no guard, or it threw) admits.
+   */
   connect(
     address: string,
     endpoint: GuardEndpoint,
     close: (reason: string) => void,
-  ): GuardSession | false | undefined {
+  ): GuardSession | false | string | undefined {
     if (this.#guard === undefined) return undefined
     try {
-      return this.#guard.connect(address, endpoint, close)
+      const session = this.#guard.connect(address, endpoint, close)
+      return session === false || typeof session === 'string' || typeof session?.frame === 'function'
+        ? session
+        : undefined
     } catch (err) {
       this.#log.warn({ err: (err as Error)?.message }, 'guard failed; connection admitted')
       return undefined
     }
   }
 
-  /** Calls a guard session method; a guard that throws is logged and ignored (it admits). */
-  call<M extends 'sent' | 'error' | 'registered' | 'closed'>(
+  /** Calls a guard session method (if the guard has it); a guard that throws is logged and ignored (it admits). */
+  call<M extends Exclude<keyof GuardSession, 'frame'>>(
     guard: GuardSession | undefined,
     method: M,
-    ...args: Parameters<GuardSession[M]>
+    ...args: Parameters<NonNullable<GuardSession[M]>>
   ): void {
-    if (guard === undefined) return
+    const fn = guard?.[method] as ((...a: unknown[]) => void) | undefined
+    if (fn === undefined) return
     try {
-      ;(guard[method] as (...a: unknown[]) => void)(...args)
+      fn.apply(guard, args)
     } catch (err) {
       this.#log.warn({ err: (err as Error)?.message, method }, 'guard failed')
     }

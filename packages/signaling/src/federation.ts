@@ -163,7 +163,7 @@ export class Federation {
       for (const signal of waiting) {
         const local = this.#local.peer(to)
         if (local !== undefined) {
-          if (this.#core.send(local, signalFrame(signal))) this.#core.counters.relayed++
+          if (this.#core.send(local, signalFrame(signal), signal.from)) this.#core.counters.relayed++
         } else if (nodeId !== undefined && nodeId !== this.#core.nodeId) {
           this.#forward(nodeId, signal)
         } else {
@@ -308,7 +308,7 @@ export class Federation {
     const frame = signalFrame(signal)
     if (frame.length > this.#core.options.maxFrameBytes)
       return this.#drop(signal.fromNode, 'signal too large')
-    if (this.#core.send(target, frame)) this.#core.counters.relayed++
+    if (this.#core.send(target, frame, signal.from)) this.#core.counters.relayed++
   }
 
   #drop(fromNode: string, reason: string): void {

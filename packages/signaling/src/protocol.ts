@@ -27,7 +27,7 @@ export const CLOSE_CODES = {
   SLOW_CONSUMER: 4009,
   /** Kept sending while rate limited. */
   RATE_ABUSE: 4029,
-  /** Closed by the injected `guard` (e.g. its source was blocked as abusive). */
+  /** Closed or refused by the injected `guard`, with its reason (e.g. its source was blocked as abusive). */
   BLOCKED: 4030,
 } as const
 

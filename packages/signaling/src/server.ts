@@ -53,6 +53,13 @@ function pathOf(url: string | undefined): string {
   return q === -1 ? url : url.slice(0, q)
 }
 
+/** A close reason within the 123 bytes a close frame carries. */
+function closeReason(reason: string): string {
+  let out = reason.slice(0, 123)
+  while (Buffer.byteLength(out) > 123) out = out.slice(0, -1)
+  return out
+}
+
 function refuseUpgrade(socket: Duplex, status: string): void {
   // Released once the answer is written (as `ws` does): `end()` alone leaves it open until the client closes its
   // side, and a refused socket counts against no cap.
@@ -341,19 +348,26 @@ class Core implements ServerCore {
     }
     const ref: { conn: Conn | undefined } = { conn: undefined }
     const guard = this.admission.connect(address, endpoint.name, (reason) => {
-      if (ref.conn !== undefined) this.close(ref.conn, CLOSE_CODES.BLOCKED, reason.slice(0, 100))
+      if (ref.conn !== undefined) this.close(ref.conn, CLOSE_CODES.BLOCKED, closeReason(reason))
       else socket.destroy()
     })
-    if (guard === false) {
+    if (guard === false || typeof guard === 'string') {
       this.#shares.release(share)
       this.counters.refusedConnections++
-      refuseUpgrade(socket, '429 Too Many Requests')
+      if (guard === false) refuseUpgrade(socket, '429 Too Many Requests')
+      else {
+        // A browser learns nothing from an HTTP refusal but 1006: open the WebSocket to say why, then close it.
+        this.#wss.handleUpgrade(req, socket, head, (ws) => {
+          ws.on('error', NOOP)
+          ws.close(CLOSE_CODES.BLOCKED, closeReason(guard))
+        })
+      }
       return true
     }
     this.#start()
     // `ws` completes (or refuses with an HTTP error) the handshake synchronously, calling back only on success.
     this.#wss.handleUpgrade(req, socket, head, (ws) => {
-      ref.conn = this.#open(ws, socket, endpoint, address, share, guard, req)
+      this.#open(ws, socket, endpoint, address, share, guard, req, ref)
     })
     if (ref.conn === undefined) {
       this.#shares.release(share)
@@ -464,7 +478,8 @@ class Core implements ServerCore {
     share: Conn['share'],
     guard: GuardSession | undefined,
     req: IncomingMessage,
-  ): Conn {
+    ref: { conn: Conn | undefined },
+  ): void {
     const conn = createConn(
       ws,
       socket,
@@ -486,8 +501,9 @@ class Core implements ServerCore {
     // `ws` listens for `data` already: one listener before it and one after bracket each inbound chunk.
     socket.prependListener('data', this.#onChunkStart)
     socket.on('data', this.#onChunkEnd)
+    // Set before the endpoint opens: a guard may close the connection from a call made during `open`.
+    ref.conn = conn
     this.#run(conn, () => endpoint.open(conn, req))
-    return conn
   }
 
   /** Runs endpoint code for `conn`: whatever it throws or rejects is logged, never thrown into the event loop. */
@@ -566,7 +582,7 @@ class Core implements ServerCore {
     this.#corked.push(conn)
   }
 
-  send(conn: Conn, frame: string): boolean {
+  send(conn: Conn, frame: string, from?: string): boolean {
     if (conn.closed || conn.closingAt !== undefined) return false
     const ws = conn.ws
     if (ws.readyState !== 1) return false
@@ -576,7 +592,7 @@ class Core implements ServerCore {
     }
     this.#batch(conn)
     ws.send(frame)
-    if (conn.guard !== undefined) this.admission.call(conn.guard, 'sent', frame.length)
+    if (conn.guard !== undefined) this.admission.call(conn.guard, 'sent', frame.length, from)
     return true
   }
 
@@ -605,11 +621,17 @@ class Core implements ServerCore {
   // ---------------------------------------------------------------- topics
 
   joinTopic(conn: Conn, key: string): boolean {
-    return this.#topics.join(conn, key)
+    if (conn.topics?.has(key) === true) return true
+    if (!this.#topics.join(conn, key)) return false
+    if (conn.guard !== undefined) this.admission.call(conn.guard, 'topics', conn.topics?.size ?? 0)
+    return true
   }
 
   leaveTopic(conn: Conn, key: string): boolean {
-    return this.#topics.leave(conn, key)
+    if (!this.#topics.leave(conn, key)) return false
+    if (conn.guard !== undefined && !conn.closed)
+      this.admission.call(conn.guard, 'topics', conn.topics?.size ?? 0)
+    return true
   }
 
   releaseShare(share: Conn['share']): void {

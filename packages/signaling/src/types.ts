@@ -127,14 +127,21 @@ export type ClientAddressFn = (req: IncomingMessage, socket: Duplex) => string
  */
 export interface SignalingGuard {
   /**
-   * A WebSocket upgrade from `address` (remote IP, no port) on `endpoint`. Return a session that follows the
-   * connection, or `false` to refuse it (HTTP 429). `close(reason)` ends the connection later (code 4030),
-   * e.g. when its source gets blocked.
+   * A WebSocket upgrade from `address` (client IP, no port) on `endpoint`. Return a session that follows the
+   * connection; `false` to refuse it with HTTP 429 (cheap: for floods); or a reason (a string) to refuse it so
+   * that the client learns why: the WebSocket opens and is closed at once with 4030 and that reason (at most
+   * 123 bytes), since a browser sees nothing of an HTTP refusal but close code 1006. `close(reason)` ends the
+   * connection later (4030 with `reason`), e.g. when its source gets blocked; it may be called at any time after
+   * `connect` returned, also from a session method called while the connection opens.
    */
-  connect(address: string, endpoint: GuardEndpoint, close: (reason: string) => void): GuardSession | false
+  connect(
+    address: string,
+    endpoint: GuardEndpoint,
+    close: (reason: string) => void,
+  ): GuardSession | false | string
 }
 
-/** The guard's view of one connection. */
+/** The guard's view of one connection. The optional methods tell a detector who talks to whom. */
 export interface GuardSession {
   /**
    * Every inbound frame: the message `type` (`'rate-limited'` when the token bucket dropped it, `'invalid'`
@@ -143,12 +150,30 @@ export interface GuardSession {
    * answers); ignored for rate-limited and invalid frames, which are dropped anyway.
    */
   frame(type: string, bytes: number, target: string | undefined): boolean
-  /** A frame of `bytes` bytes was sent to this connection. */
-  sent(bytes: number): void
-  /** An error with this code was sent to this connection (native endpoint; `PEER_NOT_FOUND`, …). */
+  /**
+   * A frame of `bytes` bytes was sent to this connection. `from` is the sender's ID when the frame is a signal
+   * relayed from a peer (native or PeerJS, from this node or another), so a guard can tell a reply to a peer
+   * that made contact first from a peer reaching out; `undefined` for everything else.
+   */
+  sent(bytes: number, from?: string): void
+  /**
+   * An error with this code was sent to this connection (native endpoint: `PEER_NOT_FOUND`, …; y-webrtc, which
+   * has no error frame: `BAD_MESSAGE` and `TOPIC_LIMIT` for frames it drops), or `'EXPIRED'` when a signal this
+   * connection sent was held for an offline peer and expired undelivered (native `expire`, PeerJS `EXPIRE`).
+   */
   error(code: string): void
-  /** A registration: the peer ID when its proof verified (or PeerJS opened), `undefined` when it failed. */
-  registered(peerId: string | undefined): void
+  /**
+   * A registration: the peer ID when its proof verified (or PeerJS opened), `undefined` when it failed. For
+   * PeerJS, whose IDs anyone may claim, `credential` is a digest of the client's token (16 hex digits of its
+   * SHA-256, never the token): a guard can key on whoever holds an ID, not on the ID alone.
+   */
+  registered(peerId: string | undefined, credential?: string): void
+  /** The peer IDs a native `discover` answered this connection with (a peer may then signal them). */
+  discovered?(peers: readonly string[]): void
+  /** The number of topics this connection is a member of changed to `held` (native join/leave, y-webrtc). */
+  topics?(held: number): void
+  /** A y-webrtc `publish` from this connection went to `receivers` subscribers of `topic` (itself included). */
+  published?(topic: string, receivers: number): void
   /** The connection closed. Called once. */
   closed(): void
 }

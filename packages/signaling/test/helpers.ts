@@ -44,6 +44,7 @@ export class RawClient {
   readonly frames: unknown[] = []
   readonly #waiters: ((v: unknown) => void)[] = []
   closeCode: number | undefined
+  closeReason: string | undefined
   readonly closed: Promise<number>
   nonce = ''
   /** The node ID of the last challenge. */
@@ -69,8 +70,9 @@ export class RawClient {
       else this.frames.push(msg)
     })
     this.closed = new Promise((resolve) =>
-      this.ws.on('close', (code) => {
+      this.ws.on('close', (code, reason) => {
         this.closeCode = code
+        this.closeReason = reason.toString()
         resolve(code)
       }),
     )

@@ -97,6 +97,11 @@ export class PolicyBook {
     }
   }
 
+  /** The score at which a key is throttled. */
+  get throttleScore(): number {
+    return this.#o.throttleScore
+  }
+
   /** The level of `key` now (cheap: the hot path asks it). */
   level(key: string): PolicyLevel {
     return this.#entries.get(key)?.level ?? 'normal'

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import type { Duplex } from 'node:stream'
 import type { AdmitFn } from '@x/kademlia'
 import type { PrometheusMetrics } from '@x/node-monitor'
 import type { IncomingMessage } from 'node:http'
@@ -21,6 +22,7 @@ export interface AiHooks {
   readonly admitDht: AdmitFn | undefined
   socketOpened(socket: Socket): boolean
   socketUpgraded(socket: Socket): void
+  crdtUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean
 }
 
 /**
@@ -42,6 +44,11 @@ export class Guards {
 
   socketUpgraded(socket: Socket): void {
     this.#ai?.socketUpgraded(socket)
+  }
+
+  /** A y-websocket upgrade: false when the engine refused it (it answered the client). */
+  crdtUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    return this.#ai?.crdtUpgrade(req, socket, head) ?? true
   }
 }
 

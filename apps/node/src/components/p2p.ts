@@ -143,6 +143,7 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
           socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n')
           return
         }
+        if (!guards.crdtUpgrade(req, socket, head)) return
         return crdt.sync.handleUpgrade(req, socket, head, doc)
       }
       if (path === HOCUSPOCUS_PATH) return crdt.sync.handleHocuspocusUpgrade(req, socket, head)

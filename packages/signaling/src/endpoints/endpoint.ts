@@ -50,9 +50,9 @@ export interface ServerCore {
   /**
    * Queues a text frame for `conn` (written at the end of the current tick, batched with the other frames
    * produced meanwhile). A socket whose queue exceeds `maxBufferedBytes` is a slow consumer and is terminated.
-   * Returns false when nothing was sent.
+   * Returns false when nothing was sent. `from` names the peer a relayed signal comes from (for the guard).
    */
-  send(conn: Conn, frame: string): boolean
+  send(conn: Conn, frame: string, from?: string): boolean
   /** Starts the closing handshake; the connection is destroyed if it does not finish in `closeTimeoutMs`. */
   close(conn: Conn, code: number, reason: string): void
   /** Adds `conn` to topic `key` within the per-connection, per-address and global caps. */

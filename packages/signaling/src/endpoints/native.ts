@@ -274,7 +274,9 @@ class NativeEndpoint implements Endpoint<NativeState> {
     const now = this.#core.clock.now()
     const held = this.#core.hold.hold(`n:${to}`, to, frame, from, origin.share, now, (sender, peer) => {
       const conn = this.#peers.get(sender)
-      if (conn !== undefined) this.#core.send(conn, `{"type":"expire","peer":${JSON.stringify(peer)}}`)
+      if (conn === undefined) return
+      this.#core.admission.call(conn.guard, 'error', 'EXPIRED')
+      this.#core.send(conn, `{"type":"expire","peer":${JSON.stringify(peer)}}`)
     })
     if (!held) this.#notFound(from, to)
   }
@@ -316,7 +318,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
       // The frame was parsed and has no top-level "from" (JSON.parse keeps the last duplicate key, so none
       // exists): prefixing the server-set sender onto the original text yields valid JSON without re-serialising.
       const frame = `{"from":${conn.idJson},${text.slice(text.indexOf('{') + 1)}`
-      if (this.#core.send(target, frame)) this.#core.counters.relayed++
+      if (this.#core.send(target, frame, from)) this.#core.counters.relayed++
       return
     }
     const federation = this.#federation
@@ -438,7 +440,7 @@ class NativeEndpoint implements Endpoint<NativeState> {
     }
     const held = this.#core.hold.take(`n:${id}`)
     if (held !== undefined) {
-      for (const f of held.frames) if (this.#core.send(conn, f.frame)) this.#core.counters.relayed++
+      for (const f of held.frames) if (this.#core.send(conn, f.frame, f.from)) this.#core.counters.relayed++
     }
   }
 
@@ -517,6 +519,8 @@ class NativeEndpoint implements Endpoint<NativeState> {
         conn.state.discovering--
       }
     }
-    this.#core.send(conn, JSON.stringify({ type: 'peers', topic, peers: [...found], rid }))
+    const peers = [...found]
+    if (peers.length > 0) this.#core.admission.call(conn.guard, 'discovered', peers)
+    this.#core.send(conn, JSON.stringify({ type: 'peers', topic, peers, rid }))
   }
 }

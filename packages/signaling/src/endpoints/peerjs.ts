@@ -33,6 +33,11 @@ function sameToken(a: string, b: string): boolean {
   return timingSafeEqual(ha, hb)
 }
 
+/** What the guard learns of a token: 16 hex digits of its SHA-256 (tells holders of an ID apart, reveals nothing). */
+function credentialOf(token: string): string {
+  return createHash('sha256').update(token).digest('hex').slice(0, 16)
+}
+
 export function peerjsEndpoint(core: ServerCore): Endpoint<PeerJSState> {
   return new PeerJSEndpoint(core)
 }
@@ -134,12 +139,12 @@ class PeerJSEndpoint implements Endpoint<PeerJSState> {
     conn.state.token = token
     this.#peers.set(id, conn)
     this.#core.counters.registrations++
-    this.#core.admission.call(conn.guard, 'registered', id)
+    this.#core.admission.call(conn.guard, 'registered', id, credentialOf(token))
     this.#core.send(conn, '{"type":"OPEN"}')
     const held = this.#core.hold.take(`p:${id}`)
     if (held === undefined) return
     if (held.owner === undefined || sameToken(held.owner, token)) {
-      for (const f of held.frames) if (this.#core.send(conn, f.frame)) this.#core.counters.relayed++
+      for (const f of held.frames) if (this.#core.send(conn, f.frame, f.from)) this.#core.counters.relayed++
     } else {
       // The ID changed hands while the signals waited: they were meant for its previous holder.
       this.#core.hold.expireAll(held)
@@ -176,7 +181,7 @@ class PeerJSEndpoint implements Endpoint<PeerJSState> {
         }
         const target = this.#peers.get(dst)
         if (target !== undefined && !target.closed) {
-          if (this.#core.send(target, frame)) this.#core.counters.relayed++
+          if (this.#core.send(target, frame, from)) this.#core.counters.relayed++
         } else if (type !== 'LEAVE' && type !== 'EXPIRE') {
           this.#hold(dst, frame, from, conn.share)
         }
@@ -221,6 +226,7 @@ class PeerJSEndpoint implements Endpoint<PeerJSState> {
     const expire = (sender: string, peer: string): void => {
       const conn = this.#peers.get(sender)
       if (conn !== undefined) {
+        this.#core.admission.call(conn.guard, 'error', 'EXPIRED')
         this.#core.send(
           conn,
           `{"type":"EXPIRE","src":${JSON.stringify(peer)},"dst":${JSON.stringify(sender)}}`,

@@ -13,7 +13,11 @@ function validTopic(topic: unknown): topic is string {
 }
 
 export function yWebrtcEndpoint(core: ServerCore): Endpoint<undefined> {
-  const refused = (): void => void core.counters.rejected++
+  // No error frame in this protocol: the guard hears what is dropped.
+  const refused = (conn: Conn<undefined>, code: 'BAD_MESSAGE' | 'TOPIC_LIMIT' = 'BAD_MESSAGE'): void => {
+    core.counters.rejected++
+    core.admission.call(conn.guard, 'error', code)
+  }
   return {
     name: 'y-webrtc',
     path: core.options.paths.yWebrtc,
@@ -27,17 +31,18 @@ export function yWebrtcEndpoint(core: ServerCore): Endpoint<undefined> {
         case 'subscribe':
         case 'unsubscribe': {
           const topics = msg.topics
-          if (!Array.isArray(topics) || topics.length > core.options.maxTopicsPerConnection) return refused()
+          if (!Array.isArray(topics) || topics.length > core.options.maxTopicsPerConnection)
+            return refused(conn)
           for (const topic of topics) {
             if (!validTopic(topic)) continue
             if (msg.type === 'unsubscribe') core.leaveTopic(conn, `y:${topic}`)
-            else if (!core.joinTopic(conn, `y:${topic}`)) refused()
+            else if (!core.joinTopic(conn, `y:${topic}`)) refused(conn, 'TOPIC_LIMIT')
           }
           return
         }
         case 'publish': {
           const topic = msg.topic
-          if (!validTopic(topic) || conn.topics?.has(`y:${topic}`) !== true) return refused()
+          if (!validTopic(topic) || conn.topics?.has(`y:${topic}`) !== true) return refused(conn)
           const receivers = core.topicMembers(`y:${topic}`)
           if (receivers === undefined) return
           msg.clients = receivers.size
@@ -45,16 +50,17 @@ export function yWebrtcEndpoint(core: ServerCore): Endpoint<undefined> {
           try {
             frame = JSON.stringify(msg)
           } catch {
-            return refused() // nested too deeply for JSON.stringify, which recurses
+            return refused(conn) // nested too deeply for JSON.stringify, which recurses
           }
           for (const receiver of receivers) if (core.send(receiver, frame)) core.counters.relayed++
+          core.admission.call(conn.guard, 'published', topic, receivers.size)
           return
         }
         case 'ping':
           core.send(conn, '{"type":"pong"}')
           return
         default:
-          refused()
+          refused(conn)
       }
     },
   }

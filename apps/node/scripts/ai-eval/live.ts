@@ -7,9 +7,11 @@
  * node sees distinct peers and addresses as it would on a network.
  *
  * Reports per attack: detection rate (flagged, throttled or blocked, within 2 s of the attack's start), time
- * to detect, and the share of normal peers ever throttled or blocked. A table, then one JSON line.
+ * to detect, and the share of normal peers ever throttled or blocked. A table, then one JSON line. This is the
+ * end-to-end check (a real process, real sockets, ML-DSA registrations); the evaluation proper, with its normal
+ * groups, sweeps, seeds and held-out set, is `index.ts` (virtual time, the same engine and signaling server).
  *
- *   pnpm --filter @x/node ai:eval [--normal 100] [--rounds 20] [--warmup-ms 20000] [--seed 1]
+ *   pnpm --filter @x/node ai:eval --live [--normal 100] [--rounds 20] [--warmup-ms 20000] [--seed 1]
  */
 import { createSocket } from 'node:dgram'
 import { connect as tcpConnect, type Socket } from 'node:net'
@@ -29,7 +31,8 @@ import {
   MessageType,
   type KademliaNode,
 } from '@x/kademlia'
-import { localArgs, spawnNode, type SpawnedNode } from './spawn-node'
+import { localArgs, spawnNode, type SpawnedNode } from '../spawn-node'
+import { prng } from './sim-clock'
 
 export const ATTACKS = ['flood', 'scan', 'identity-burst', 'dht-spam', 'slow-loris'] as const
 export type Attack = (typeof ATTACKS)[number]
@@ -74,18 +77,6 @@ export interface EvalReport {
   /** What the engine said at the end. */
   ai: unknown
   wallMs: number
-}
-
-/** Mulberry32: a small seeded PRNG, so that a seed gives the same traffic plan. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms))
@@ -188,10 +179,12 @@ async function startNormalTraffic(
   }
   const partnerOf = (i: number) => peers[i ^ 1] ?? peers[0]!
 
-  // Per-peer habits: mean gap between WebRTC set-ups (log-uniform 3–30 s), busy peers chatter steadily.
+  // Per-peer habits: mean gap between WebRTC set-ups (log-uniform 3–30 s); one pair in five chatters steadily,
+  // both ways (an app using signaling as a message bus).
+  const chat = peers.map(() => 5 + rand() * 20)
   const habits = peers.map((_, i) => ({
     sessionGapMs: 3_000 * 10 ** rand(),
-    busyPerS: i % 10 === 0 ? 5 + rand() * 20 : 0,
+    busyPerS: (i >> 1) % 5 === 0 ? chat[i & ~1]! * (0.8 + rand() * 0.4) : 0,
     reconnects: i % 7 === 3,
   }))
 
@@ -577,7 +570,7 @@ export async function runAiEval(options: EvalOptions = {}): Promise<EvalReport> 
   }
 }
 
-async function main(): Promise<void> {
+export async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       normal: { type: 'string', default: '100' },
@@ -585,6 +578,7 @@ async function main(): Promise<void> {
       'warmup-ms': { type: 'string', default: '20000' },
       seed: { type: 'string', default: '1' },
       ai: { type: 'string', default: 'on' },
+      live: { type: 'boolean', default: true },
     },
   })
   const report = await runAiEval({
@@ -616,14 +610,4 @@ async function main(): Promise<void> {
   )
   console.log(`wall time ${(report.wallMs / 1000).toFixed(1)} s`)
   console.log(JSON.stringify(report))
-}
-
-if (process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/'))) {
-  main().then(
-    () => process.exit(0),
-    (err: unknown) => {
-      console.error(err)
-      process.exit(1)
-    },
-  )
 }

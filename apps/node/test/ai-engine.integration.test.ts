@@ -1,0 +1,80 @@
+/**
+ * The CRDT path's hook on real sockets (127.0.0.1, port 0): `crdtUpgrade` follows a y-websocket connection's
+ * bytes, closes it with 4030 and the reason when its address gets blocked, and refuses a blocked address's next
+ * upgrade so that the client learns why (4030 and the reason, not 1006), then with 429 beyond one a second.
+ */
+import { createServer, type Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { afterEach, describe, expect, it } from 'vitest'
+import WebSocket, { WebSocketServer } from 'ws'
+import { AI_TICK_MS, NODE_SETTLE_MS, createAiEngine, type AiEngine } from '../src/ai/engine'
+
+let server: Server | undefined
+const sockets: WebSocket[] = []
+
+afterEach(async () => {
+  for (const ws of sockets.splice(0)) ws.terminate()
+  await new Promise<void>((resolve) => (server === undefined ? resolve() : server.close(() => resolve())))
+  server?.closeAllConnections()
+  server = undefined
+})
+
+/** A server whose CRDT path asks the engine first, then accepts (standing in for the sync server). */
+async function start(engine: AiEngine): Promise<string> {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: 64 * 1024 * 1024 })
+  server = createServer()
+  server.on('upgrade', (req, socket, head) => {
+    socket.on('error', () => socket.destroy())
+    if (!engine.crdtUpgrade(req, socket, head)) return
+    wss.handleUpgrade(req, socket, head, (ws) => ws.on('error', () => {}))
+  })
+  await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', () => resolve()))
+  return `ws://127.0.0.1:${(server.address() as AddressInfo).port}/crdt/doc`
+}
+
+function open(url: string): Promise<{ ws: WebSocket; closed: Promise<[number, string]>; status?: number }> {
+  const ws = new WebSocket(url)
+  sockets.push(ws)
+  const closed = new Promise<[number, string]>((resolve) =>
+    ws.on('close', (code, reason) => resolve([code, reason.toString()])),
+  )
+  return new Promise((resolve) => {
+    ws.on('open', () => resolve({ ws, closed }))
+    ws.on('unexpected-response', (_req, res) => resolve({ ws, closed, status: res.statusCode }))
+    ws.on('error', () => {})
+  })
+}
+
+describe('crdtUpgrade (real sockets)', () => {
+  it('closes a blocked address with 4030 and the reason, then refuses it so that it learns why', async () => {
+    let now = 1_700_000_000_000
+    const engine = createAiEngine({ logger: { debug() {}, info() {}, warn() {} }, clock: { now: () => now } })
+    const url = await start(engine)
+    for (let i = 0; i < NODE_SETTLE_MS / AI_TICK_MS; i++) {
+      now += AI_TICK_MS
+      engine.tick()
+    }
+    const client = await open(url)
+    // 4 MB a round: oversized updates, far above any editor's rate.
+    const update = Buffer.alloc(4 * 1024 * 1024, 1)
+    for (let i = 0; i < 8; i++) {
+      await new Promise<void>((resolve) => client.ws.send(update, () => resolve()))
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      now += AI_TICK_MS
+      engine.tick()
+    }
+    const [code, reason] = await client.closed
+    expect(code).toBe(4030)
+    expect(reason).toMatch(/^blocked: CRDT bytes\/s per member; retry in \d+ s$/)
+    const entry = engine.flagged().find((e) => e.kind === 'address' && e.id === '127.0.0.1')
+    expect(entry).toMatchObject({ level: 'blocked' })
+
+    const refused = await open(url)
+    expect(refused.status).toBeUndefined() // opened, to be closed with the reason
+    expect(await refused.closed).toEqual([4030, expect.stringMatching(/^blocked: CRDT bytes\/s per member/)])
+    const second = await open(url) // the burst allows two reasons
+    expect((await second.closed)[0]).toBe(4030)
+    const third = await open(url)
+    expect(third.status).toBe(429)
+  })
+})
