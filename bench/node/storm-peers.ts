@@ -1,7 +1,7 @@
 // The reconnect storm's peers, in their own process: `storm-peers.ts <ws port> <count>`. Makes `count` ML-DSA-87
 // identities first (with @x/pqc: OpenSSL on Node 24), then, on the `go` line from stdin, opens every connection at
 // once and registers each one as soon as its challenge arrives. Prints JSON lines: `{"ready":…}` after the
-// identities exist, `{"result":…}` when every peer is registered (or the deadline passed).
+// identities exist, `{"result":…}` when every peer is registered or failed (or the deadline passed); `failures` counts why.
 import { createInterface } from 'node:readline'
 import WebSocket from 'ws'
 import { Identity, initPqc } from '@x/pqc'
@@ -29,6 +29,7 @@ async function storm(): Promise<unknown> {
   const start = performance.now()
   let registered = 0
   let refused = 0
+  const failures: Record<string, number> = {}
   const latencies: number[] = []
   await new Promise<void>((resolve) => {
     const deadline = setTimeout(resolve, deadlineMs)
@@ -42,22 +43,30 @@ async function storm(): Promise<unknown> {
       const opened = performance.now()
       const ws = new WebSocket(`ws://${host}/p2p-signaling`, { perMessageDeflate: false })
       sockets.push(ws)
-      ws.on('error', () => {
+      let settled = false
+      const fail = (why: string) => {
+        if (settled) return
+        settled = true
         refused++
+        failures[why] = (failures[why] ?? 0) + 1
         done()
-      })
+      }
+      ws.on('error', (err) => fail(`error ${(err as NodeJS.ErrnoException).code ?? err.message}`))
+      // Closed before it registered (e.g. 4008 when the auth timeout passed): failed, not pending for ever.
+      ws.on('close', (code) => fail(`close ${code}`))
       ws.on('message', (data: Buffer) => {
         const m = JSON.parse(data.toString()) as { type: string; nonce?: string; node?: string }
         if (m.type === 'challenge') {
           const statement = { node: m.node!, host, time: Date.now(), nonce: m.nonce! }
           ws.send(registerFrame(statement, identity.publicKey, identity.sign(statementBytes(statement))))
         } else if (m.type === 'registered') {
+          if (settled) return
+          settled = true
           registered++
           latencies.push(performance.now() - opened)
           done()
         } else if (m.type === 'error') {
-          refused++
-          done()
+          fail(`error frame ${String((m as { code?: string }).code)}`)
         }
       })
     })
@@ -69,6 +78,7 @@ async function storm(): Promise<unknown> {
     count,
     registered,
     refused,
+    failures,
     wallMs: Math.round(performance.now() - start),
     registrationMs: { p50: q(0.5), p99: q(0.99), max: q(1) },
   }

@@ -33,8 +33,6 @@ export interface Conn<S = unknown> {
   closed: boolean
   /** Whether the socket is corked until the inbound chunk being handled is done. */
   corked: boolean
-  /** The inbound chunk (server-wide sequence number) during which a frame was last sent here. */
-  sentInChunk: number
   /** The guard's session for this connection, when a guard is injected. */
   readonly guard: GuardSession | undefined
   /** The endpoint's state. */
@@ -70,7 +68,6 @@ export function createConn<S>(
     topics: undefined,
     closed: false,
     corked: false,
-    sentInChunk: 0,
     guard,
     state: endpoint.initialState(),
   }

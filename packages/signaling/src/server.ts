@@ -142,13 +142,20 @@ class Core implements ServerCore {
   readonly #topics: TopicTable
   /**
    * Send batching. Every frame produced while one inbound chunk is handled (a burst of signals arrives in one
-   * TCP read) is gathered per receiving socket: the first is written at once, the rest are corked and leave
-   * together, in one `writev`, when the chunk is done. `#chunk` is the sequence number of the chunk being
-   * handled (0: none, e.g. an asynchronous registration), `#corked` the sockets to uncork after it.
+   * TCP read, and `ws` emits its messages synchronously) is gathered per receiving socket: the socket is corked
+   * at its first frame and uncorked in a microtask, which runs once the chunk's handlers return, so the frames
+   * leave together in one `writev`. A single frame costs what it would uncorked: `ws` writes its header and
+   * payload in one `writev` either way.
    */
-  #chunk = 0
-  #chunks = 0
   readonly #corked: Conn[] = []
+  readonly #flush = (): void => {
+    const corked = this.#corked
+    for (const conn of corked) {
+      conn.corked = false
+      conn.socket.uncork()
+    }
+    corked.length = 0
+  }
   /** Resolves close() once the last connection is gone. */
   #allClosed: (() => void) | undefined
   #server: Server | undefined
@@ -164,8 +171,6 @@ class Core implements ServerCore {
   readonly #onPing: (this: OwnedWebSocket, data: Buffer) => void
   readonly #onPong: (this: OwnedWebSocket) => void
   readonly #onClose: (this: OwnedWebSocket) => void
-  readonly #onChunkStart: () => void
-  readonly #onChunkEnd: () => void
 
   constructor(components: SignalingComponents, options: SignalingOptions) {
     this.options = options
@@ -199,8 +204,6 @@ class Core implements ServerCore {
     this.#onPing = listeners.ping
     this.#onPong = listeners.pong
     this.#onClose = listeners.close
-    this.#onChunkStart = listeners.chunkStart
-    this.#onChunkEnd = listeners.chunkEnd
     /* eslint-enable @typescript-eslint/unbound-method */
   }
 
@@ -227,21 +230,6 @@ class Core implements ServerCore {
       close: function (this: OwnedWebSocket): void {
         const conn = this[CONN]
         if (conn !== undefined) core.#closed(conn)
-      },
-      /** Before `ws` reads an inbound chunk (a `data` listener put first). */
-      chunkStart: function (): void {
-        core.#chunk = ++core.#chunks
-      },
-      /** After `ws` handled it (a `data` listener put after `ws`'s): what was corked meanwhile leaves. */
-      chunkEnd: function (): void {
-        core.#chunk = 0
-        const corked = core.#corked
-        if (corked.length === 0) return
-        for (const conn of corked) {
-          conn.corked = false
-          conn.socket.uncork()
-        }
-        corked.length = 0
       },
     }
   }
@@ -498,9 +486,6 @@ class Core implements ServerCore {
     ws.on('pong', this.#onPong)
     ws.on('close', this.#onClose)
     ws.on('error', NOOP)
-    // `ws` listens for `data` already: one listener before it and one after bracket each inbound chunk.
-    socket.prependListener('data', this.#onChunkStart)
-    socket.on('data', this.#onChunkEnd)
     // Set before the endpoint opens: a guard may close the connection from a call made during `open`.
     ref.conn = conn
     this.#run(conn, () => endpoint.open(conn, req))
@@ -568,18 +553,12 @@ class Core implements ServerCore {
     if (this.#conns.size === 0) this.#allClosed?.()
   }
 
-  /** Gathers a second and later frame for `conn` during one inbound chunk (see `#chunk`). */
+  /** Corks `conn` until the current chunk's handlers are done (see `#corked`). */
   #batch(conn: Conn): void {
-    const chunk = this.#chunk
-    if (chunk === 0) return
-    if (conn.sentInChunk !== chunk) {
-      conn.sentInChunk = chunk
-      return
-    }
     if (conn.corked) return
     conn.corked = true
     conn.socket.cork()
-    this.#corked.push(conn)
+    if (this.#corked.push(conn) === 1) queueMicrotask(this.#flush)
   }
 
   send(conn: Conn, frame: string, from?: string): boolean {
