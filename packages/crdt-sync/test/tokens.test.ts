@@ -191,6 +191,28 @@ afterEach(async () => {
   level = undefined
 })
 
+describe('the revocation table', () => {
+  it('gives each node a share and all nodes together half, so a node cannot crowd out the revocations made here', () => {
+    const { auth, clock } = authority({ secret: SECRET, maxRevocations: 10, maxRevocationsPerNode: 3 })
+    let n = 0
+    const next = (docName = 'doc'): Revocation =>
+      revocationFrom({ docName, access: 'deny' }, clock.now(), () => (++n).toString(16).padStart(16, '0'))
+    const full = expect.objectContaining({ code: 'X_CRDT_TOO_MANY_REVOCATIONS' })
+    for (let i = 0; i < 3; i++) expect(auth.revoke(next(), 'node-a')).toBe(true)
+    expect(() => auth.revoke(next(), 'node-a')).toThrow(full)
+    for (let i = 0; i < 2; i++) expect(auth.revoke(next(), 'node-b')).toBe(true)
+    // Five held from other nodes: the nodes' half is full, whichever node sends the next one.
+    expect(() => auth.revoke(next(), 'node-c')).toThrow(full)
+    // The other half is this node's (the admin's): still room, up to the total.
+    for (let i = 0; i < 5; i++) expect(auth.revoke(next())).toBe(true)
+    expect(() => auth.revoke(next())).toThrow(full)
+    expect(auth.revocations()).toHaveLength(10)
+    // A node's share frees up as its revocations expire.
+    clock.advance(86_400_001)
+    expect(auth.revoke(next(), 'node-a')).toBe(true)
+  })
+})
+
 describe('revocations over replication', () => {
   it('passes a revocation to the other node only for a document it may read, and takes one only from a writer', async () => {
     level = await tempLevel()

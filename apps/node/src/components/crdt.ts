@@ -29,9 +29,10 @@ export interface CrdtProduct {
   readonly versions: VersionHistory
   /**
    * Applies a revocation here: held (so new sessions are refused or read-only), and live sessions of the
-   * document closed or downgraded. `applied` is false for one already held (a forwarded copy).
+   * document closed or downgraded. `applied` is false for one already held (a forwarded copy). `fromNode`: the
+   * node that sent it (it counts against that node's share of the table).
    */
-  revoke(revocation: Revocation): { applied: boolean; sessions: number }
+  revoke(revocation: Revocation, fromNode?: string): { applied: boolean; sessions: number }
 }
 
 /** Random revocation IDs (the default implementation of the injected randomness). */
@@ -103,14 +104,16 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       valueEncoding: 'view',
     })
     const expired: string[] = []
-    for await (const [id, bytes] of revocationsDb.iterator()) {
+    // Keyed `<id>` (made here) or `<id>@<node>` (sent by that node: it counts against its share again).
+    for await (const [key, bytes] of revocationsDb.iterator()) {
+      const at = key.indexOf('@')
       try {
         const r = decodeRevocation(bytes)
-        if (r.until <= Date.now()) expired.push(id)
-        else tokens.revoke(r)
+        if (r.until <= Date.now()) expired.push(key)
+        else tokens.revoke(r, at === -1 ? undefined : key.slice(at + 1))
       } catch (err) {
-        log.warn({ err, id }, 'dropping an unreadable stored revocation')
-        expired.push(id)
+        log.warn({ err, key }, 'dropping an unreadable stored revocation')
+        expired.push(key)
       }
     }
     if (expired.length > 0) await revocationsDb.batch(expired.map((key) => ({ type: 'del' as const, key })))
@@ -134,10 +137,13 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       sync,
       tokens,
       versions,
-      revoke(revocation) {
-        if (!tokens.revoke(revocation)) return { applied: false, sessions: 0 }
+      revoke(revocation, fromNode) {
+        if (!tokens.revoke(revocation, fromNode)) return { applied: false, sessions: 0 }
         revocationsDb
-          .put(revocation.id, encodeRevocation(revocation))
+          .put(
+            fromNode === undefined ? revocation.id : `${revocation.id}@${fromNode}`,
+            encodeRevocation(revocation),
+          )
           .catch((err: unknown) => log.warn({ err, id: revocation.id }, 'could not store a revocation'))
         return { applied: true, sessions: sync.restrict(tokens.restriction(revocation), 'access revoked') }
       },

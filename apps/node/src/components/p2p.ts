@@ -237,7 +237,7 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
       onRevoke(revocation, fromNode) {
         let result: { applied: boolean; sessions: number }
         try {
-          result = crdt.revoke(revocation)
+          result = crdt.revoke(revocation, fromNode)
         } catch (err) {
           replicationLog.warn({ err, fromNode, doc: revocation.docName }, 'refused a revocation')
           return
