@@ -22,7 +22,8 @@ export const MAX_REVOCATION_BYTES = 2_048
 const DEFAULT_MAX_REVOCATIONS = 10_000
 const DEFAULT_MAX_REVOCATIONS_PER_NODE = 1_000
 const DEFAULT_REVOCATION_TTL_MS = 24 * 60 * 60 * 1000 // a day: longer than the tokens an issuer should mint
-const MAX_REVOCATION_TTL_MS = 30 * 24 * 60 * 60 * 1000
+/** Longest a revocation is held (a later `until` is brought forward to now + this), in ms: 30 days. */
+export const MAX_REVOCATION_TTL_MS = 30 * 24 * 60 * 60 * 1000
 const DEFAULT_CLOCK_TOLERANCE_S = 5
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
 
@@ -87,7 +88,7 @@ export interface TokenAuthority {
   authorize(docName: string, token: string | undefined): Promise<Grant>
   /**
    * Adds a revocation, made here or (`fromNode`) sent by another node. Returns `false` when one with the same
-   * `id` is already held (a forwarded copy). Throws `X_CRDT_TOO_MANY_REVOCATIONS` when `maxRevocations` are held,
+   * `id` is already held (a forwarded copy), or when its `until` has passed (there is nothing to hold or pass on). Throws `X_CRDT_TOO_MANY_REVOCATIONS` when `maxRevocations` are held,
    * or, for one from another node, when that node's share (`maxRevocationsPerNode`) or the nodes' half of the
    * table is full; `RangeError` for a malformed one.
    */
@@ -356,6 +357,7 @@ class TokenAuthorityImpl implements TokenAuthority {
       throw new TypeError("'fromNode' must be a string")
     }
     if (this.#revocations.has(revocation.id)) return false
+    if (revocation.until <= this.#clock.now()) return false
     this.#prune()
     if (this.#revocations.size >= this.#maxRevocations) {
       throw new CrdtSyncError(

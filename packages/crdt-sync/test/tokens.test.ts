@@ -210,6 +210,9 @@ describe('the revocation table', () => {
     // A node's share frees up as its revocations expire.
     clock.advance(86_400_001)
     expect(auth.revoke(next(), 'node-a')).toBe(true)
+    // One already expired is not held (nor passed on): nothing to do.
+    expect(auth.revoke({ ...next(), until: clock.now() }, 'node-a')).toBe(false)
+    expect(auth.revocations()).toHaveLength(1)
   })
 })
 

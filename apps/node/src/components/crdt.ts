@@ -7,6 +7,7 @@ import {
   createVersionHistory,
   decodeRevocation,
   encodeRevocation,
+  MAX_REVOCATION_TTL_MS,
   type DocStore,
   type VersionHistory,
   type Revocation,
@@ -103,6 +104,8 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
     const revocationsDb = storage.db.sublevel<string, Uint8Array>('crdt-revocations', {
       valueEncoding: 'view',
     })
+    // What is on disk, by key, with the `until` it is held to: it leaves the disk once that has passed.
+    const onDisk = new Map<string, number>()
     const expired: string[] = []
     // Keyed `<id>` (made here) or `<id>@<node>` (sent by that node: it counts against its share again).
     for await (const [key, bytes] of revocationsDb.iterator()) {
@@ -110,7 +113,10 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       try {
         const r = decodeRevocation(bytes)
         if (r.until <= Date.now()) expired.push(key)
-        else tokens.revoke(r, at === -1 ? undefined : key.slice(at + 1))
+        else {
+          tokens.revoke(r, at === -1 ? undefined : key.slice(at + 1))
+          onDisk.set(key, r.until)
+        }
       } catch (err) {
         log.warn({ err, key }, 'dropping an unreadable stored revocation')
         expired.push(key)
@@ -139,11 +145,20 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       versions,
       revoke(revocation, fromNode) {
         if (!tokens.revoke(revocation, fromNode)) return { applied: false, sessions: 0 }
+        // Stored as held: no longer than 30 days, and deleted once expired (or another node sending short-lived
+        // revocations would fill the disk while the table in memory stays small).
+        const now = Date.now()
+        const held = { ...revocation, until: Math.min(revocation.until, now + MAX_REVOCATION_TTL_MS) }
+        const key = fromNode === undefined ? revocation.id : `${revocation.id}@${fromNode}`
+        const gone: string[] = []
+        for (const [k, until] of onDisk) if (until <= now) gone.push(k)
+        for (const k of gone) onDisk.delete(k)
+        onDisk.set(key, held.until)
         revocationsDb
-          .put(
-            fromNode === undefined ? revocation.id : `${revocation.id}@${fromNode}`,
-            encodeRevocation(revocation),
-          )
+          .batch([
+            ...gone.map((k) => ({ type: 'del' as const, key: k })),
+            { type: 'put' as const, key, value: encodeRevocation(held) },
+          ])
           .catch((err: unknown) => log.warn({ err, id: revocation.id }, 'could not store a revocation'))
         return { applied: true, sessions: sync.restrict(tokens.restriction(revocation), 'access revoked') }
       },
