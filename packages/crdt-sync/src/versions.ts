@@ -22,6 +22,7 @@ const DEFAULT_PERIODIC_INTERVAL_MS = 10 * 60 * 1000
 const DEFAULT_MAX_PERIODIC_VERSIONS = 24
 const DEFAULT_MAX_NAMED_VERSIONS = 50
 const DEFAULT_MAX_DIRTY_DOCUMENTS = 10_000
+const DEFAULT_MAX_VERSION_BYTES = 8 * 1024 * 1024
 const MAX_VERSION_NAME_LENGTH = 200
 
 /** Whether `name` is a companion document of versions (reserved: never served to clients). */
@@ -81,6 +82,13 @@ export interface VersionHistoryInit {
   maxPeriodicVersions?: number
   /** Named versions kept per document (the oldest are deleted). @default 50 */
   maxNamedVersions?: number
+  /**
+   * Bytes of versions kept per document: beyond it the oldest go (periodic ones first), and a document larger
+   * than this gets no version (`X_CRDT_DOC_TOO_LARGE`). The companion is a document of the store, loaded whole:
+   * keep this at most a quarter of the store's `maxDocumentBytes` (its update log can hold as much again until
+   * it is compacted), or the companion outgrows what the store loads. @default 8_388_608 (a quarter of 32 MiB)
+   */
+  maxVersionBytes?: number
 }
 
 /** Versions of documents; see {@link createVersionHistory}. */
@@ -212,6 +220,7 @@ class VersionHistoryImpl implements VersionHistory {
   readonly #intervalMs: number
   readonly #maxPeriodic: number
   readonly #maxNamed: number
+  readonly #maxBytes: number
   /** Documents changed since their last periodic check. */
   readonly #dirty = new Set<string>()
   readonly #off: (() => void)[]
@@ -237,6 +246,7 @@ class VersionHistoryImpl implements VersionHistory {
       DEFAULT_MAX_PERIODIC_VERSIONS,
     )
     this.#maxNamed = positiveOrZero('maxNamedVersions', init.maxNamedVersions, DEFAULT_MAX_NAMED_VERSIONS)
+    this.#maxBytes = positiveOrZero('maxVersionBytes', init.maxVersionBytes, DEFAULT_MAX_VERSION_BYTES)
     this.#off = [
       this.#store.onUpdate((name) => {
         if (isVersionsDocName(name) || this.#dirty.size >= DEFAULT_MAX_DIRTY_DOCUMENTS) return
@@ -331,6 +341,12 @@ class VersionHistoryImpl implements VersionHistory {
     }
     await this.#requireDoc(docName)
     const update = await this.#store.encodeStateAsUpdate(docName)
+    if (update.length > this.#maxBytes) {
+      throw new CrdtSyncError(
+        'X_CRDT_DOC_TOO_LARGE',
+        `'${docName}' (${update.length} bytes) is larger than maxVersionBytes (${this.#maxBytes}): no version made`,
+      )
+    }
     const createdAt = this.#clock.now()
     const kind = options.kind ?? 'named'
     const info: VersionInfo = {
@@ -354,6 +370,26 @@ class VersionHistoryImpl implements VersionHistory {
         for (const old of ofKind.slice(0, Math.max(0, ofKind.length - keep))) {
           meta.delete(old.id)
           updates.delete(old.id)
+        }
+        // Bytes: the oldest go, periodic ones before named ones, until what is kept fits (the new one does).
+        // Sizes and order are read defensively: the companion replicates, so another node may have written it.
+        const kept = [...updates.entries()].map(([id, u]) => {
+          const m = meta.get(id) as Partial<VersionInfo> | undefined
+          return {
+            id,
+            bytes: u instanceof Uint8Array ? u.length : 0,
+            named: m?.kind === 'named',
+            createdAt: typeof m?.createdAt === 'number' ? m.createdAt : 0,
+          }
+        })
+        let total = kept.reduce((n, v) => n + v.bytes, 0)
+        kept.sort((a, b) => Number(a.named) - Number(b.named) || a.createdAt - b.createdAt)
+        for (const old of kept) {
+          if (total <= this.#maxBytes) break
+          if (old.id === info.id) continue
+          meta.delete(old.id)
+          updates.delete(old.id)
+          total -= old.bytes
         }
       })
     })
