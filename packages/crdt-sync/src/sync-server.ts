@@ -280,6 +280,8 @@ class Session {
   checkedStep2 = false
   /** A token refresh (Hocuspocus) under way. */
   refreshing = false
+  /** The grant expiry the client was last asked a fresh token for (Hocuspocus): asked once per expiry. */
+  askedFor: number | undefined
   expiryTimer: unknown
   refreshTimer: unknown
   readonly controlledIds = new Set<number>()
@@ -811,15 +813,21 @@ class SyncServerImpl implements SyncServer {
       session.expiryTimer = this.#clock.setTimeout(arm, Math.min(left, MAX_TIMER_MS))
     }
     arm()
-    // A Hocuspocus provider can send a fresh token in band: ask for it a little before the grant ends.
-    if (session.prefix !== undefined) {
+    // A Hocuspocus provider can send a fresh token in band: ask for it a little before the grant ends. Once per
+    // expiry: a provider with nothing fresher answers with a token that ends at the same time, and asking again
+    // at once would loop (a verification and a round trip each) until the grant ends.
+    if (session.prefix !== undefined && session.askedFor !== at) {
+      const ask = (): void => {
+        session.askedFor = at
+        this.#send(session, hp.TOKEN_REQUEST_BODY)
+      }
       const askIn = at - this.#tokenRefreshMs - this.#clock.now()
       if (askIn > 0 && askIn <= MAX_TIMER_MS) {
         session.refreshTimer = this.#clock.setTimeout(() => {
           session.refreshTimer = undefined
-          this.#send(session, hp.TOKEN_REQUEST_BODY)
+          ask()
         }, askIn)
-      } else if (askIn <= 0) this.#send(session, hp.TOKEN_REQUEST_BODY)
+      } else if (askIn <= 0) ask()
     }
   }
 

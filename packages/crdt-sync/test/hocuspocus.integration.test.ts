@@ -233,6 +233,39 @@ describe('Hocuspocus endpoint with the real @hocuspocus/provider', () => {
     expect(s.server.getStats().errors.X_CRDT_TOKEN_EXPIRED).toBe(3)
   })
 
+  it('asks once for a fresh token when the grant it has ends within tokenRefreshMs, not again for the same expiry', async () => {
+    const clock = createManualClock(1_000_000)
+    const expiresAt = clock.now() + 5_000 // sooner than tokenRefreshMs: asked at once
+    let decided = 0
+    const s = await serve(
+      await level(),
+      {
+        clock,
+        authorize: () => {
+          decided++
+          return { access: 'read-write', expiresAt }
+        },
+      },
+      { tokenRefreshMs: 10_000 },
+    )
+    cleanups.push(s.stop)
+    let issued = 0
+    // The provider's token function has nothing fresher to give: the same token, the same expiry.
+    const p = track(hpDoc(socket(s.port), 'short', { token: () => `t${++issued}` }))
+    await hpSynced(p)
+    // Round trips through the server: enough for a request/answer loop to show.
+    for (let i = 0; i < 5; i++) {
+      writeParagraph(p.document, `p${i}`)
+      await hpSaved(p)
+    }
+    expect(issued).toBeLessThanOrEqual(2) // the first token, and one answer to the one request
+    expect(decided).toBeLessThanOrEqual(2)
+    // The session still ends at the expiry.
+    const closed = nextEvent<{ event: { reason: string } }>(p, 'close')
+    clock.advance(5_000)
+    expect((await closed).event.reason).toBe('token expired')
+  })
+
   it('refuses an oversized auth message, a malformed frame and a bad document name with a reason, changing nothing', async () => {
     const s = await serve(await level(), {}, { maxTokenBytes: 1024 })
     cleanups.push(s.stop)
