@@ -206,6 +206,37 @@ function replaceContent(live: Y.Doc, version: Y.Doc, log: Logger): void {
   }
 }
 
+/**
+ * Whether `v` is the description of version `id`, as this module writes it. The companion replicates, so what
+ * another node wrote into it is read as hostile bytes: anything else is skipped, never thrown on.
+ */
+function isVersionInfo(v: unknown, id: string): v is VersionInfo {
+  if (typeof v !== 'object' || v === null) return false
+  const info = v as Record<string, unknown>
+  return (
+    info.id === id &&
+    (info.kind === 'named' || info.kind === 'periodic') &&
+    (info.name === undefined ||
+      (typeof info.name === 'string' && info.name.length <= MAX_VERSION_NAME_LENGTH)) &&
+    typeof info.createdAt === 'number' &&
+    Number.isFinite(info.createdAt) &&
+    typeof info.bytes === 'number' &&
+    Number.isSafeInteger(info.bytes) &&
+    info.bytes >= 0
+  )
+}
+
+/** A copy of a checked description with only its own fields. */
+function infoOf(v: VersionInfo): VersionInfo {
+  return {
+    id: v.id,
+    kind: v.kind,
+    ...(v.name === undefined ? {} : { name: v.name }),
+    createdAt: v.createdAt,
+    bytes: v.bytes,
+  }
+}
+
 function positiveOrZero(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !(value >= 0)) throw new RangeError(`'${name}' must be a number >= 0`)
@@ -363,8 +394,9 @@ class VersionHistoryImpl implements VersionHistory {
         meta.set(info.id, info)
         updates.set(info.id, update)
         // Retention: the oldest of this kind beyond the bound go.
-        const ofKind = [...meta.values()]
-          .filter((v) => v.kind === kind)
+        const ofKind = [...meta.entries()]
+          .filter(([id, v]) => isVersionInfo(v, id) && v.kind === kind)
+          .map(([, v]) => v)
           .sort((a, b) => a.createdAt - b.createdAt)
         const keep = kind === 'named' ? this.#maxNamed : this.#maxPeriodic
         for (const old of ofKind.slice(0, Math.max(0, ofKind.length - keep))) {
@@ -400,9 +432,10 @@ class VersionHistoryImpl implements VersionHistory {
     const companion = this.#companion(docName)
     if (this.#store.get(companion) === undefined && !(await this.#store.has(companion))) return []
     return this.#withDoc(companion, (doc) =>
-      [...doc.getMap<VersionInfo>('meta').values()].sort(
-        (a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1),
-      ),
+      [...doc.getMap<unknown>('meta').entries()]
+        .filter((e): e is [string, VersionInfo] => isVersionInfo(e[1], e[0]))
+        .map(([, v]) => infoOf(v))
+        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)),
     )
   }
 
@@ -411,9 +444,11 @@ class VersionHistoryImpl implements VersionHistory {
     const found =
       this.#store.get(companion) !== undefined || (await this.#store.has(companion))
         ? await this.#withDoc(companion, (doc) => {
-            const info = doc.getMap<VersionInfo>('meta').get(id)
-            const update = doc.getMap<Uint8Array>('updates').get(id)
-            return info === undefined || update === undefined ? undefined : { info, update }
+            const info = doc.getMap<unknown>('meta').get(id)
+            const update = doc.getMap<unknown>('updates').get(id)
+            return isVersionInfo(info, id) && update instanceof Uint8Array
+              ? { info: infoOf(info), update }
+              : undefined
           })
         : undefined
     if (found === undefined)
@@ -422,6 +457,10 @@ class VersionHistoryImpl implements VersionHistory {
     try {
       Y.applyUpdate(doc, found.update)
       return { ...found, json: docToJson(doc) }
+    } catch (err) {
+      throw new CrdtSyncError('X_CRDT_VERSION_NOT_FOUND', `version '${id}' of '${docName}' is unreadable`, {
+        cause: err,
+      })
     } finally {
       doc.destroy()
     }

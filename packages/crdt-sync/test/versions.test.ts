@@ -133,6 +133,37 @@ describe('version history', () => {
     await store.close()
   })
 
+  it('reads a companion another node wrote garbage into: ill-formed entries are skipped, never thrown on', async () => {
+    const l = await level()
+    const clock = createManualClock(1_000_000)
+    const store = createDocStore({ db: l.db })
+    const history = createVersionHistory({ store, clock, randomHex: hex }, { periodicIntervalMs: 0 })
+    cleanups.push(async () => {
+      history.close()
+      await store.close()
+    })
+    await edit(store, 'doc', (d) => d.getText('t').insert(0, 'hello'))
+    const good = await history.create('doc', { name: 'good' })
+    // What a node trusted to write the companion could replicate into it.
+    await edit(store, '.versions/doc', (d) => {
+      const meta = d.getMap<unknown>('meta')
+      const updates = d.getMap<unknown>('updates')
+      meta.set('null', null)
+      meta.set('odd', { id: 'odd', kind: 'named', createdAt: 'soon', bytes: -1 })
+      updates.set('odd', 'not bytes')
+      meta.set('bad', { id: 'bad', kind: 'named', createdAt: 2_000_000, bytes: 3 })
+      updates.set('bad', new Uint8Array([1, 2, 3]))
+    })
+    expect((await history.list('doc')).map((v) => v.id)).toEqual(['bad', good.id])
+    await expect(history.read('doc', 'odd')).rejects.toMatchObject({ code: 'X_CRDT_VERSION_NOT_FOUND' })
+    await expect(history.read('doc', 'bad')).rejects.toMatchObject({ code: 'X_CRDT_VERSION_NOT_FOUND' })
+    await expect(history.restore('doc', 'bad')).rejects.toMatchObject({ code: 'X_CRDT_VERSION_NOT_FOUND' })
+    clock.advance(1_000)
+    const next = await history.create('doc', { name: 'next' })
+    expect((await history.list('doc')).map((v) => v.id)).toContain(next.id)
+    expect((await history.read('doc', good.id)).json).toEqual({ t: 'hello' })
+  })
+
   it('restores a version as a new change that a y-websocket and a Hocuspocus client both converge to', async () => {
     const store = createDocStore({ db: (await level()).db })
     const server = createSyncServer({ store }, { keepaliveIntervalMs: 200 })
