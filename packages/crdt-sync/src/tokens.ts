@@ -173,6 +173,13 @@ export function checkRevocation(r: Revocation): void {
   if (typeof r.until !== 'number' || !Number.isFinite(r.until)) {
     throw new RangeError("'revocation.until' must be a number")
   }
+  // Names and IDs in range can still encode beyond the wire form's bound (3-byte characters, JSON escapes): such
+  // a revocation would be refused by every other node, and by this one when it reads it back after a restart.
+  if (encodeRevocation(r).length > MAX_REVOCATION_BYTES) {
+    throw new RangeError(
+      `'revocation' encodes to more than ${MAX_REVOCATION_BYTES} bytes: shorten docName, tokenId or subject`,
+    )
+  }
 }
 
 /** A revocation as bytes for a node link (UTF-8 JSON, bounded). */

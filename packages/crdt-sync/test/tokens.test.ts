@@ -152,6 +152,22 @@ describe('document tokens', () => {
     expect(() => decodeRevocation(new Uint8Array([0xff, 0xfe]))).toThrow()
   })
 
+  it('refuses to make a revocation other nodes could not read (over the 2 KiB wire form)', () => {
+    const request = {
+      docName: '日'.repeat(512), // 1,536 bytes of UTF-8
+      tokenId: 't'.repeat(256),
+      subject: 's'.repeat(256),
+      access: 'deny' as const,
+    }
+    expect(() => revocationFrom(request, NOW_S * 1000, () => 'abcdef0123456789')).toThrow(RangeError)
+    const fits = revocationFrom(
+      { ...request, docName: '日'.repeat(300) },
+      NOW_S * 1000,
+      () => 'abcdef0123456789',
+    )
+    expect(decodeRevocation(encodeRevocation(fits))).toEqual(fits)
+  })
+
   it('round-trips every well-formed revocation, and any bytes either decode to a valid one or throw', () => {
     const revocation = fc.record(
       {
