@@ -39,6 +39,8 @@ const DEFAULT_MAX_QUEUED_MESSAGES = 1_000
 const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 const DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
 const DEFAULT_MAX_DOCUMENTS_PER_CONNECTION = 100
+const DEFAULT_MAX_SESSIONS_PER_ADDRESS = 1_000
+const TOO_MANY_FROM_ADDRESS = 'too many sessions from one address'
 const DEFAULT_TOKEN_REFRESH_MS = 30_000
 const DEFAULT_TOKEN_PARAM = 'token'
 const READ_ONLY_REASON = 'read-only: your updates are not accepted'
@@ -121,6 +123,11 @@ export interface SyncServerComponents {
   logger?: Logger
   /** Time and timers of the write-rate limiter and of grant expiry. @default the system clock */
   clock?: Clock
+  /**
+   * The client address of an upgrade request, for `maxSessionsPerAddress` (behind a reverse proxy: the address
+   * it forwards for). @default the socket's remote address
+   */
+  clientAddress?: (request: IncomingMessage) => string
 }
 
 /** Options of {@link createSyncServer}; plain data. */
@@ -153,6 +160,13 @@ export interface SyncServerInit {
   maxTokenBytes?: number
   /** Documents one Hocuspocus connection may have open or opening at once. @default 100 */
   maxDocumentsPerConnection?: number
+  /**
+   * Document sessions (both protocols) one client address may have open or opening at once: beyond it a
+   * Hocuspocus auth message is refused and a y-websocket client closed with 1013 (`X_CRDT_TOO_MANY_CLIENTS`), so
+   * that one address, multiplexing documents over many sockets, cannot hold every document the store may open.
+   * @default 1_000
+   */
+  maxSessionsPerAddress?: number
   /** The y-websocket URL query parameter that carries a token (`?token=…`). @default 'token' */
   tokenParam?: string
   /**
@@ -232,6 +246,8 @@ class Conn {
   readonly ws: WebSocket
   readonly request: IncomingMessage
   readonly protocol: 'y-websocket' | 'hocuspocus'
+  /** The client's address (`clientAddress`), for the per-address share of sessions. */
+  clientAddress = ''
   /** By address (Hocuspocus) or the one document's name (y-websocket). */
   readonly sessions = new Map<string, Session>()
   /** Addresses whose session the server closed (Hocuspocus): their late frames are dropped without counting. */
@@ -339,6 +355,10 @@ class SyncServerImpl implements SyncServer {
   readonly #maxBuffered: number
   readonly #maxTokenBytes: number
   readonly #maxDocsPerConn: number
+  readonly #maxPerAddress: number
+  readonly #clientAddress: (request: IncomingMessage) => string
+  /** Sessions open or opening per client address. */
+  readonly #perAddress = new Map<string, number>()
   readonly #tokenParam: string
   readonly #tokenRefreshMs: number
   readonly #clients = new Set<Conn>()
@@ -395,6 +415,15 @@ class SyncServerImpl implements SyncServer {
       init.maxDocumentsPerConnection,
       DEFAULT_MAX_DOCUMENTS_PER_CONNECTION,
     )
+    this.#maxPerAddress = positive(
+      'maxSessionsPerAddress',
+      init.maxSessionsPerAddress,
+      DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+    )
+    if (components.clientAddress !== undefined && typeof components.clientAddress !== 'function') {
+      throw new TypeError("'components.clientAddress' must be a function")
+    }
+    this.#clientAddress = components.clientAddress ?? ((request) => request.socket?.remoteAddress ?? '')
     this.#tokenParam = init.tokenParam ?? DEFAULT_TOKEN_PARAM
     if (typeof this.#tokenParam !== 'string' || this.#tokenParam === '') {
       throw new TypeError("'tokenParam' must be a non-empty string")
@@ -571,6 +600,12 @@ class SyncServerImpl implements SyncServer {
   #accept(ws: WebSocket, request: IncomingMessage, protocol: Conn['protocol']): Conn | undefined {
     const conn = new Conn(ws, request, protocol, this.#writeBurst, this.#clock.now())
     conn.lastSentAt = Date.now()
+    try {
+      conn.clientAddress = this.#clientAddress(request)
+    } catch (err) {
+      this.#log.debug({ err }, 'clientAddress threw; using the socket address')
+      conn.clientAddress = request.socket?.remoteAddress ?? ''
+    }
     ws.on('message', (data: RawData) => {
       if (conn.closed) return
       const bytes = toBytes(data)
@@ -605,6 +640,11 @@ class SyncServerImpl implements SyncServer {
     if (problem !== undefined) {
       this.#count('X_CRDT_BAD_DOC_NAME')
       this.#closeConn(conn, CLOSE_BAD_DOC_NAME, problem)
+      return
+    }
+    if (this.#addressFull(conn)) {
+      this.#count('X_CRDT_TOO_MANY_CLIENTS')
+      this.#closeConn(conn, CLOSE_TRY_AGAIN_LATER, TOO_MANY_FROM_ADDRESS)
       return
     }
     let token: string | undefined
@@ -677,6 +717,10 @@ class SyncServerImpl implements SyncServer {
       this.#refuseAuth(conn, frame.address, 'X_CRDT_ACCESS_DENIED', 'too many documents on one connection')
       return
     }
+    if (this.#addressFull(conn)) {
+      this.#refuseAuth(conn, frame.address, 'X_CRDT_TOO_MANY_CLIENTS', TOO_MANY_FROM_ADDRESS)
+      return
+    }
     conn.closedAddresses.delete(frame.address)
     // The provider sends '' when it has no token.
     this.#open(this.#addSession(conn, frame.docName, frame.address), token === '' ? undefined : token)
@@ -702,10 +746,15 @@ class SyncServerImpl implements SyncServer {
     else session.queue!.push([bytes, at])
   }
 
+  #addressFull(conn: Conn): boolean {
+    return (this.#perAddress.get(conn.clientAddress) ?? 0) >= this.#maxPerAddress
+  }
+
   #addSession(conn: Conn, docName: string, address: string): Session {
     const session = new Session(conn, docName, address)
     conn.sessions.set(address, session)
     this.#sessions++
+    this.#perAddress.set(conn.clientAddress, (this.#perAddress.get(conn.clientAddress) ?? 0) + 1)
     return session
   }
 
@@ -913,6 +962,10 @@ class SyncServerImpl implements SyncServer {
     this.#clearTimers(session)
     if (session.conn.sessions.get(session.address) === session) session.conn.sessions.delete(session.address)
     this.#sessions--
+    const at = session.conn.clientAddress
+    const left = (this.#perAddress.get(at) ?? 1) - 1
+    if (left > 0) this.#perAddress.set(at, left)
+    else this.#perAddress.delete(at)
     this.#leave(session)
   }
 

@@ -266,6 +266,35 @@ describe('Hocuspocus endpoint with the real @hocuspocus/provider', () => {
     expect((await closed).event.reason).toBe('token expired')
   })
 
+  it('gives each client address a share of the sessions, so one address cannot open every document the store holds', async () => {
+    const s = await serve(await level(), {}, { maxSessionsPerAddress: 3 })
+    cleanups.push(s.stop)
+    const sockA = socket(s.port)
+    const sockB = socket(s.port)
+    const docs = [hpDoc(sockA, 'share-1'), hpDoc(sockA, 'share-2'), hpDoc(sockB, 'share-3')].map(track)
+    await Promise.all(docs.map(hpSynced))
+    // A fourth, on either socket, is refused with a reason; its document is not opened.
+    const fourth = track(hpDoc(sockB, 'share-4'))
+    expect(await nextEvent<{ reason: string }>(fourth, 'authenticationFailed')).toEqual({
+      reason: 'too many sessions from one address',
+    })
+    expect(s.store.get('share-4')).toBeUndefined()
+    // So is a y-websocket client from the same address (1013: it may retry later).
+    const yw = new WebSocket(`ws://127.0.0.1:${s.port}/share-5`)
+    cleanups.push(() => yw.terminate())
+    const [code, reason] = await new Promise<[number, string]>((resolve) =>
+      yw.on('close', (c, r) => resolve([c, r.toString()])),
+    )
+    expect([code, reason]).toEqual([1013, 'too many sessions from one address'])
+    expect(s.server.getStats().errors.X_CRDT_TOO_MANY_CLIENTS).toBe(2)
+    // A session that ends frees its place.
+    docs[0]!.destroy()
+    await waitUntil(() => s.server.getStats().sessions === 2)
+    const fifth = track(hpDoc(sockB, 'share-6'))
+    await hpSynced(fifth)
+    expect(s.server.getStats().sessions).toBe(3)
+  })
+
   it('refuses an oversized auth message, a malformed frame and a bad document name with a reason, changing nothing', async () => {
     const s = await serve(await level(), {}, { maxTokenBytes: 1024 })
     cleanups.push(s.stop)

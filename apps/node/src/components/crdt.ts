@@ -91,7 +91,7 @@ export function tokenInit(config: NodeConfig): TokenAuthorityInit {
  * (`/hocuspocus`), both routed by the P2P server, under document tokens.
  */
 export const crdtComponent: Component<NodeCore & { readonly storage: StorageProduct }, CrdtProduct> = {
-  async start({ storage, metrics, log, config }) {
+  async start({ storage, metrics, log, config, net }) {
     let tokens: TokenAuthority
     try {
       tokens = createTokenAuthority({}, tokenInit(config))
@@ -129,6 +129,8 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
         store,
         logger: log.child({ component: 'crdt-sync' }),
         authorize: (docName, _request, token) => tokens.authorize(docName, token),
+        // Behind trusted proxies, the real client: each gets its share of the sessions, not the proxy.
+        clientAddress: net.clientAddress,
       },
       {},
     )
