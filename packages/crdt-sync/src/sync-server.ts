@@ -40,6 +40,7 @@ const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 const DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
 const DEFAULT_MAX_DOCUMENTS_PER_CONNECTION = 100
 const DEFAULT_MAX_SESSIONS_PER_ADDRESS = 1_000
+const DEFAULT_AUTH_ATTEMPTS_PER_SECOND = 10
 const TOO_MANY_FROM_ADDRESS = 'too many sessions from one address'
 const DEFAULT_TOKEN_REFRESH_MS = 30_000
 const DEFAULT_TOKEN_PARAM = 'token'
@@ -167,6 +168,12 @@ export interface SyncServerInit {
    * @default 1_000
    */
   maxSessionsPerAddress?: number
+  /**
+   * Tokens one Hocuspocus connection may have checked per second (auth messages and refreshes), after a burst of
+   * `maxDocumentsPerConnection`: each costs a signature verification, so beyond it an auth message is refused
+   * with "too many auth attempts" (`X_CRDT_RATE_LIMITED`) before `authorize` sees it. @default 10
+   */
+  authAttemptsPerSecond?: number
   /** The y-websocket URL query parameter that carries a token (`?token=…`). @default 'token' */
   tokenParam?: string
   /**
@@ -256,6 +263,9 @@ class Conn {
   alive = true
   lastSentAt = 0
   closed = false
+  /** Auth messages `authorize` may still see now (token bucket, Hocuspocus). */
+  authAllowance = 0
+  authAllowanceAt = 0
   /** Write allowance in bytes (token bucket; negative: in debt, the socket is paused). */
   allowance: number
   allowanceAt: number
@@ -356,6 +366,7 @@ class SyncServerImpl implements SyncServer {
   readonly #maxTokenBytes: number
   readonly #maxDocsPerConn: number
   readonly #maxPerAddress: number
+  readonly #authRate: number
   readonly #clientAddress: (request: IncomingMessage) => string
   /** Sessions open or opening per client address. */
   readonly #perAddress = new Map<string, number>()
@@ -419,6 +430,11 @@ class SyncServerImpl implements SyncServer {
       'maxSessionsPerAddress',
       init.maxSessionsPerAddress,
       DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+    )
+    this.#authRate = positive(
+      'authAttemptsPerSecond',
+      init.authAttemptsPerSecond,
+      DEFAULT_AUTH_ATTEMPTS_PER_SECOND,
     )
     if (components.clientAddress !== undefined && typeof components.clientAddress !== 'function') {
       throw new TypeError("'components.clientAddress' must be a function")
@@ -600,6 +616,8 @@ class SyncServerImpl implements SyncServer {
   #accept(ws: WebSocket, request: IncomingMessage, protocol: Conn['protocol']): Conn | undefined {
     const conn = new Conn(ws, request, protocol, this.#writeBurst, this.#clock.now())
     conn.lastSentAt = Date.now()
+    conn.authAllowance = this.#maxDocsPerConn
+    conn.authAllowanceAt = this.#clock.now()
     try {
       conn.clientAddress = this.#clientAddress(request)
     } catch (err) {
@@ -721,6 +739,10 @@ class SyncServerImpl implements SyncServer {
       this.#refuseAuth(conn, frame.address, 'X_CRDT_TOO_MANY_CLIENTS', TOO_MANY_FROM_ADDRESS)
       return
     }
+    if (!this.#takeAuth(conn)) {
+      this.#refuseAuth(conn, frame.address, 'X_CRDT_RATE_LIMITED', 'too many auth attempts')
+      return
+    }
     conn.closedAddresses.delete(frame.address)
     // The provider sends '' when it has no token.
     this.#open(this.#addSession(conn, frame.docName, frame.address), token === '' ? undefined : token)
@@ -744,6 +766,19 @@ class SyncServerImpl implements SyncServer {
     // The document is not loaded yet: nothing is answered before it is (the reference server's race).
     if (session.queue!.length >= this.#maxQueued) this.#endSession(session, CLOSE_POLICY, 'too many messages')
     else session.queue!.push([bytes, at])
+  }
+
+  /** One token check for `conn`, if its allowance has one: a client guessing tokens gets a few a second. */
+  #takeAuth(conn: Conn): boolean {
+    const now = this.#clock.now()
+    conn.authAllowance = Math.min(
+      this.#maxDocsPerConn,
+      conn.authAllowance + ((now - conn.authAllowanceAt) * this.#authRate) / 1000,
+    )
+    conn.authAllowanceAt = now
+    if (conn.authAllowance < 1) return false
+    conn.authAllowance--
+    return true
   }
 
   #addressFull(conn: Conn): boolean {
@@ -893,6 +928,10 @@ class SyncServerImpl implements SyncServer {
     if (Buffer.byteLength(token) > this.#maxTokenBytes) {
       this.#count('X_CRDT_BAD_TOKEN')
       this.#endSession(session, CLOSE_UNAUTHORIZED, 'token too large')
+      return
+    }
+    if (!this.#takeAuth(session.conn)) {
+      this.#count('X_CRDT_RATE_LIMITED') // dropped unverified: the grant it has stands (until it expires)
       return
     }
     session.refreshing = true

@@ -295,6 +295,57 @@ describe('Hocuspocus endpoint with the real @hocuspocus/provider', () => {
     expect(s.server.getStats().sessions).toBe(3)
   })
 
+  it('verifies at most a burst of tokens, then a few a second, per connection: refused ones cost no verification', async () => {
+    const clock = createManualClock(1_000_000)
+    let verified = 0
+    const s = await serve(await level(), {
+      clock,
+      authorize: () => {
+        verified++
+        return { access: 'deny', code: 'X_CRDT_BAD_TOKEN', reason: 'invalid token' }
+      },
+    })
+    cleanups.push(s.stop)
+    const ws = new WebSocket(`ws://127.0.0.1:${s.port}/hocuspocus`)
+    cleanups.push(() => ws.terminate())
+    const reasons: string[] = []
+    let notify = () => {}
+    ws.on('message', (data: Buffer) => {
+      const d = decoding.createDecoder(new Uint8Array(data))
+      decoding.readVarString(d)
+      if (decoding.readVarUint(d) !== 2 || decoding.readVarUint(d) !== 1) return // permission denied only
+      reasons.push(decoding.readVarString(d))
+      notify()
+    })
+    await new Promise((r) => ws.once('open', r))
+    const attempt = (i: number): Promise<string> => {
+      const e = encoding.createEncoder()
+      encoding.writeVarString(e, `guess-${i}`)
+      encoding.writeVarUint(e, 2)
+      encoding.writeVarUint(e, 0)
+      encoding.writeVarString(e, `forged-${i}`)
+      const n = reasons.length
+      const answered = new Promise<string>((resolve) => {
+        notify = () => {
+          if (reasons.length > n) resolve(reasons[n]!)
+        }
+      })
+      ws.send(encoding.toUint8Array(e))
+      return answered
+    }
+    // One at a time, as a token-guessing client would: each answered before the next.
+    for (let i = 0; i < 150; i++) await attempt(i)
+    expect(verified).toBe(100) // the burst (maxDocumentsPerConnection)
+    expect(reasons.filter((r) => r === 'invalid token')).toHaveLength(100)
+    expect(reasons.slice(100).every((r) => r === 'too many auth attempts')).toBe(true)
+    expect(s.server.getStats().errors.X_CRDT_RATE_LIMITED).toBe(50)
+    // The allowance comes back at 10 a second.
+    clock.advance(1_000)
+    for (let i = 150; i < 162; i++) await attempt(i)
+    expect(verified).toBe(110)
+    expect(ws.readyState).toBe(WebSocket.OPEN)
+  })
+
   it('refuses an oversized auth message, a malformed frame and a bad document name with a reason, changing nothing', async () => {
     const s = await serve(await level(), {}, { maxTokenBytes: 1024 })
     cleanups.push(s.stop)
