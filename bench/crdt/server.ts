@@ -21,7 +21,8 @@ if (impl === 'ours') {
   const db = level.sublevel<string, Uint8Array>('crdt', { keyEncoding: 'utf8', valueEncoding: 'view' })
   // Idle eviction shortened from the 30 s default so scenario (c) finishes quickly.
   const store = createDocStore({ db }, { idleTimeoutMs: 1_000, evictionIntervalMs: 250 })
-  const server = createSyncServer({ store })
+  // Every client of the bench is on 127.0.0.1: the per-address share of sessions is not what is measured.
+  const server = createSyncServer({ store }, { maxSessionsPerAddress: 1e6 })
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
     server.handleUpgrade(req, socket, head, decodeURIComponent((req.url ?? '/').slice(1).split('?')[0]!)),
   )

@@ -3,11 +3,17 @@
  * bytes, closes it with 4030 and the reason when its address gets blocked, and refuses a blocked address's next
  * upgrade so that the client learns why (4030 and the reason, not 1006), then with 429 beyond one a second.
  */
-import { createServer, type Server } from 'node:http'
+import { createServer, type IncomingMessage, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import type { Duplex } from 'node:stream'
+import { pino } from 'pino'
 import { afterEach, describe, expect, it } from 'vitest'
 import WebSocket, { WebSocketServer } from 'ws'
 import { AI_TICK_MS, NODE_SETTLE_MS, createAiEngine, type AiEngine } from '../src/ai/engine'
+import { parseConfig } from '../src/config'
+import { createNode } from '../src/node'
+import { localArgs } from '../scripts/spawn-node'
+import { cleanups, runCleanups, tempDir } from './helpers'
 
 let server: Server | undefined
 const sockets: WebSocket[] = []
@@ -76,5 +82,33 @@ describe('crdtUpgrade (real sockets)', () => {
     expect((await second.closed)[0]).toBe(4030)
     const third = await open(url)
     expect(third.status).toBe(429)
+  })
+})
+
+describe('the CRDT hook on a real node', () => {
+  it('guards /hocuspocus as it guards /crdt/<doc>: a refused address gets neither endpoint', async () => {
+    const dataDir = await tempDir()
+    const parsed = parseConfig({ argv: localArgs(dataDir) })
+    if (parsed.help) throw new Error('help')
+    const node = createNode(parsed.config, { logger: pino({ level: 'silent' }) })
+    cleanups.push(() => node.stop())
+    await node.start()
+    // The engine's verdict for this address: refused (as it answers a blocked one beyond its reasons).
+    const asked: string[] = []
+    Object.assign(node.internals.ai!, {
+      crdtUpgrade(req: IncomingMessage, socket: Duplex): boolean {
+        asked.push(req.url ?? '')
+        socket.end('HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
+        return false
+      },
+    })
+    const base = `ws://127.0.0.1:${node.addresses.ws.port}`
+    try {
+      expect((await open(`${base}/crdt/doc`)).status).toBe(429)
+      expect((await open(`${base}/hocuspocus`)).status).toBe(429)
+      expect(asked).toEqual(['/crdt/doc', '/hocuspocus'])
+    } finally {
+      await runCleanups()
+    }
   })
 })

@@ -52,6 +52,7 @@ export {
   createTokenAuthority,
   decodeRevocation,
   encodeRevocation,
+  MAX_REVOCATION_TTL_MS,
   revocationFrom,
   type Revocation,
   type RevocationRequest,

@@ -39,6 +39,9 @@ const DEFAULT_MAX_QUEUED_MESSAGES = 1_000
 const DEFAULT_MAX_BUFFERED_BYTES = 32 * 1024 * 1024
 const DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
 const DEFAULT_MAX_DOCUMENTS_PER_CONNECTION = 100
+const DEFAULT_MAX_SESSIONS_PER_ADDRESS = 1_000
+const DEFAULT_AUTH_ATTEMPTS_PER_SECOND = 10
+const TOO_MANY_FROM_ADDRESS = 'too many sessions from one address'
 const DEFAULT_TOKEN_REFRESH_MS = 30_000
 const DEFAULT_TOKEN_PARAM = 'token'
 const READ_ONLY_REASON = 'read-only: your updates are not accepted'
@@ -121,6 +124,11 @@ export interface SyncServerComponents {
   logger?: Logger
   /** Time and timers of the write-rate limiter and of grant expiry. @default the system clock */
   clock?: Clock
+  /**
+   * The client address of an upgrade request, for `maxSessionsPerAddress` (behind a reverse proxy: the address
+   * it forwards for). @default the socket's remote address
+   */
+  clientAddress?: (request: IncomingMessage) => string
 }
 
 /** Options of {@link createSyncServer}; plain data. */
@@ -153,6 +161,19 @@ export interface SyncServerInit {
   maxTokenBytes?: number
   /** Documents one Hocuspocus connection may have open or opening at once. @default 100 */
   maxDocumentsPerConnection?: number
+  /**
+   * Document sessions (both protocols) one client address may have open or opening at once: beyond it a
+   * Hocuspocus auth message is refused and a y-websocket client closed with 1013 (`X_CRDT_TOO_MANY_CLIENTS`), so
+   * that one address, multiplexing documents over many sockets, cannot hold every document the store may open.
+   * @default 1_000
+   */
+  maxSessionsPerAddress?: number
+  /**
+   * Tokens one Hocuspocus connection may have checked per second (auth messages and refreshes), after a burst of
+   * `maxDocumentsPerConnection`: each costs a signature verification, so beyond it an auth message is refused
+   * with "too many auth attempts" (`X_CRDT_RATE_LIMITED`) before `authorize` sees it. @default 10
+   */
+  authAttemptsPerSecond?: number
   /** The y-websocket URL query parameter that carries a token (`?token=…`). @default 'token' */
   tokenParam?: string
   /**
@@ -232,6 +253,8 @@ class Conn {
   readonly ws: WebSocket
   readonly request: IncomingMessage
   readonly protocol: 'y-websocket' | 'hocuspocus'
+  /** The client's address (`clientAddress`), for the per-address share of sessions. */
+  clientAddress = ''
   /** By address (Hocuspocus) or the one document's name (y-websocket). */
   readonly sessions = new Map<string, Session>()
   /** Addresses whose session the server closed (Hocuspocus): their late frames are dropped without counting. */
@@ -240,6 +263,9 @@ class Conn {
   alive = true
   lastSentAt = 0
   closed = false
+  /** Auth messages `authorize` may still see now (token bucket, Hocuspocus). */
+  authAllowance = 0
+  authAllowanceAt = 0
   /** Write allowance in bytes (token bucket; negative: in debt, the socket is paused). */
   allowance: number
   allowanceAt: number
@@ -280,6 +306,8 @@ class Session {
   checkedStep2 = false
   /** A token refresh (Hocuspocus) under way. */
   refreshing = false
+  /** The grant expiry the client was last asked a fresh token for (Hocuspocus): asked once per expiry. */
+  askedFor: number | undefined
   expiryTimer: unknown
   refreshTimer: unknown
   readonly controlledIds = new Set<number>()
@@ -337,6 +365,11 @@ class SyncServerImpl implements SyncServer {
   readonly #maxBuffered: number
   readonly #maxTokenBytes: number
   readonly #maxDocsPerConn: number
+  readonly #maxPerAddress: number
+  readonly #authRate: number
+  readonly #clientAddress: (request: IncomingMessage) => string
+  /** Sessions open or opening per client address. */
+  readonly #perAddress = new Map<string, number>()
   readonly #tokenParam: string
   readonly #tokenRefreshMs: number
   readonly #clients = new Set<Conn>()
@@ -393,6 +426,20 @@ class SyncServerImpl implements SyncServer {
       init.maxDocumentsPerConnection,
       DEFAULT_MAX_DOCUMENTS_PER_CONNECTION,
     )
+    this.#maxPerAddress = positive(
+      'maxSessionsPerAddress',
+      init.maxSessionsPerAddress,
+      DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+    )
+    this.#authRate = positive(
+      'authAttemptsPerSecond',
+      init.authAttemptsPerSecond,
+      DEFAULT_AUTH_ATTEMPTS_PER_SECOND,
+    )
+    if (components.clientAddress !== undefined && typeof components.clientAddress !== 'function') {
+      throw new TypeError("'components.clientAddress' must be a function")
+    }
+    this.#clientAddress = components.clientAddress ?? ((request) => request.socket?.remoteAddress ?? '')
     this.#tokenParam = init.tokenParam ?? DEFAULT_TOKEN_PARAM
     if (typeof this.#tokenParam !== 'string' || this.#tokenParam === '') {
       throw new TypeError("'tokenParam' must be a non-empty string")
@@ -569,6 +616,14 @@ class SyncServerImpl implements SyncServer {
   #accept(ws: WebSocket, request: IncomingMessage, protocol: Conn['protocol']): Conn | undefined {
     const conn = new Conn(ws, request, protocol, this.#writeBurst, this.#clock.now())
     conn.lastSentAt = Date.now()
+    conn.authAllowance = this.#maxDocsPerConn
+    conn.authAllowanceAt = this.#clock.now()
+    try {
+      conn.clientAddress = this.#clientAddress(request)
+    } catch (err) {
+      this.#log.debug({ err }, 'clientAddress threw; using the socket address')
+      conn.clientAddress = request.socket?.remoteAddress ?? ''
+    }
     ws.on('message', (data: RawData) => {
       if (conn.closed) return
       const bytes = toBytes(data)
@@ -603,6 +658,11 @@ class SyncServerImpl implements SyncServer {
     if (problem !== undefined) {
       this.#count('X_CRDT_BAD_DOC_NAME')
       this.#closeConn(conn, CLOSE_BAD_DOC_NAME, problem)
+      return
+    }
+    if (this.#addressFull(conn)) {
+      this.#count('X_CRDT_TOO_MANY_CLIENTS')
+      this.#closeConn(conn, CLOSE_TRY_AGAIN_LATER, TOO_MANY_FROM_ADDRESS)
       return
     }
     let token: string | undefined
@@ -675,6 +735,14 @@ class SyncServerImpl implements SyncServer {
       this.#refuseAuth(conn, frame.address, 'X_CRDT_ACCESS_DENIED', 'too many documents on one connection')
       return
     }
+    if (this.#addressFull(conn)) {
+      this.#refuseAuth(conn, frame.address, 'X_CRDT_TOO_MANY_CLIENTS', TOO_MANY_FROM_ADDRESS)
+      return
+    }
+    if (!this.#takeAuth(conn)) {
+      this.#refuseAuth(conn, frame.address, 'X_CRDT_RATE_LIMITED', 'too many auth attempts')
+      return
+    }
     conn.closedAddresses.delete(frame.address)
     // The provider sends '' when it has no token.
     this.#open(this.#addSession(conn, frame.docName, frame.address), token === '' ? undefined : token)
@@ -700,10 +768,28 @@ class SyncServerImpl implements SyncServer {
     else session.queue!.push([bytes, at])
   }
 
+  /** One token check for `conn`, if its allowance has one: a client guessing tokens gets a few a second. */
+  #takeAuth(conn: Conn): boolean {
+    const now = this.#clock.now()
+    conn.authAllowance = Math.min(
+      this.#maxDocsPerConn,
+      conn.authAllowance + ((now - conn.authAllowanceAt) * this.#authRate) / 1000,
+    )
+    conn.authAllowanceAt = now
+    if (conn.authAllowance < 1) return false
+    conn.authAllowance--
+    return true
+  }
+
+  #addressFull(conn: Conn): boolean {
+    return (this.#perAddress.get(conn.clientAddress) ?? 0) >= this.#maxPerAddress
+  }
+
   #addSession(conn: Conn, docName: string, address: string): Session {
     const session = new Session(conn, docName, address)
     conn.sessions.set(address, session)
     this.#sessions++
+    this.#perAddress.set(conn.clientAddress, (this.#perAddress.get(conn.clientAddress) ?? 0) + 1)
     return session
   }
 
@@ -811,15 +897,21 @@ class SyncServerImpl implements SyncServer {
       session.expiryTimer = this.#clock.setTimeout(arm, Math.min(left, MAX_TIMER_MS))
     }
     arm()
-    // A Hocuspocus provider can send a fresh token in band: ask for it a little before the grant ends.
-    if (session.prefix !== undefined) {
+    // A Hocuspocus provider can send a fresh token in band: ask for it a little before the grant ends. Once per
+    // expiry: a provider with nothing fresher answers with a token that ends at the same time, and asking again
+    // at once would loop (a verification and a round trip each) until the grant ends.
+    if (session.prefix !== undefined && session.askedFor !== at) {
+      const ask = (): void => {
+        session.askedFor = at
+        this.#send(session, hp.TOKEN_REQUEST_BODY)
+      }
       const askIn = at - this.#tokenRefreshMs - this.#clock.now()
       if (askIn > 0 && askIn <= MAX_TIMER_MS) {
         session.refreshTimer = this.#clock.setTimeout(() => {
           session.refreshTimer = undefined
-          this.#send(session, hp.TOKEN_REQUEST_BODY)
+          ask()
         }, askIn)
-      } else if (askIn <= 0) this.#send(session, hp.TOKEN_REQUEST_BODY)
+      } else if (askIn <= 0) ask()
     }
   }
 
@@ -836,6 +928,10 @@ class SyncServerImpl implements SyncServer {
     if (Buffer.byteLength(token) > this.#maxTokenBytes) {
       this.#count('X_CRDT_BAD_TOKEN')
       this.#endSession(session, CLOSE_UNAUTHORIZED, 'token too large')
+      return
+    }
+    if (!this.#takeAuth(session.conn)) {
+      this.#count('X_CRDT_RATE_LIMITED') // dropped unverified: the grant it has stands (until it expires)
       return
     }
     session.refreshing = true
@@ -905,6 +1001,10 @@ class SyncServerImpl implements SyncServer {
     this.#clearTimers(session)
     if (session.conn.sessions.get(session.address) === session) session.conn.sessions.delete(session.address)
     this.#sessions--
+    const at = session.conn.clientAddress
+    const left = (this.#perAddress.get(at) ?? 1) - 1
+    if (left > 0) this.#perAddress.set(at, left)
+    else this.#perAddress.delete(at)
     this.#leave(session)
   }
 

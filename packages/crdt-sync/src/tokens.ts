@@ -20,8 +20,10 @@ export const MIN_SECRET_BYTES = 32
 /** Longest revocation as encoded for a node link, in bytes. */
 export const MAX_REVOCATION_BYTES = 2_048
 const DEFAULT_MAX_REVOCATIONS = 10_000
+const DEFAULT_MAX_REVOCATIONS_PER_NODE = 1_000
 const DEFAULT_REVOCATION_TTL_MS = 24 * 60 * 60 * 1000 // a day: longer than the tokens an issuer should mint
-const MAX_REVOCATION_TTL_MS = 30 * 24 * 60 * 60 * 1000
+/** Longest a revocation is held (a later `until` is brought forward to now + this), in ms: 30 days. */
+export const MAX_REVOCATION_TTL_MS = 30 * 24 * 60 * 60 * 1000
 const DEFAULT_CLOCK_TOLERANCE_S = 5
 const ASYMMETRIC = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA']
 
@@ -67,6 +69,11 @@ export interface TokenAuthorityInit {
   anonymous?: Access
   /** Revocations held at once (each is forgotten at its `until`). @default 10_000 */
   maxRevocations?: number
+  /**
+   * Revocations held at once from one other node (`revoke`'s `fromNode`). All other nodes together hold at most
+   * half of `maxRevocations`, so the revocations made here always find room. @default 1_000
+   */
+  maxRevocationsPerNode?: number
   /** Lifetime of a revocation when the caller gives none, in ms. @default 86_400_000 */
   revocationTtlMs?: number
 }
@@ -80,10 +87,12 @@ export interface TokenAuthority {
   /** The sync server's `authorize`: the grant `token` (or its absence) gives for `docName`, revocations applied. */
   authorize(docName: string, token: string | undefined): Promise<Grant>
   /**
-   * Adds a revocation. Returns `false` when one with the same `id` is already held (a forwarded copy). Throws
-   * `X_CRDT_TOO_MANY_REVOCATIONS` when `maxRevocations` are held, `RangeError` for a malformed one.
+   * Adds a revocation, made here or (`fromNode`) sent by another node. Returns `false` when one with the same
+   * `id` is already held (a forwarded copy), or when its `until` has passed (there is nothing to hold or pass on). Throws `X_CRDT_TOO_MANY_REVOCATIONS` when `maxRevocations` are held,
+   * or, for one from another node, when that node's share (`maxRevocationsPerNode`) or the nodes' half of the
+   * table is full; `RangeError` for a malformed one.
    */
-  revoke(revocation: Revocation): boolean
+  revoke(revocation: Revocation, fromNode?: string): boolean
   /** The decision for `SyncServer.restrict` that applies `revocation` to live sessions. */
   restriction(
     revocation: Revocation,
@@ -164,6 +173,13 @@ export function checkRevocation(r: Revocation): void {
   if (typeof r.until !== 'number' || !Number.isFinite(r.until)) {
     throw new RangeError("'revocation.until' must be a number")
   }
+  // Names and IDs in range can still encode beyond the wire form's bound (3-byte characters, JSON escapes): such
+  // a revocation would be refused by every other node, and by this one when it reads it back after a restart.
+  if (encodeRevocation(r).length > MAX_REVOCATION_BYTES) {
+    throw new RangeError(
+      `'revocation' encodes to more than ${MAX_REVOCATION_BYTES} bytes: shorten docName, tokenId or subject`,
+    )
+  }
 }
 
 /** A revocation as bytes for a node link (UTF-8 JSON, bounded). */
@@ -206,9 +222,14 @@ class TokenAuthorityImpl implements TokenAuthority {
   readonly #issuer: string | undefined
   readonly #audience: string | undefined
   readonly #maxRevocations: number
+  readonly #maxPerNode: number
   readonly revocationTtlMs: number
   /** By id; a Map keeps insertion order, so the oldest are pruned first. */
   readonly #revocations = new Map<string, Revocation>()
+  /** The node each revocation held from another node came from, by id. */
+  readonly #fromNode = new Map<string, string>()
+  /** Revocations held per other node. */
+  readonly #perNode = new Map<string, number>()
 
   constructor(components: TokenAuthorityComponents, init: TokenAuthorityInit) {
     this.#clock = components.clock ?? SYSTEM_CLOCK
@@ -242,6 +263,8 @@ class TokenAuthorityImpl implements TokenAuthority {
     this.#audience = init.audience
     this.#maxRevocations = init.maxRevocations ?? DEFAULT_MAX_REVOCATIONS
     if (!(this.#maxRevocations > 0)) throw new RangeError("'maxRevocations' must be a positive number")
+    this.#maxPerNode = init.maxRevocationsPerNode ?? DEFAULT_MAX_REVOCATIONS_PER_NODE
+    if (!(this.#maxPerNode > 0)) throw new RangeError("'maxRevocationsPerNode' must be a positive number")
     this.revocationTtlMs = init.revocationTtlMs ?? DEFAULT_REVOCATION_TTL_MS
     if (!(this.revocationTtlMs > 0 && this.revocationTtlMs <= MAX_REVOCATION_TTL_MS)) {
       throw new RangeError(`'revocationTtlMs' must be in (0, ${MAX_REVOCATION_TTL_MS}]`)
@@ -323,18 +346,46 @@ class TokenAuthorityImpl implements TokenAuthority {
 
   #prune(): void {
     const now = this.#clock.now()
-    for (const [id, r] of this.#revocations) if (r.until <= now) this.#revocations.delete(id)
+    for (const [id, r] of this.#revocations) {
+      if (r.until > now) continue
+      this.#revocations.delete(id)
+      const node = this.#fromNode.get(id)
+      if (node === undefined) continue
+      this.#fromNode.delete(id)
+      const left = (this.#perNode.get(node) ?? 1) - 1
+      if (left > 0) this.#perNode.set(node, left)
+      else this.#perNode.delete(node)
+    }
   }
 
-  revoke(revocation: Revocation): boolean {
+  revoke(revocation: Revocation, fromNode?: string): boolean {
     checkRevocation(revocation)
+    if (fromNode !== undefined && typeof fromNode !== 'string') {
+      throw new TypeError("'fromNode' must be a string")
+    }
     if (this.#revocations.has(revocation.id)) return false
+    if (revocation.until <= this.#clock.now()) return false
     this.#prune()
     if (this.#revocations.size >= this.#maxRevocations) {
       throw new CrdtSyncError(
         'X_CRDT_TOO_MANY_REVOCATIONS',
         `more than ${this.#maxRevocations} revocations held`,
       )
+    }
+    // Another node's revocations are bounded per node and all together, or one node (or a few) could fill the
+    // table and leave no room for the revocations made here.
+    if (fromNode !== undefined) {
+      const ofNode = this.#perNode.get(fromNode) ?? 0
+      if (ofNode >= this.#maxPerNode || this.#fromNode.size >= Math.floor(this.#maxRevocations / 2)) {
+        throw new CrdtSyncError(
+          'X_CRDT_TOO_MANY_REVOCATIONS',
+          ofNode >= this.#maxPerNode
+            ? `more than ${this.#maxPerNode} revocations held from node '${fromNode}'`
+            : 'the revocations held from other nodes fill their half of the table',
+        )
+      }
+      this.#perNode.set(fromNode, ofNode + 1)
+      this.#fromNode.set(revocation.id, fromNode)
     }
     // Bounded: a revocation (from a node link, too) lives at most MAX_REVOCATION_TTL_MS.
     const until = Math.min(revocation.until, this.#clock.now() + MAX_REVOCATION_TTL_MS)

@@ -22,6 +22,7 @@ const DEFAULT_PERIODIC_INTERVAL_MS = 10 * 60 * 1000
 const DEFAULT_MAX_PERIODIC_VERSIONS = 24
 const DEFAULT_MAX_NAMED_VERSIONS = 50
 const DEFAULT_MAX_DIRTY_DOCUMENTS = 10_000
+const DEFAULT_MAX_VERSION_BYTES = 8 * 1024 * 1024
 const MAX_VERSION_NAME_LENGTH = 200
 
 /** Whether `name` is a companion document of versions (reserved: never served to clients). */
@@ -81,6 +82,13 @@ export interface VersionHistoryInit {
   maxPeriodicVersions?: number
   /** Named versions kept per document (the oldest are deleted). @default 50 */
   maxNamedVersions?: number
+  /**
+   * Bytes of versions kept per document: beyond it the oldest go (periodic ones first), and a document larger
+   * than this gets no version (`X_CRDT_DOC_TOO_LARGE`). The companion is a document of the store, loaded whole:
+   * keep this at most a quarter of the store's `maxDocumentBytes` (its update log can hold as much again until
+   * it is compacted), or the companion outgrows what the store loads. @default 8_388_608 (a quarter of 32 MiB)
+   */
+  maxVersionBytes?: number
 }
 
 /** Versions of documents; see {@link createVersionHistory}. */
@@ -198,6 +206,37 @@ function replaceContent(live: Y.Doc, version: Y.Doc, log: Logger): void {
   }
 }
 
+/**
+ * Whether `v` is the description of version `id`, as this module writes it. The companion replicates, so what
+ * another node wrote into it is read as hostile bytes: anything else is skipped, never thrown on.
+ */
+function isVersionInfo(v: unknown, id: string): v is VersionInfo {
+  if (typeof v !== 'object' || v === null) return false
+  const info = v as Record<string, unknown>
+  return (
+    info.id === id &&
+    (info.kind === 'named' || info.kind === 'periodic') &&
+    (info.name === undefined ||
+      (typeof info.name === 'string' && info.name.length <= MAX_VERSION_NAME_LENGTH)) &&
+    typeof info.createdAt === 'number' &&
+    Number.isFinite(info.createdAt) &&
+    typeof info.bytes === 'number' &&
+    Number.isSafeInteger(info.bytes) &&
+    info.bytes >= 0
+  )
+}
+
+/** A copy of a checked description with only its own fields. */
+function infoOf(v: VersionInfo): VersionInfo {
+  return {
+    id: v.id,
+    kind: v.kind,
+    ...(v.name === undefined ? {} : { name: v.name }),
+    createdAt: v.createdAt,
+    bytes: v.bytes,
+  }
+}
+
 function positiveOrZero(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !(value >= 0)) throw new RangeError(`'${name}' must be a number >= 0`)
@@ -212,6 +251,7 @@ class VersionHistoryImpl implements VersionHistory {
   readonly #intervalMs: number
   readonly #maxPeriodic: number
   readonly #maxNamed: number
+  readonly #maxBytes: number
   /** Documents changed since their last periodic check. */
   readonly #dirty = new Set<string>()
   readonly #off: (() => void)[]
@@ -237,6 +277,7 @@ class VersionHistoryImpl implements VersionHistory {
       DEFAULT_MAX_PERIODIC_VERSIONS,
     )
     this.#maxNamed = positiveOrZero('maxNamedVersions', init.maxNamedVersions, DEFAULT_MAX_NAMED_VERSIONS)
+    this.#maxBytes = positiveOrZero('maxVersionBytes', init.maxVersionBytes, DEFAULT_MAX_VERSION_BYTES)
     this.#off = [
       this.#store.onUpdate((name) => {
         if (isVersionsDocName(name) || this.#dirty.size >= DEFAULT_MAX_DIRTY_DOCUMENTS) return
@@ -331,6 +372,12 @@ class VersionHistoryImpl implements VersionHistory {
     }
     await this.#requireDoc(docName)
     const update = await this.#store.encodeStateAsUpdate(docName)
+    if (update.length > this.#maxBytes) {
+      throw new CrdtSyncError(
+        'X_CRDT_DOC_TOO_LARGE',
+        `'${docName}' (${update.length} bytes) is larger than maxVersionBytes (${this.#maxBytes}): no version made`,
+      )
+    }
     const createdAt = this.#clock.now()
     const kind = options.kind ?? 'named'
     const info: VersionInfo = {
@@ -347,13 +394,34 @@ class VersionHistoryImpl implements VersionHistory {
         meta.set(info.id, info)
         updates.set(info.id, update)
         // Retention: the oldest of this kind beyond the bound go.
-        const ofKind = [...meta.values()]
-          .filter((v) => v.kind === kind)
+        const ofKind = [...meta.entries()]
+          .filter(([id, v]) => isVersionInfo(v, id) && v.kind === kind)
+          .map(([, v]) => v)
           .sort((a, b) => a.createdAt - b.createdAt)
         const keep = kind === 'named' ? this.#maxNamed : this.#maxPeriodic
         for (const old of ofKind.slice(0, Math.max(0, ofKind.length - keep))) {
           meta.delete(old.id)
           updates.delete(old.id)
+        }
+        // Bytes: the oldest go, periodic ones before named ones, until what is kept fits (the new one does).
+        // Sizes and order are read defensively: the companion replicates, so another node may have written it.
+        const kept = [...updates.entries()].map(([id, u]) => {
+          const m = meta.get(id) as Partial<VersionInfo> | undefined
+          return {
+            id,
+            bytes: u instanceof Uint8Array ? u.length : 0,
+            named: m?.kind === 'named',
+            createdAt: typeof m?.createdAt === 'number' ? m.createdAt : 0,
+          }
+        })
+        let total = kept.reduce((n, v) => n + v.bytes, 0)
+        kept.sort((a, b) => Number(a.named) - Number(b.named) || a.createdAt - b.createdAt)
+        for (const old of kept) {
+          if (total <= this.#maxBytes) break
+          if (old.id === info.id) continue
+          meta.delete(old.id)
+          updates.delete(old.id)
+          total -= old.bytes
         }
       })
     })
@@ -364,9 +432,10 @@ class VersionHistoryImpl implements VersionHistory {
     const companion = this.#companion(docName)
     if (this.#store.get(companion) === undefined && !(await this.#store.has(companion))) return []
     return this.#withDoc(companion, (doc) =>
-      [...doc.getMap<VersionInfo>('meta').values()].sort(
-        (a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1),
-      ),
+      [...doc.getMap<unknown>('meta').entries()]
+        .filter((e): e is [string, VersionInfo] => isVersionInfo(e[1], e[0]))
+        .map(([, v]) => infoOf(v))
+        .sort((a, b) => b.createdAt - a.createdAt || (a.id < b.id ? 1 : -1)),
     )
   }
 
@@ -375,9 +444,11 @@ class VersionHistoryImpl implements VersionHistory {
     const found =
       this.#store.get(companion) !== undefined || (await this.#store.has(companion))
         ? await this.#withDoc(companion, (doc) => {
-            const info = doc.getMap<VersionInfo>('meta').get(id)
-            const update = doc.getMap<Uint8Array>('updates').get(id)
-            return info === undefined || update === undefined ? undefined : { info, update }
+            const info = doc.getMap<unknown>('meta').get(id)
+            const update = doc.getMap<unknown>('updates').get(id)
+            return isVersionInfo(info, id) && update instanceof Uint8Array
+              ? { info: infoOf(info), update }
+              : undefined
           })
         : undefined
     if (found === undefined)
@@ -386,6 +457,10 @@ class VersionHistoryImpl implements VersionHistory {
     try {
       Y.applyUpdate(doc, found.update)
       return { ...found, json: docToJson(doc) }
+    } catch (err) {
+      throw new CrdtSyncError('X_CRDT_VERSION_NOT_FOUND', `version '${id}' of '${docName}' is unreadable`, {
+        cause: err,
+      })
     } finally {
       doc.destroy()
     }

@@ -233,6 +233,119 @@ describe('Hocuspocus endpoint with the real @hocuspocus/provider', () => {
     expect(s.server.getStats().errors.X_CRDT_TOKEN_EXPIRED).toBe(3)
   })
 
+  it('asks once for a fresh token when the grant it has ends within tokenRefreshMs, not again for the same expiry', async () => {
+    const clock = createManualClock(1_000_000)
+    const expiresAt = clock.now() + 5_000 // sooner than tokenRefreshMs: asked at once
+    let decided = 0
+    const s = await serve(
+      await level(),
+      {
+        clock,
+        authorize: () => {
+          decided++
+          return { access: 'read-write', expiresAt }
+        },
+      },
+      { tokenRefreshMs: 10_000 },
+    )
+    cleanups.push(s.stop)
+    let issued = 0
+    // The provider's token function has nothing fresher to give: the same token, the same expiry.
+    const p = track(hpDoc(socket(s.port), 'short', { token: () => `t${++issued}` }))
+    await hpSynced(p)
+    // Round trips through the server: enough for a request/answer loop to show.
+    for (let i = 0; i < 5; i++) {
+      writeParagraph(p.document, `p${i}`)
+      await hpSaved(p)
+    }
+    expect(issued).toBeLessThanOrEqual(2) // the first token, and one answer to the one request
+    expect(decided).toBeLessThanOrEqual(2)
+    // The session still ends at the expiry.
+    const closed = nextEvent<{ event: { reason: string } }>(p, 'close')
+    clock.advance(5_000)
+    expect((await closed).event.reason).toBe('token expired')
+  })
+
+  it('gives each client address a share of the sessions, so one address cannot open every document the store holds', async () => {
+    const s = await serve(await level(), {}, { maxSessionsPerAddress: 3 })
+    cleanups.push(s.stop)
+    const sockA = socket(s.port)
+    const sockB = socket(s.port)
+    const docs = [hpDoc(sockA, 'share-1'), hpDoc(sockA, 'share-2'), hpDoc(sockB, 'share-3')].map(track)
+    await Promise.all(docs.map(hpSynced))
+    // A fourth, on either socket, is refused with a reason; its document is not opened.
+    const fourth = track(hpDoc(sockB, 'share-4'))
+    expect(await nextEvent<{ reason: string }>(fourth, 'authenticationFailed')).toEqual({
+      reason: 'too many sessions from one address',
+    })
+    expect(s.store.get('share-4')).toBeUndefined()
+    // So is a y-websocket client from the same address (1013: it may retry later).
+    const yw = new WebSocket(`ws://127.0.0.1:${s.port}/share-5`)
+    cleanups.push(() => yw.terminate())
+    const [code, reason] = await new Promise<[number, string]>((resolve) =>
+      yw.on('close', (c, r) => resolve([c, r.toString()])),
+    )
+    expect([code, reason]).toEqual([1013, 'too many sessions from one address'])
+    expect(s.server.getStats().errors.X_CRDT_TOO_MANY_CLIENTS).toBe(2)
+    // A session that ends frees its place.
+    docs[0]!.destroy()
+    await waitUntil(() => s.server.getStats().sessions === 2)
+    const fifth = track(hpDoc(sockB, 'share-6'))
+    await hpSynced(fifth)
+    expect(s.server.getStats().sessions).toBe(3)
+  })
+
+  it('verifies at most a burst of tokens, then a few a second, per connection: refused ones cost no verification', async () => {
+    const clock = createManualClock(1_000_000)
+    let verified = 0
+    const s = await serve(await level(), {
+      clock,
+      authorize: () => {
+        verified++
+        return { access: 'deny', code: 'X_CRDT_BAD_TOKEN', reason: 'invalid token' }
+      },
+    })
+    cleanups.push(s.stop)
+    const ws = new WebSocket(`ws://127.0.0.1:${s.port}/hocuspocus`)
+    cleanups.push(() => ws.terminate())
+    const reasons: string[] = []
+    let notify = () => {}
+    ws.on('message', (data: Buffer) => {
+      const d = decoding.createDecoder(new Uint8Array(data))
+      decoding.readVarString(d)
+      if (decoding.readVarUint(d) !== 2 || decoding.readVarUint(d) !== 1) return // permission denied only
+      reasons.push(decoding.readVarString(d))
+      notify()
+    })
+    await new Promise((r) => ws.once('open', r))
+    const attempt = (i: number): Promise<string> => {
+      const e = encoding.createEncoder()
+      encoding.writeVarString(e, `guess-${i}`)
+      encoding.writeVarUint(e, 2)
+      encoding.writeVarUint(e, 0)
+      encoding.writeVarString(e, `forged-${i}`)
+      const n = reasons.length
+      const answered = new Promise<string>((resolve) => {
+        notify = () => {
+          if (reasons.length > n) resolve(reasons[n]!)
+        }
+      })
+      ws.send(encoding.toUint8Array(e))
+      return answered
+    }
+    // One at a time, as a token-guessing client would: each answered before the next.
+    for (let i = 0; i < 150; i++) await attempt(i)
+    expect(verified).toBe(100) // the burst (maxDocumentsPerConnection)
+    expect(reasons.filter((r) => r === 'invalid token')).toHaveLength(100)
+    expect(reasons.slice(100).every((r) => r === 'too many auth attempts')).toBe(true)
+    expect(s.server.getStats().errors.X_CRDT_RATE_LIMITED).toBe(50)
+    // The allowance comes back at 10 a second.
+    clock.advance(1_000)
+    for (let i = 150; i < 162; i++) await attempt(i)
+    expect(verified).toBe(110)
+    expect(ws.readyState).toBe(WebSocket.OPEN)
+  })
+
   it('refuses an oversized auth message, a malformed frame and a bad document name with a reason, changing nothing', async () => {
     const s = await serve(await level(), {}, { maxTokenBytes: 1024 })
     cleanups.push(s.stop)

@@ -152,6 +152,22 @@ describe('document tokens', () => {
     expect(() => decodeRevocation(new Uint8Array([0xff, 0xfe]))).toThrow()
   })
 
+  it('refuses to make a revocation other nodes could not read (over the 2 KiB wire form)', () => {
+    const request = {
+      docName: '日'.repeat(512), // 1,536 bytes of UTF-8
+      tokenId: 't'.repeat(256),
+      subject: 's'.repeat(256),
+      access: 'deny' as const,
+    }
+    expect(() => revocationFrom(request, NOW_S * 1000, () => 'abcdef0123456789')).toThrow(RangeError)
+    const fits = revocationFrom(
+      { ...request, docName: '日'.repeat(300) },
+      NOW_S * 1000,
+      () => 'abcdef0123456789',
+    )
+    expect(decodeRevocation(encodeRevocation(fits))).toEqual(fits)
+  })
+
   it('round-trips every well-formed revocation, and any bytes either decode to a valid one or throw', () => {
     const revocation = fc.record(
       {
@@ -189,6 +205,31 @@ let level: TempLevel | undefined
 afterEach(async () => {
   await level?.dispose()
   level = undefined
+})
+
+describe('the revocation table', () => {
+  it('gives each node a share and all nodes together half, so a node cannot crowd out the revocations made here', () => {
+    const { auth, clock } = authority({ secret: SECRET, maxRevocations: 10, maxRevocationsPerNode: 3 })
+    let n = 0
+    const next = (docName = 'doc'): Revocation =>
+      revocationFrom({ docName, access: 'deny' }, clock.now(), () => (++n).toString(16).padStart(16, '0'))
+    const full = expect.objectContaining({ code: 'X_CRDT_TOO_MANY_REVOCATIONS' })
+    for (let i = 0; i < 3; i++) expect(auth.revoke(next(), 'node-a')).toBe(true)
+    expect(() => auth.revoke(next(), 'node-a')).toThrow(full)
+    for (let i = 0; i < 2; i++) expect(auth.revoke(next(), 'node-b')).toBe(true)
+    // Five held from other nodes: the nodes' half is full, whichever node sends the next one.
+    expect(() => auth.revoke(next(), 'node-c')).toThrow(full)
+    // The other half is this node's (the admin's): still room, up to the total.
+    for (let i = 0; i < 5; i++) expect(auth.revoke(next())).toBe(true)
+    expect(() => auth.revoke(next())).toThrow(full)
+    expect(auth.revocations()).toHaveLength(10)
+    // A node's share frees up as its revocations expire.
+    clock.advance(86_400_001)
+    expect(auth.revoke(next(), 'node-a')).toBe(true)
+    // One already expired is not held (nor passed on): nothing to do.
+    expect(auth.revoke({ ...next(), until: clock.now() }, 'node-a')).toBe(false)
+    expect(auth.revocations()).toHaveLength(1)
+  })
 })
 
 describe('revocations over replication', () => {

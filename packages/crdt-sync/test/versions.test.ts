@@ -95,6 +95,75 @@ describe('version history', () => {
     await store.close()
   })
 
+  it('keeps the versions of a document within a byte budget, so their companion stays loadable', async () => {
+    let l = await level()
+    const clock = createManualClock(1_000_000)
+    // Small limits standing in for the defaults (32 MiB documents, 8 MiB of versions): the same ratio.
+    const storeInit = { maxDocumentBytes: 256 * 1024 }
+    let store = createDocStore({ db: l.db }, storeInit)
+    let history = createVersionHistory(
+      { store, clock, randomHex: hex },
+      { periodicIntervalMs: 0, maxVersionBytes: 64 * 1024 },
+    )
+    // ~20 KiB that do not compress: each version is a full copy of it.
+    const chunk = (i: number) =>
+      Array.from({ length: 2_000 }, (_, j) => ((i * 7_919 + j * 104_729) % 1e9).toString(36)).join('')
+    await edit(store, 'doc', (d) => d.getText('t').insert(0, chunk(0)))
+    for (let i = 1; i <= 30; i++) {
+      await edit(store, 'doc', (d) => d.getText('t').insert(0, 'x'))
+      clock.advance(1_000)
+      await history.create('doc', { name: `v${i}` })
+    }
+    const listed = await history.list('doc')
+    expect(listed.length).toBeGreaterThan(0)
+    expect(listed.reduce((n, v) => n + v.bytes, 0)).toBeLessThanOrEqual(64 * 1024)
+    expect(listed[0]!.name).toBe('v30') // the newest are kept
+    // A document larger than the whole budget gets no version (typed), and the ones kept stay.
+    await edit(store, 'big', (d) => d.getText('t').insert(0, [1, 2, 3, 4, 5, 6, 7].map(chunk).join('')))
+    await expect(history.create('big')).rejects.toMatchObject({ code: 'X_CRDT_DOC_TOO_LARGE' })
+    // After a restart (the companion loaded from disk, within the store's limit): still there.
+    history.close()
+    await store.close()
+    l = await l.reopen()
+    cleanups.push(() => l.dispose())
+    store = createDocStore({ db: l.db }, storeInit)
+    history = createVersionHistory({ store, clock }, { periodicIntervalMs: 0 })
+    expect((await history.list('doc')).map((v) => v.id)).toEqual(listed.map((v) => v.id))
+    history.close()
+    await store.close()
+  })
+
+  it('reads a companion another node wrote garbage into: ill-formed entries are skipped, never thrown on', async () => {
+    const l = await level()
+    const clock = createManualClock(1_000_000)
+    const store = createDocStore({ db: l.db })
+    const history = createVersionHistory({ store, clock, randomHex: hex }, { periodicIntervalMs: 0 })
+    cleanups.push(async () => {
+      history.close()
+      await store.close()
+    })
+    await edit(store, 'doc', (d) => d.getText('t').insert(0, 'hello'))
+    const good = await history.create('doc', { name: 'good' })
+    // What a node trusted to write the companion could replicate into it.
+    await edit(store, '.versions/doc', (d) => {
+      const meta = d.getMap<unknown>('meta')
+      const updates = d.getMap<unknown>('updates')
+      meta.set('null', null)
+      meta.set('odd', { id: 'odd', kind: 'named', createdAt: 'soon', bytes: -1 })
+      updates.set('odd', 'not bytes')
+      meta.set('bad', { id: 'bad', kind: 'named', createdAt: 2_000_000, bytes: 3 })
+      updates.set('bad', new Uint8Array([1, 2, 3]))
+    })
+    expect((await history.list('doc')).map((v) => v.id)).toEqual(['bad', good.id])
+    await expect(history.read('doc', 'odd')).rejects.toMatchObject({ code: 'X_CRDT_VERSION_NOT_FOUND' })
+    await expect(history.read('doc', 'bad')).rejects.toMatchObject({ code: 'X_CRDT_VERSION_NOT_FOUND' })
+    await expect(history.restore('doc', 'bad')).rejects.toMatchObject({ code: 'X_CRDT_VERSION_NOT_FOUND' })
+    clock.advance(1_000)
+    const next = await history.create('doc', { name: 'next' })
+    expect((await history.list('doc')).map((v) => v.id)).toContain(next.id)
+    expect((await history.read('doc', good.id)).json).toEqual({ t: 'hello' })
+  })
+
   it('restores a version as a new change that a y-websocket and a Hocuspocus client both converge to', async () => {
     const store = createDocStore({ db: (await level()).db })
     const server = createSyncServer({ store }, { keepaliveIntervalMs: 200 })

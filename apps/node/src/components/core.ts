@@ -46,7 +46,7 @@ export class Guards {
     this.#ai?.socketUpgraded(socket)
   }
 
-  /** A y-websocket upgrade: false when the engine refused it (it answered the client). */
+  /** A CRDT upgrade (y-websocket or Hocuspocus): false when the engine refused it (it answered the client). */
   crdtUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
     return this.#ai?.crdtUpgrade(req, socket, head) ?? true
   }

@@ -7,6 +7,7 @@ import {
   createVersionHistory,
   decodeRevocation,
   encodeRevocation,
+  MAX_REVOCATION_TTL_MS,
   type DocStore,
   type VersionHistory,
   type Revocation,
@@ -29,9 +30,10 @@ export interface CrdtProduct {
   readonly versions: VersionHistory
   /**
    * Applies a revocation here: held (so new sessions are refused or read-only), and live sessions of the
-   * document closed or downgraded. `applied` is false for one already held (a forwarded copy).
+   * document closed or downgraded. `applied` is false for one already held (a forwarded copy). `fromNode`: the
+   * node that sent it (it counts against that node's share of the table).
    */
-  revoke(revocation: Revocation): { applied: boolean; sessions: number }
+  revoke(revocation: Revocation, fromNode?: string): { applied: boolean; sessions: number }
 }
 
 /** Random revocation IDs (the default implementation of the injected randomness). */
@@ -89,7 +91,7 @@ export function tokenInit(config: NodeConfig): TokenAuthorityInit {
  * (`/hocuspocus`), both routed by the P2P server, under document tokens.
  */
 export const crdtComponent: Component<NodeCore & { readonly storage: StorageProduct }, CrdtProduct> = {
-  async start({ storage, metrics, log, config }) {
+  async start({ storage, metrics, log, config, net }) {
     let tokens: TokenAuthority
     try {
       tokens = createTokenAuthority({}, tokenInit(config))
@@ -102,15 +104,22 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
     const revocationsDb = storage.db.sublevel<string, Uint8Array>('crdt-revocations', {
       valueEncoding: 'view',
     })
+    // What is on disk, by key, with the `until` it is held to: it leaves the disk once that has passed.
+    const onDisk = new Map<string, number>()
     const expired: string[] = []
-    for await (const [id, bytes] of revocationsDb.iterator()) {
+    // Keyed `<id>` (made here) or `<id>@<node>` (sent by that node: it counts against its share again).
+    for await (const [key, bytes] of revocationsDb.iterator()) {
+      const at = key.indexOf('@')
       try {
         const r = decodeRevocation(bytes)
-        if (r.until <= Date.now()) expired.push(id)
-        else tokens.revoke(r)
+        if (r.until <= Date.now()) expired.push(key)
+        else {
+          tokens.revoke(r, at === -1 ? undefined : key.slice(at + 1))
+          onDisk.set(key, r.until)
+        }
       } catch (err) {
-        log.warn({ err, id }, 'dropping an unreadable stored revocation')
-        expired.push(id)
+        log.warn({ err, key }, 'dropping an unreadable stored revocation')
+        expired.push(key)
       }
     }
     if (expired.length > 0) await revocationsDb.batch(expired.map((key) => ({ type: 'del' as const, key })))
@@ -120,6 +129,8 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
         store,
         logger: log.child({ component: 'crdt-sync' }),
         authorize: (docName, _request, token) => tokens.authorize(docName, token),
+        // Behind trusted proxies, the real client: each gets its share of the sessions, not the proxy.
+        clientAddress: net.clientAddress,
       },
       {},
     )
@@ -134,10 +145,22 @@ export const crdtComponent: Component<NodeCore & { readonly storage: StorageProd
       sync,
       tokens,
       versions,
-      revoke(revocation) {
-        if (!tokens.revoke(revocation)) return { applied: false, sessions: 0 }
+      revoke(revocation, fromNode) {
+        if (!tokens.revoke(revocation, fromNode)) return { applied: false, sessions: 0 }
+        // Stored as held: no longer than 30 days, and deleted once expired (or another node sending short-lived
+        // revocations would fill the disk while the table in memory stays small).
+        const now = Date.now()
+        const held = { ...revocation, until: Math.min(revocation.until, now + MAX_REVOCATION_TTL_MS) }
+        const key = fromNode === undefined ? revocation.id : `${revocation.id}@${fromNode}`
+        const gone: string[] = []
+        for (const [k, until] of onDisk) if (until <= now) gone.push(k)
+        for (const k of gone) onDisk.delete(k)
+        onDisk.set(key, held.until)
         revocationsDb
-          .put(revocation.id, encodeRevocation(revocation))
+          .batch([
+            ...gone.map((k) => ({ type: 'del' as const, key: k })),
+            { type: 'put' as const, key, value: encodeRevocation(held) },
+          ])
           .catch((err: unknown) => log.warn({ err, id: revocation.id }, 'could not store a revocation'))
         return { applied: true, sessions: sync.restrict(tokens.restriction(revocation), 'access revoked') }
       },

@@ -146,7 +146,11 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
         if (!guards.crdtUpgrade(req, socket, head)) return
         return crdt.sync.handleUpgrade(req, socket, head, doc)
       }
-      if (path === HOCUSPOCUS_PATH) return crdt.sync.handleHocuspocusUpgrade(req, socket, head)
+      if (path === HOCUSPOCUS_PATH) {
+        // The same documents as /crdt/<doc>: an address the engine refuses there is refused here too.
+        if (!guards.crdtUpgrade(req, socket, head)) return
+        return crdt.sync.handleHocuspocusUpgrade(req, socket, head)
+      }
       for (const r of routes) if (r.upgrade(req, socket, head)) return
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n')
     })
@@ -233,7 +237,7 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
       onRevoke(revocation, fromNode) {
         let result: { applied: boolean; sessions: number }
         try {
-          result = crdt.revoke(revocation)
+          result = crdt.revoke(revocation, fromNode)
         } catch (err) {
           replicationLog.warn({ err, fromNode, doc: revocation.docName }, 'refused a revocation')
           return
