@@ -4,6 +4,7 @@ import type { LinkStats } from '@x/node-link'
 import type { SignalingStats } from '@x/signaling'
 import type { SyncServerStats } from '@x/crdt-sync'
 import type { AiHealth } from './ai/engine'
+import type { PolicyLevel } from './ai/policy'
 
 /**
  * The node's Prometheus metrics (`/metrics`), named by Prometheus conventions: every name has the `x_` prefix and
@@ -136,6 +137,13 @@ export function registerCrdtMetrics(metrics: Metrics, stats: Read<SyncServerStat
   )
   metrics.scraped(
     'counter',
+    `${p}updates_total`,
+    'Updates accepted and persisted',
+    [],
+    () => stats().updatesTotal,
+  )
+  metrics.scraped(
+    'counter',
     `${p}updates_refused_total`,
     'Updates dropped from read-only clients',
     [],
@@ -191,8 +199,12 @@ export function registerLinkMetrics(metrics: Metrics, stats: Read<LinkStats>): v
   )
 }
 
-/** `x_ai_*`: what the abuse detector holds throttled or blocked now, and what it scored. */
-export function registerAiMetrics(metrics: Metrics, health: Read<AiHealth>): void {
+/** `x_ai_*`: what the abuse detector holds throttled or blocked now, the actions it took, and what it scored. */
+export function registerAiMetrics(
+  metrics: Metrics,
+  health: Read<AiHealth>,
+  actions: Read<Readonly<Record<PolicyLevel, number>>>,
+): void {
   const p = `${METRICS_PREFIX}ai_`
   metrics.scraped('gauge', `${p}flagged`, 'Keys throttled or blocked now, by level', ['level'], () => {
     const h = health()
@@ -202,6 +214,20 @@ export function registerAiMetrics(metrics: Metrics, health: Read<AiHealth>): voi
       [{ level: 'blocked' }, h.blocked],
     ]
   })
+  metrics.scraped(
+    'counter',
+    `${p}actions_total`,
+    'Keys moved to a level: throttled, blocked, or released (normal)',
+    ['level'],
+    () => {
+      const a = actions()
+      return [
+        [{ level: 'throttled' }, a.throttled],
+        [{ level: 'blocked' }, a.blocked],
+        [{ level: 'normal' }, a.normal],
+      ]
+    },
+  )
   metrics.scraped('counter', `${p}scored_total`, 'Observations scored', [], () => {
     const h = health()
     return h.status === 'ok' ? h.scoredTotal : 0

@@ -31,6 +31,10 @@ describe('PolicyBook', () => {
     expect(t!.entry).toMatchObject({ level: 'blocked', since: 1000, until: 31_000, offenses: 1, peak: 3.9 })
     expect(book.count('blocked')).toBe(1)
     expect(book.count('throttled')).toBe(0)
+    // Actions taken, for x_ai_actions_total: one throttle, one block, nothing released yet.
+    expect(book.actions()).toEqual({ normal: 0, throttled: 1, blocked: 1 })
+    book.expire(31_000) // the block ends into probation: a second throttle
+    expect(book.actions()).toEqual({ normal: 0, throttled: 2, blocked: 1 })
   })
 
   it('restarts the sustain timer when the score dips below throttleScore', () => {

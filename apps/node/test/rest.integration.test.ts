@@ -176,9 +176,11 @@ describe('one node: every REST endpoint returns its documented shape', () => {
       'x_kademlia_lookup_duration_seconds',
       'x_crdt_documents_open',
       'x_crdt_stored_bytes',
+      'x_crdt_updates_total',
       'x_link_handshakes_total',
       'x_link_connected_nodes',
       'x_ai_flagged',
+      'x_ai_actions_total',
       'x_system_cpu_usage_percent',
     ]) {
       expect(types.has(family), family).toBe(true)

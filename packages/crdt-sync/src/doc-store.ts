@@ -175,6 +175,8 @@ export interface DocStoreStats {
   openDocuments: number
   /** Updates persisted per second, averaged over the last 10 s. */
   updatesPerSecond: number
+  /** Updates accepted for persistence since the store was created (a counter, for `rate()` in Prometheus). */
+  updatesTotal: number
   /** Stored bytes (snapshot + uncompacted updates) of every document, from the metadata index. */
   bytesStored: number
   /** The storage quota (`maxStoredBytes`). */
@@ -383,6 +385,7 @@ class DocStoreImpl implements DocStore {
   #scanTouched: Map<string, number> | undefined
   readonly #errors: Partial<Record<CrdtSyncErrorCode, number>> = {}
   readonly #rate = new RateCounter()
+  #updatesTotal = 0
   #bytesStored = 0
   /** Bytes accepted (being applied, or applied and not yet written) and not yet in `#bytesStored`. */
   #unwrittenBytes = 0
@@ -577,6 +580,7 @@ class DocStoreImpl implements DocStore {
     return {
       openDocuments: this.#entries.size,
       updatesPerSecond: this.#rate.perSecond(this.#clock.now()),
+      updatesTotal: this.#updatesTotal,
       bytesStored: this.#bytesStored,
       maxStoredBytes: this.#maxStoredBytes,
       lastCompaction: this.#lastCompaction,
@@ -990,6 +994,7 @@ class DocStoreImpl implements DocStore {
     entry.enqueued++
     entry.lastUsed = now
     this.#rate.add(now, 1)
+    this.#updatesTotal++
     this.#markDirty(entry)
     if (announce && this.#updateListeners.size > 0) {
       const { name } = entry

@@ -219,6 +219,8 @@ export interface AiEngine {
   /** Stops the timers and persists the state. */
   stop(): Promise<void>
   health(): AiHealth
+  /** Actions since the start: keys throttled, blocked, and released (`normal`). */
+  actions(): Readonly<Record<PolicyLevel, number>>
   /** Currently throttled or blocked keys, then recently released ones, most severe first. */
   flagged(): FlaggedEntry[]
   /** Runs one scoring round now (tests and the evaluation; the timer calls it every `tickMs`). */
@@ -245,6 +247,7 @@ const disabledEngine: AiEngine = {
   stop: () => Promise.resolve(),
   health: () => ({ status: 'disabled', reason: 'the AI engine is turned off (--ai off)' }),
   flagged: () => [],
+  actions: () => ({ normal: 0, throttled: 0, blocked: 0 }),
   tick: () => {},
 }
 
@@ -1113,6 +1116,10 @@ class Engine implements AiEngine {
       pressure: this.#pressureNames,
       flooded: this.#flooded,
     }
+  }
+
+  actions(): Readonly<Record<PolicyLevel, number>> {
+    return this.#policy.actions()
   }
 
   flagged(): FlaggedEntry[] {

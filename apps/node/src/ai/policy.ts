@@ -78,6 +78,8 @@ export interface Transition {
 export class PolicyBook {
   readonly #o: Required<PolicyOptions>
   readonly #entries = new Map<string, PolicyEntry>()
+  /** Actions taken since the start: keys moved to each level (`normal`: released). */
+  readonly #actions: Record<PolicyLevel, number> = { normal: 0, throttled: 0, blocked: 0 }
 
   constructor(options: PolicyOptions = {}) {
     this.#o = {
@@ -209,6 +211,11 @@ export class PolicyBook {
     return this.#entries.values()
   }
 
+  /** Keys moved to each level since the start (`blocked` counts every block, also of a key blocked before). */
+  actions(): Readonly<Record<PolicyLevel, number>> {
+    return { ...this.#actions }
+  }
+
   count(level: PolicyLevel): number {
     let n = 0
     for (const e of this.#entries.values()) if (e.level === level) n++
@@ -228,6 +235,7 @@ export class PolicyBook {
   }
 
   #set(e: PolicyEntry, level: PolicyLevel, now: number): void {
+    if (e.level !== level) this.#actions[level]++
     e.level = level
     e.since = now
   }

@@ -22,7 +22,11 @@ export const aiComponent: Component<Deps, AiEngine> = {
     await ai.restore()
     ai.start()
     guards.install(ai)
-    registerAiMetrics(metrics, () => ai.health())
+    registerAiMetrics(
+      metrics,
+      () => ai.health(),
+      () => ai.actions(),
+    )
     return ai
   },
   async stop(ai) {
