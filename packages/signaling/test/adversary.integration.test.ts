@@ -3,54 +3,20 @@
 import { createServer as createHttpServer } from 'node:http'
 import { connect, type AddressInfo, type Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import type WebSocket from 'ws'
-import { createSignalingServer, type SignalingInit, type SignalingServer } from '../src/index'
+import { createSignalingServer } from '../src/index'
 import {
-  createMemoryConnector,
   createMemoryDirectory,
   createMemoryRelayNetwork,
   createVirtualClock,
-  type MemoryConnector,
   type MemoryDirectory,
 } from '../src/testing'
 import { MAX_DISCOVERS_IN_FLIGHT } from '../src/endpoints/native'
 import type { Registration } from '../src/types'
-import { components, connected, ed25519Identity, RawClient } from './helpers'
+import { components, connected, ed25519Identity, type RawClient } from './helpers'
+import { closeAll, register, serve, servers, settle, wss } from './memory-servers'
 import { opened, text } from './wire'
 
-const servers: SignalingServer[] = []
-const connectors: MemoryConnector[] = []
-const wss: WebSocket[] = []
-
-afterEach(async () => {
-  for (const w of wss.splice(0)) w.terminate()
-  for (const c of connectors.splice(0)) c.close()
-  await Promise.all(servers.splice(0).map((s) => s.close()))
-})
-
-function serve(init: SignalingInit = {}, extra: Partial<Parameters<typeof createSignalingServer>[0]> = {}) {
-  const server = createSignalingServer({ ...components, ...extra }, init)
-  servers.push(server)
-  const connector = createMemoryConnector(server)
-  connectors.push(connector)
-  const connect = (path: string, options?: Parameters<MemoryConnector['connect']>[1]): RawClient => {
-    const ws = connector.connect(path, options)
-    wss.push(ws)
-    return new RawClient(ws)
-  }
-  return { server, connector, connect }
-}
-
-async function settle(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 2_000 && !done(); i++) await new Promise((resolve) => setImmediate(resolve))
-  expect(done()).toBe(true)
-}
-
-async function register(c: RawClient, identity = ed25519Identity()): Promise<RawClient & { id: string }> {
-  await c.open()
-  expect(await c.register(identity)).toMatchObject({ type: 'registered', id: identity.id })
-  return Object.assign(c, { id: identity.id })
-}
+afterEach(closeAll)
 
 /** `data` nested deeper than `JSON.stringify` can recurse (a 10 kB frame; `JSON.parse` takes it). */
 function deepData(depth = 10_000): string {

@@ -3,54 +3,19 @@
 // holds.
 import type { Socket } from 'node:net'
 import { afterEach, describe, expect, it } from 'vitest'
-import type WebSocket from 'ws'
 import { createSignalingClient, type WebSocketConstructor } from '../src/client'
-import { createSignalingServer, statementBytes, type SignalingInit, type SignalingServer } from '../src/index'
-import {
-  createMemoryConnector,
-  createMemoryDirectory,
-  createMemoryRelayNetwork,
-  createVirtualClock,
-  type MemoryConnector,
-} from '../src/testing'
-import { components, ed25519Identity, RawClient, type TestIdentity } from './helpers'
+import { createSignalingServer, statementBytes } from '../src/index'
+import { createMemoryDirectory, createMemoryRelayNetwork, createVirtualClock } from '../src/testing'
+import { components, ed25519Identity, type TestIdentity } from './helpers'
+import { closeAll, register, serve, servers, settle, wss } from './memory-servers'
 import { frame, opened } from './wire'
 
-const servers: SignalingServer[] = []
-const connectors: MemoryConnector[] = []
 const sockets: Socket[] = []
-const wss: WebSocket[] = []
 
 afterEach(async () => {
   for (const s of sockets.splice(0)) s.destroy()
-  for (const w of wss.splice(0)) w.terminate()
-  for (const c of connectors.splice(0)) c.close()
-  await Promise.all(servers.splice(0).map((s) => s.close()))
+  await closeAll()
 })
-
-function serve(init: SignalingInit = {}, extra: Partial<Parameters<typeof createSignalingServer>[0]> = {}) {
-  const server = createSignalingServer({ ...components, ...extra }, init)
-  servers.push(server)
-  const connector = createMemoryConnector(server)
-  connectors.push(connector)
-  const connect = (path: string, options?: Parameters<MemoryConnector['connect']>[1]): RawClient => {
-    const ws = connector.connect(path, options)
-    wss.push(ws)
-    return new RawClient(ws)
-  }
-  return { server, connector, connect }
-}
-
-async function settle(done: () => boolean): Promise<void> {
-  for (let i = 0; i < 2_000 && !done(); i++) await new Promise((resolve) => setImmediate(resolve))
-  expect(done()).toBe(true)
-}
-
-async function register(c: RawClient, identity = ed25519Identity()): Promise<RawClient & { id: string }> {
-  await c.open()
-  expect(await c.register(identity)).toMatchObject({ type: 'registered', id: identity.id })
-  return Object.assign(c, { id: identity.id })
-}
 
 describe('finding 1: empty continuation frames', () => {
   it('closes a message that arrives in too many fragments (1008), however small they are', async () => {
