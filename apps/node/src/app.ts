@@ -5,6 +5,7 @@ import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
   type FastifyInstance,
+  type FastifyRequest,
 } from 'fastify'
 import swagger from '@fastify/swagger'
 import swaggerUi from '@fastify/swagger-ui'
@@ -259,8 +260,9 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     },
     async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
   )
-  const requireAdmin = (authorization: string | undefined): void => {
-    if (!bearerMatches(authorization, options.adminToken ?? '')) {
+  /** Admin routes check the token first, before the body is parsed or validated: a stranger learns nothing. */
+  const adminOnly = async (request: FastifyRequest): Promise<void> => {
+    if (!bearerMatches(request.headers.authorization, options.adminToken ?? '')) {
       throw new NodeError('X_NODE_UNAUTHORIZED', 'this call needs Authorization: Bearer <adminToken>')
     }
   }
@@ -270,6 +272,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     app.post<{ Body: CrdtRevocationRequest }>(
       '/api/crdt/revocations',
       {
+        onRequest: adminOnly,
         schema: {
           summary: 'Revoke document sessions (admin): closes or downgrades them here and on linked nodes',
           description:
@@ -292,7 +295,6 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
         },
       },
       async (request, reply) => {
-        requireAdmin(request.headers.authorization)
         let report: CrdtRevocationReport
         try {
           report = await crdtRevoke(request.body)
@@ -313,13 +315,13 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     app.get(
       '/api/crdt/revocations',
       {
+        onRequest: adminOnly,
         schema: {
           summary: 'Document revocations this node holds (admin)',
           response: { 200: ref('CrdtRevocations'), 401: ref('Error'), ...errorResponses },
         },
       },
       (request) => {
-        requireAdmin(request.headers.authorization)
         return { revocations: crdtRevocations() }
       },
     )
@@ -340,6 +342,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     app.get<{ Params: { doc: string } }>(
       '/api/crdt/docs/:doc/versions',
       {
+        onRequest: adminOnly,
         schema: {
           summary: 'Versions of a document, newest first (admin)',
           description: admin,
@@ -348,13 +351,13 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
         },
       },
       async (request) => {
-        requireAdmin(request.headers.authorization)
         return { versions: await versions.list(request.params.doc) }
       },
     )
     app.post<{ Params: { doc: string }; Body: { name?: string } | undefined }>(
       '/api/crdt/docs/:doc/versions',
       {
+        onRequest: adminOnly,
         schema: {
           summary: 'Make a named version of a document now (admin)',
           description: admin,
@@ -374,7 +377,6 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
         },
       },
       async (request, reply) => {
-        requireAdmin(request.headers.authorization)
         const name = request.body?.name
         const info = await versions.create(request.params.doc, name === undefined ? {} : { name })
         return reply.status(201).send(info)
@@ -383,6 +385,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     app.get<{ Params: { doc: string; id: string } }>(
       '/api/crdt/docs/:doc/versions/:id',
       {
+        onRequest: adminOnly,
         schema: {
           summary: 'One version as JSON of its shared types (admin)',
           description: admin,
@@ -396,7 +399,6 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
         },
       },
       async (request) => {
-        requireAdmin(request.headers.authorization)
         const { info, json } = await versions.read(request.params.doc, request.params.id)
         return { version: info, json }
       },
@@ -404,6 +406,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     app.get<{ Params: { doc: string; id: string } }>(
       '/api/crdt/docs/:doc/versions/:id/update',
       {
+        onRequest: adminOnly,
         schema: {
           summary: 'One version as a Yjs v1 update of the whole document (admin; application/octet-stream)',
           description: admin,
@@ -412,7 +415,6 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
         },
       },
       async (request, reply) => {
-        requireAdmin(request.headers.authorization)
         const { update } = await versions.read(request.params.doc, request.params.id)
         return reply.type('application/octet-stream').send(Buffer.from(update))
       },
@@ -420,6 +422,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     app.post<{ Params: { doc: string; id: string } }>(
       '/api/crdt/docs/:doc/versions/:id/restore',
       {
+        onRequest: adminOnly,
         schema: {
           summary: 'Restore a version as a new change every client converges to (admin)',
           description: `${admin} The state before is saved as a named version first.`,
@@ -428,7 +431,6 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
         },
       },
       async (request) => {
-        requireAdmin(request.headers.authorization)
         return versions.restore(request.params.doc, request.params.id)
       },
     )

@@ -201,6 +201,9 @@ describe('documents across three nodes: permissions and versions', () => {
     expect(refused.body.code).toBe('X_NODE_UNAUTHORIZED')
     const bad = await post(a, '/api/crdt/revocations', { docName: doc, access: 'read-write' })
     expect(bad.status).toBe(400)
+    // A stranger's malformed body is refused for the token first: the route's schema is none of its business.
+    const strangerBad = await post(a, '/api/crdt/revocations', { docName: doc, access: 'read-write' }, 'wrong')
+    expect(strangerBad.status).toBe(401)
 
     // bob (on b) loses access: revoked on a, carried to b over the node link.
     const bobClosed = new Promise<{ code: number; at: number }>((resolve) =>
