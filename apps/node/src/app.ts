@@ -261,11 +261,12 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
     async (_request, reply) => reply.type(node.metricsContentType).send(await node.metricsText()),
   )
   /** Admin routes check the token first, before the body is parsed or validated: a stranger learns nothing. */
-  const adminOnly = async (request: FastifyRequest): Promise<void> => {
-    if (!bearerMatches(request.headers.authorization, options.adminToken ?? '')) {
-      throw new NodeError('X_NODE_UNAUTHORIZED', 'this call needs Authorization: Bearer <adminToken>')
-    }
-  }
+  const adminOnly = (request: FastifyRequest): Promise<void> =>
+    bearerMatches(request.headers.authorization, options.adminToken ?? '')
+      ? Promise.resolve()
+      : Promise.reject(
+          new NodeError('X_NODE_UNAUTHORIZED', 'this call needs Authorization: Bearer <adminToken>'),
+        )
   const crdtRevoke = node.crdtRevoke?.bind(node)
   const crdtRevocations = node.crdtRevocations?.bind(node)
   if (crdtRevoke !== undefined && crdtRevocations !== undefined) {
@@ -321,9 +322,7 @@ export async function buildApp(node: AppNode, options: BuildAppOptions = {}): Pr
           response: { 200: ref('CrdtRevocations'), 401: ref('Error'), ...errorResponses },
         },
       },
-      (request) => {
-        return { revocations: crdtRevocations() }
-      },
+      () => ({ revocations: crdtRevocations() }),
     )
   }
   const versions = node.crdtVersions
