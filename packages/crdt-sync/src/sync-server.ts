@@ -615,7 +615,7 @@ class SyncServerImpl implements SyncServer {
 
   #accept(ws: WebSocket, request: IncomingMessage, protocol: Conn['protocol']): Conn | undefined {
     const conn = new Conn(ws, request, protocol, this.#writeBurst, this.#clock.now())
-    conn.lastSentAt = Date.now()
+    conn.lastSentAt = this.#clock.now()
     conn.authAllowance = this.#maxDocsPerConn
     conn.authAllowanceAt = this.#clock.now()
     try {
@@ -1243,7 +1243,7 @@ class SyncServerImpl implements SyncServer {
       this.#closeConn(conn, CLOSE_TRY_AGAIN_LATER, 'client too slow')
       return
     }
-    conn.lastSentAt = Date.now()
+    conn.lastSentAt = this.#clock.now()
     ws.send(bytes, (err) => {
       if (err) ws.terminate()
     })
