@@ -202,7 +202,12 @@ describe('documents across three nodes: permissions and versions', () => {
     const bad = await post(a, '/api/crdt/revocations', { docName: doc, access: 'read-write' })
     expect(bad.status).toBe(400)
     // A stranger's malformed body is refused for the token first: the route's schema is none of its business.
-    const strangerBad = await post(a, '/api/crdt/revocations', { docName: doc, access: 'read-write' }, 'wrong')
+    const strangerBad = await post(
+      a,
+      '/api/crdt/revocations',
+      { docName: doc, access: 'read-write' },
+      'wrong',
+    )
     expect(strangerBad.status).toBe(401)
 
     // bob (on b) loses access: revoked on a, carried to b over the node link.
