@@ -41,6 +41,11 @@ const DEFAULT_MAX_TOKEN_BYTES = 8 * 1024
 const DEFAULT_MAX_DOCUMENTS_PER_CONNECTION = 100
 const DEFAULT_MAX_SESSIONS_PER_ADDRESS = 1_000
 const DEFAULT_AUTH_ATTEMPTS_PER_SECOND = 10
+const DEFAULT_AUTH_ATTEMPTS_PER_ADDRESS_PER_SECOND = 100
+/** An address's token checks may come in a burst of this many seconds' worth. */
+const AUTH_BURST_SECONDS = 10
+/** Client addresses with a partly spent token-check allowance kept at once (beyond: refused until some refill). */
+const MAX_AUTH_ADDRESSES = 65_536
 const TOO_MANY_FROM_ADDRESS = 'too many sessions from one address'
 const DEFAULT_TOKEN_REFRESH_MS = 30_000
 const DEFAULT_TOKEN_PARAM = 'token'
@@ -174,6 +179,12 @@ export interface SyncServerInit {
    * with "too many auth attempts" (`X_CRDT_RATE_LIMITED`) before `authorize` sees it. @default 10
    */
   authAttemptsPerSecond?: number
+  /**
+   * Tokens one client address may have checked per second across all its connections, after a burst of ten
+   * seconds' worth: without it, an address multiplies the per-connection allowance by its sockets. Beyond it an
+   * auth message is refused as above. @default 100
+   */
+  authAttemptsPerAddressPerSecond?: number
   /** The y-websocket URL query parameter that carries a token (`?token=…`). @default 'token' */
   tokenParam?: string
   /**
@@ -367,6 +378,9 @@ class SyncServerImpl implements SyncServer {
   readonly #maxDocsPerConn: number
   readonly #maxPerAddress: number
   readonly #authRate: number
+  readonly #authRatePerAddress: number
+  /** Token checks left per client address (refilled lazily; entries leave once full again, in the keepalive sweep). */
+  readonly #authByAddress = new Map<string, { allowance: number; at: number }>()
   readonly #clientAddress: (request: IncomingMessage) => string
   /** Sessions open or opening per client address. */
   readonly #perAddress = new Map<string, number>()
@@ -435,6 +449,11 @@ class SyncServerImpl implements SyncServer {
       'authAttemptsPerSecond',
       init.authAttemptsPerSecond,
       DEFAULT_AUTH_ATTEMPTS_PER_SECOND,
+    )
+    this.#authRatePerAddress = positive(
+      'authAttemptsPerAddressPerSecond',
+      init.authAttemptsPerAddressPerSecond,
+      DEFAULT_AUTH_ATTEMPTS_PER_ADDRESS_PER_SECOND,
     )
     if (components.clientAddress !== undefined && typeof components.clientAddress !== 'function') {
       throw new TypeError("'components.clientAddress' must be a function")
@@ -777,6 +796,21 @@ class SyncServerImpl implements SyncServer {
     )
     conn.authAllowanceAt = now
     if (conn.authAllowance < 1) return false
+    // And the address's share, so that more sockets buy no more checks.
+    const burst = this.#authRatePerAddress * AUTH_BURST_SECONDS
+    let bucket = this.#authByAddress.get(conn.clientAddress)
+    if (bucket === undefined) {
+      if (this.#authByAddress.size >= MAX_AUTH_ADDRESSES) return false // fail closed under a flood of addresses
+      bucket = { allowance: burst, at: now }
+      this.#authByAddress.set(conn.clientAddress, bucket)
+    }
+    bucket.allowance = Math.min(
+      burst,
+      bucket.allowance + ((now - bucket.at) * this.#authRatePerAddress) / 1000,
+    )
+    bucket.at = now
+    if (bucket.allowance < 1) return false
+    bucket.allowance--
     conn.authAllowance--
     return true
   }
@@ -1294,7 +1328,13 @@ class SyncServerImpl implements SyncServer {
   }
 
   #tick(): void {
-    const now = Date.now()
+    const now = this.#clock.now()
+    // Addresses whose token-check allowance has refilled are forgotten: the table holds the recent ones only.
+    const burst = this.#authRatePerAddress * AUTH_BURST_SECONDS
+    for (const [address, b] of this.#authByAddress) {
+      if (b.allowance + ((now - b.at) * this.#authRatePerAddress) / 1000 >= burst)
+        this.#authByAddress.delete(address)
+    }
     for (const c of this.#clients) {
       if (c.closed) continue
       // A paused (rate-limited) client's pongs are not read: its liveness is checked once it is resumed.

@@ -346,6 +346,71 @@ describe('Hocuspocus endpoint with the real @hocuspocus/provider', () => {
     expect(ws.readyState).toBe(WebSocket.OPEN)
   })
 
+  it('verifies at most a burst of tokens, then a few a second, per client address too: more sockets buy no more', async () => {
+    const clock = createManualClock(1_000_000)
+    let verified = 0
+    const s = await serve(
+      await level(),
+      {
+        clock,
+        authorize: () => {
+          verified++
+          return { access: 'deny', code: 'X_CRDT_BAD_TOKEN', reason: 'invalid token' }
+        },
+      },
+      { authAttemptsPerAddressPerSecond: 15 }, // a burst of 150 per address
+    )
+    cleanups.push(s.stop)
+    const sockets = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const ws = new WebSocket(`ws://127.0.0.1:${s.port}/hocuspocus`)
+        cleanups.push(() => ws.terminate())
+        await new Promise((r) => ws.once('open', r))
+        return ws
+      }),
+    )
+    const answers = (ws: WebSocket, n: number): Promise<string[]> =>
+      new Promise((resolve) => {
+        const got: string[] = []
+        ws.on('message', (data: Buffer) => {
+          const d = decoding.createDecoder(new Uint8Array(data))
+          decoding.readVarString(d)
+          if (decoding.readVarUint(d) !== 2 || decoding.readVarUint(d) !== 1) return
+          got.push(decoding.readVarString(d))
+          if (got.length === n) resolve(got)
+        })
+      })
+    // 4 sockets × 60 guesses: each socket is within its own burst (100), the address is not (150).
+    const all = await Promise.all(
+      sockets.map((ws, k) => {
+        const done = answers(ws, 60)
+        for (let i = 0; i < 60; i++) {
+          const e = encoding.createEncoder()
+          encoding.writeVarString(e, `guess-${k}-${i}`)
+          encoding.writeVarUint(e, 2)
+          encoding.writeVarUint(e, 0)
+          encoding.writeVarString(e, `forged-${k}-${i}`)
+          ws.send(encoding.toUint8Array(e))
+        }
+        return done
+      }),
+    )
+    expect(verified).toBe(150)
+    expect(all.flat().filter((r) => r === 'too many auth attempts')).toHaveLength(90)
+    clock.advance(1_000)
+    const more = answers(sockets[0]!, 20)
+    for (let i = 0; i < 20; i++) {
+      const e = encoding.createEncoder()
+      encoding.writeVarString(e, `later-${i}`)
+      encoding.writeVarUint(e, 2)
+      encoding.writeVarUint(e, 0)
+      encoding.writeVarString(e, `forged-later-${i}`)
+      sockets[0]!.send(encoding.toUint8Array(e))
+    }
+    expect((await more).filter((r) => r === 'too many auth attempts')).toHaveLength(5)
+    expect(verified).toBe(165) // 15 a second come back for the address
+  })
+
   it('refuses an oversized auth message, a malformed frame and a bad document name with a reason, changing nothing', async () => {
     const s = await serve(await level(), {}, { maxTokenBytes: 1024 })
     cleanups.push(s.stop)
