@@ -44,7 +44,7 @@ const DEFAULT_AUTH_ATTEMPTS_PER_SECOND = 10
 const DEFAULT_AUTH_ATTEMPTS_PER_ADDRESS_PER_SECOND = 100
 /** An address's token checks may come in a burst of this many seconds' worth. */
 const AUTH_BURST_SECONDS = 10
-/** Client addresses with a partly spent token-check allowance kept at once (beyond: refused until some refill). */
+/** Client addresses with a partly spent token-check allowance kept at once (beyond: the oldest is forgotten). */
 const MAX_AUTH_ADDRESSES = 65_536
 const TOO_MANY_FROM_ADDRESS = 'too many sessions from one address'
 const DEFAULT_TOKEN_REFRESH_MS = 30_000
@@ -800,7 +800,12 @@ class SyncServerImpl implements SyncServer {
     const burst = this.#authRatePerAddress * AUTH_BURST_SECONDS
     let bucket = this.#authByAddress.get(conn.clientAddress)
     if (bucket === undefined) {
-      if (this.#authByAddress.size >= MAX_AUTH_ADDRESSES) return false // fail closed under a flood of addresses
+      // A flood of addresses evicts the oldest bucket rather than refusing everyone's first token: an evicted
+      // address is back to its connections' own allowances, never past them.
+      if (this.#authByAddress.size >= MAX_AUTH_ADDRESSES) {
+        const oldest = this.#authByAddress.keys().next()
+        if (oldest.done !== true) this.#authByAddress.delete(oldest.value)
+      }
       bucket = { allowance: burst, at: now }
       this.#authByAddress.set(conn.clientAddress, bucket)
     }
