@@ -146,8 +146,17 @@ async function expectConverged(net: Net, stores: DocStore[], docs: string[]): Pr
   for (let i = 1; i < lists.length; i++) expect(lists[i], `documents on store ${i}`).toEqual(lists[0])
 }
 
+/**
+ * The seed of a randomised test: fixed unless `SEED` is set (`SEED=<n>` replays one, `SEED=random` explores), so a
+ * run of the suite is reproducible. Whether a schedule loses enough update frames to exercise the repairs depends on
+ * the seed (SEED=1577021544 loses 3 frames, none of them a gap the receiver can see), and the tests check that
+ * premise before the property.
+ */
+const DEFAULT_SEED = 20_261_208
 function seeded(): { seed: number; random: () => number } {
-  const seed = Number(process.env.SEED ?? Math.floor(Math.random() * 2 ** 31))
+  const env = process.env.SEED
+  const seed =
+    env === 'random' ? Math.floor(Math.random() * 2 ** 31) : env !== undefined ? Number(env) : DEFAULT_SEED
   return { seed, random: prng(seed) }
 }
 

@@ -196,9 +196,13 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
       },
     )
     links.on('hello', (hello) => {
-      void dht.keys.acceptHello(hello.nodeId, hello.publicKey, hello.data).then((ok) => {
-        if (!ok) links.disconnect(hello.nodeId, 'bad record-key certificate')
-      })
+      dht.keys.acceptHello(hello.nodeId, hello.publicKey, hello.data).then(
+        (ok) => {
+          if (!ok) links.disconnect(hello.nodeId, 'bad record-key certificate')
+        },
+        // The verification could not run (the worker pool closes while the node stops): nothing to decide.
+        (err: unknown) => log.debug({ err, nodeId: hello.nodeId }, 'record-key certificate not checked'),
+      )
     })
     links.onChannel(CHANNEL_RECORDS, (from, payload) => dht.proofs.handle(from, payload))
     dht.keys.attach({ connect: (nodeId, a) => links.connect(nodeId, a) })
@@ -247,7 +251,11 @@ export const p2pComponent: Component<Deps, P2pProduct> = {
           { fromNode, doc: revocation.docName, id: revocation.id, sessions: result.sessions },
           'revocation from another node applied',
         )
-        void replication.revoke(revocation, fromNode)
+        replication
+          .revoke(revocation, fromNode)
+          .catch((err: unknown) =>
+            replicationLog.warn({ err, doc: revocation.docName }, 'could not pass a revocation on'),
+          )
       },
     })
 
