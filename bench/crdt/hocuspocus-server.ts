@@ -24,8 +24,11 @@ if (impl === 'ours') {
   const db = level.sublevel<string, Uint8Array>('crdt', { keyEncoding: 'utf8', valueEncoding: 'view' })
   const store = createDocStore({ db }, { idleTimeoutMs: 1_000, evictionIntervalMs: 250 })
   // The bench's clients write far faster than a person, all from 127.0.0.1 (500 documents x 3 clients): neither
-  // the per-connection write rate nor the per-address share of sessions is what is measured.
-  const server = createSyncServer({ store }, { writeBytesPerSecond: 1e9, maxSessionsPerAddress: 1e6 })
+  // the per-connection write rate nor the per-address shares of sessions and token checks are what is measured.
+  const server = createSyncServer(
+    { store },
+    { writeBytesPerSecond: 1e9, maxSessionsPerAddress: 1e6, authAttemptsPerAddressPerSecond: 1e6 },
+  )
   const http = createServer()
   http.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) =>
     server.handleHocuspocusUpgrade(req, socket, head),
