@@ -16,6 +16,9 @@ import { localArgs } from '../scripts/spawn-node'
 import { cleanups, runCleanups, tempDir } from './helpers'
 
 let server: Server | undefined
+/** Waiting for the next whole message to reach the server (its bytes have then all passed the engine). */
+const arrived: (() => void)[] = []
+const nextMessage = (): Promise<void> => new Promise((resolve) => arrived.push(resolve))
 const sockets: WebSocket[] = []
 
 afterEach(async () => {
@@ -32,7 +35,10 @@ async function start(engine: AiEngine): Promise<string> {
   server.on('upgrade', (req, socket, head) => {
     socket.on('error', () => socket.destroy())
     if (!engine.crdtUpgrade(req, socket, head)) return
-    wss.handleUpgrade(req, socket, head, (ws) => ws.on('error', () => {}))
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      ws.on('error', () => {})
+      ws.on('message', () => arrived.splice(0).forEach((resolve) => resolve()))
+    })
   })
   await new Promise<void>((resolve) => server!.listen(0, '127.0.0.1', () => resolve()))
   return `ws://127.0.0.1:${(server.address() as AddressInfo).port}/crdt/doc`
@@ -63,9 +69,10 @@ describe('crdtUpgrade (real sockets)', () => {
     const client = await open(url)
     // 4 MB a round: oversized updates, far above any editor's rate.
     const update = Buffer.alloc(4 * 1024 * 1024, 1)
-    for (let i = 0; i < 8; i++) {
-      await new Promise<void>((resolve) => client.ws.send(update, () => resolve()))
-      await new Promise((resolve) => setTimeout(resolve, 50))
+    for (let i = 0; i < 8 && client.ws.readyState === WebSocket.OPEN; i++) {
+      const received = nextMessage()
+      client.ws.send(update)
+      await Promise.race([received, client.closed]) // once blocked, nothing more arrives
       now += AI_TICK_MS
       engine.tick()
     }
